@@ -1,0 +1,3 @@
+"""_classification losses (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""_divergence losses (being written)."""
+
+__all__: list[str] = []

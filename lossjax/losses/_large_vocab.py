@@ -1,0 +1,3 @@
+"""_large_vocab losses (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""_sequence losses (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""lossjax.optimizers: GradientTransformations written in lossjax (being written)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""Learning-rate schedules (being written)."""
+
+__all__: list[str] = []
