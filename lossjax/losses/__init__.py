@@ -4,19 +4,38 @@ from lossjax.losses import (
     _classification,
     _divergence,
     _large_vocab,
+    _likelihood,
+    _metric_learning,
+    _ranking,
     _reduce,
     _regression,
+    _segmentation,
     _sequence,
+    _similarity,
 )
 from lossjax.losses._classification import *  # noqa: F403
 from lossjax.losses._divergence import *  # noqa: F403
 from lossjax.losses._large_vocab import *  # noqa: F403
+from lossjax.losses._likelihood import *  # noqa: F403
+from lossjax.losses._metric_learning import *  # noqa: F403
+from lossjax.losses._ranking import *  # noqa: F403
 from lossjax.losses._reduce import *  # noqa: F403
 from lossjax.losses._regression import *  # noqa: F403
+from lossjax.losses._segmentation import *  # noqa: F403
 from lossjax.losses._sequence import *  # noqa: F403
+from lossjax.losses._similarity import *  # noqa: F403
 
-__all__ = sorted(
-    name
-    for module in (_reduce, _regression, _classification, _divergence, _sequence, _large_vocab)
-    for name in module.__all__
+_FAMILIES = (
+    _reduce,
+    _regression,
+    _classification,
+    _divergence,
+    _sequence,
+    _large_vocab,
+    _similarity,
+    _metric_learning,
+    _segmentation,
+    _likelihood,
+    _ranking,
 )
+__all__ = sorted(name for module in _FAMILIES for name in module.__all__)

@@ -1,0 +1,3 @@
+"""_likelihood losses (being written)."""
+
+__all__: list[str] = []

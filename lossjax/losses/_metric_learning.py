@@ -1,0 +1,3 @@
+"""_metric_learning losses (being written)."""
+
+__all__: list[str] = []

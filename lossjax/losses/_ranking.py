@@ -1,0 +1,3 @@
+"""_ranking losses (being written)."""
+
+__all__: list[str] = []

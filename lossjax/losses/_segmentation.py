@@ -1,0 +1,3 @@
+"""_segmentation losses (being written)."""
+
+__all__: list[str] = []

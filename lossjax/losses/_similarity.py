@@ -1,0 +1,3 @@
+"""_similarity losses (being written)."""
+
+__all__: list[str] = []
