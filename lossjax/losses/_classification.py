@@ -1,3 +1,331 @@
-"""_classification losses (being written)."""
+"""Classification losses: softmax / sigmoid cross-entropy, hinge and focal losses.
 
-__all__: list[str] = []
+Each computes one loss per example (the class axis reduced) and hands it to
+:func:`~lossjax.losses._reduce.reduce_loss`, so ``weights``, ``where`` and ``reduction``
+behave the same everywhere.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lossjax._validation import check_in_range, check_non_negative
+from lossjax.losses._reduce import (
+    check_broadcastable_to,
+    check_reduction,
+    check_same_shape,
+    compute_dtype,
+    reduce_loss,
+)
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = [
+    "binary_cross_entropy",
+    "hinge",
+    "multiclass_hinge",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "squared_hinge",
+]
+
+
+def check_integer_labels(labels: Array, logits_shape: tuple[int, ...], axis: int) -> int:
+    """Check integer dtype and shape ``logits_shape`` without ``axis``; return the class axis."""
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(
+            f"labels must be integer class indices, got dtype {labels.dtype}; "
+            "for one-hot or soft labels use softmax_cross_entropy"
+        )
+    ndim = len(logits_shape)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"axis {axis} is out of range for logits of shape {logits_shape}")
+    axis = axis % ndim
+    expected = logits_shape[:axis] + logits_shape[axis + 1:]
+    if tuple(labels.shape) != expected:
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)} but logits has shape {logits_shape}; "
+            f"labels must have the logits' shape without the class axis {axis}: {expected}"
+        )
+    return axis
+
+
+def integer_label_validity(
+    labels: Array, num_classes: int, ignore_index: int | None
+) -> tuple[Array, Array, Array]:
+    """Split integer labels into ``(safe_labels, kept, out_of_range)``.
+
+    ``kept`` is False for ``ignore_index``; ``out_of_range`` marks other labels outside
+    ``[0, num_classes)`` (their loss becomes NaN); ``safe_labels`` replaces both by 0 so
+    that gathers stay in bounds.
+    """
+    kept = jnp.ones(labels.shape, bool) if ignore_index is None else labels != ignore_index
+    in_range = (labels >= 0) & (labels < num_classes)
+    out_of_range = kept & ~in_range
+    safe = jnp.where(kept & in_range, labels, 0)
+    return safe, kept, out_of_range
+
+
+def softmax_cross_entropy_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    class_weights: ArrayLike | None = None,
+    z_loss: float = 0.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Cross-entropy of softmax(logits) against integer class indices.
+
+    Per example, with ``lse = logsumexp(x)``, ``K`` classes, smoothing ``ε`` and class
+    weights ``w`` (all ones when not given)::
+
+        loss = (1 − ε)·w_y·(lse − x_y) + ε·Σ_k w_k·(lse − x_k)/K + z_loss·lse²
+
+    This is PyTorch's ``cross_entropy`` (label smoothing included) plus PaLM's z-loss.
+    ``ignore_index`` labels behave as ``where=False``. With ``class_weights`` and
+    ``reduction="mean"`` the sum is divided by ``Σ w_y`` over the kept examples (PyTorch's
+    convention); otherwise ``mean`` divides by the number of kept examples.
+
+    Args:
+      logits: ``[..., K, ...]`` unnormalised scores; the class axis is ``axis``.
+      labels: integer ``[...]``, the logits' shape without ``axis``. A label outside
+        ``[0, K)`` that is not ``ignore_index`` gives NaN for that example (jit cannot raise).
+      class_weights: optional ``[K]`` per-class weights.
+      z_loss: coefficient of ``lse²`` (keeps logits from drifting), >= 0.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; ``[...]`` per-example losses for ``"none"``.
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
+    check_non_negative("z_loss", z_loss)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    axis = check_integer_labels(labels, tuple(logits.shape), axis)
+    logits = jnp.moveaxis(logits.astype(compute_dtype(logits.dtype)), axis, -1)
+    num_classes = logits.shape[-1]
+    safe_labels, kept, out_of_range = integer_label_validity(labels, num_classes, ignore_index)
+
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    label_logit = jnp.take_along_axis(logits, safe_labels[..., None], axis=-1)[..., 0]
+    if class_weights is None:
+        label_weight = jnp.ones((), logits.dtype)
+        smooth_term = lse - jnp.mean(logits, axis=-1)
+    else:
+        class_weights = jnp.asarray(class_weights, logits.dtype)
+        if class_weights.shape != (num_classes,):
+            raise ValueError(
+                f"class_weights has shape {class_weights.shape}; expected ({num_classes},), "
+                "one weight per class"
+            )
+        label_weight = class_weights[safe_labels]
+        smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
+    loss = label_weight * (lse - label_logit)
+    if label_smoothing:
+        loss = (1.0 - label_smoothing) * loss + label_smoothing * smooth_term
+    if z_loss:
+        loss = loss + z_loss * jnp.square(lse)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
+
+    mask = kept if where is None else kept & _broadcast_where(where, kept.shape)
+    normalizer = None
+    if class_weights is not None and reduction == "mean":
+        normalizer = jnp.sum(jnp.where(mask, label_weight, 0.0))
+    return reduce_loss(
+        loss, weights=weights, where=mask, reduction=reduction, normalizer=normalizer
+    )
+
+
+def _broadcast_where(where: ArrayLike, shape: tuple[int, ...]) -> Array:
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise ValueError(f"where must be a boolean array, got dtype {where.dtype}")
+    check_broadcastable_to("where", where.shape, shape)
+    return jnp.broadcast_to(where, shape)
+
+
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    label_smoothing: float = 0.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Cross-entropy of softmax(logits) against a label distribution (one-hot or soft).
+
+    Per example: ``−Σ_k t_k · log_softmax(x)_k`` with ``t = (1 − ε)·labels + ε/K``.
+    Terms with ``t_k = 0`` count as 0 even where ``x_k = −inf`` (optax #896 gives NaN there).
+
+    Args:
+      logits, labels: the same shape ``[..., K, ...]``; the class axis is ``axis``.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    check_same_shape("logits", logits, "labels", labels)
+    dtype = compute_dtype(logits.dtype, labels.dtype)
+    logits = jnp.moveaxis(logits.astype(dtype), axis, -1)
+    labels = jnp.moveaxis(labels.astype(dtype), axis, -1)
+    if label_smoothing:
+        labels = (1.0 - label_smoothing) * labels + label_smoothing / labels.shape[-1]
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    terms = jnp.where(labels == 0, 0.0, labels * log_probs)
+    return reduce_loss(-jnp.sum(terms, axis=-1), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def _paired_float_inputs(name_a: str, a: ArrayLike, name_b: str, b: ArrayLike):
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    check_same_shape(name_a, a, name_b, b)
+    dtype = compute_dtype(a.dtype, b.dtype)
+    return a.astype(dtype), b.astype(dtype)
+
+
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary cross-entropy from logits, elementwise: ``softplus(x) − x·y``.
+
+    Equals ``−y·log σ(x) − (1 − y)·log(1 − σ(x))`` without ever forming σ(x), so it is
+    finite for any finite logit. ``labels`` are probabilities in [0, 1], same shape.
+    """
+    check_reduction(reduction)
+    x, y = _paired_float_inputs("logits", logits, "labels", labels)
+    return reduce_loss(jax.nn.softplus(x) - x * y, weights=weights, where=where,
+                       reduction=reduction)
+
+
+def binary_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary cross-entropy from probabilities: ``−y·log p − (1 − y)·log(1 − p)``.
+
+    ``p`` is clipped to ``[eps, 1 − eps]`` first (Keras' convention), so a probability of
+    exactly 0 or 1 gives a finite loss and gradient. Prefer
+    :func:`sigmoid_binary_cross_entropy` when logits are available.
+    """
+    check_reduction(reduction)
+    check_in_range("eps", eps, 0.0, 0.5)
+    p, y = _paired_float_inputs("probs", probs, "labels", labels)
+    p = jnp.clip(p, eps, 1.0 - eps)
+    loss = -(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p))
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def _signed_labels(labels: Array) -> Array:
+    return jnp.where(labels == 0, -1.0, labels)
+
+
+def hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary hinge loss, elementwise: ``max(0, 1 − y·s)``.
+
+    ``labels`` may be in {−1, 1} or {0, 1}: a 0 label is read as −1. At the margin
+    ``y·s = 1`` the subgradient used is 0.
+    """
+    check_reduction(reduction)
+    s, y = _paired_float_inputs("scores", scores, "labels", labels)
+    return reduce_loss(jax.nn.relu(1.0 - _signed_labels(y) * s), weights=weights,
+                       where=where, reduction=reduction)
+
+
+def squared_hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Squared hinge loss, elementwise: ``max(0, 1 − y·s)²``; labels in {−1, 1} or {0, 1}."""
+    check_reduction(reduction)
+    s, y = _paired_float_inputs("scores", scores, "labels", labels)
+    return reduce_loss(jnp.square(jax.nn.relu(1.0 - _signed_labels(y) * s)), weights=weights,
+                       where=where, reduction=reduction)
+
+
+def multiclass_hinge(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Crammer–Singer multiclass hinge: ``max_k (s_k + [k ≠ y]) − s_y`` per example.
+
+    ``scores`` ``[..., K]``, integer ``labels`` ``[...]``; an out-of-range label gives NaN.
+    Equals optax's ``multiclass_hinge_loss``. References: Crammer & Singer, "On the
+    Algorithmic Implementation of Multiclass Kernel-based Vector Machines" (2001).
+    """
+    check_reduction(reduction)
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    check_integer_labels(labels, tuple(scores.shape), -1)
+    scores = scores.astype(compute_dtype(scores.dtype))
+    safe, _, out_of_range = integer_label_validity(labels, scores.shape[-1], None)
+    one_hot = jax.nn.one_hot(safe, scores.shape[-1], dtype=scores.dtype)
+    label_score = jnp.sum(scores * one_hot, axis=-1)
+    loss = jnp.max(scores + 1.0 - one_hot, axis=-1) - label_score
+    loss = jnp.where(out_of_range, jnp.nan, loss)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float | None = None,
+    gamma: float = 2.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Focal loss, elementwise: ``α_t · (1 − p_t)^γ · BCE(x, y)``.
+
+    ``p = σ(x)``, ``p_t = p·y + (1 − p)(1 − y)``, ``α_t = α·y + (1 − α)(1 − y)`` (no α term
+    when ``alpha`` is None). ``gamma = 0`` and ``alpha = None`` give sigmoid BCE.
+    References: Lin et al., "Focal Loss for Dense Object Detection" (2017).
+    """
+    check_reduction(reduction)
+    check_non_negative("gamma", gamma)
+    if alpha is not None:
+        check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    x, y = _paired_float_inputs("logits", logits, "labels", labels)
+    bce = jax.nn.softplus(x) - x * y
+    p = jax.nn.sigmoid(x)
+    one_minus_pt = p + y - 2.0 * p * y
+    loss = bce if gamma == 0 else bce * one_minus_pt**gamma
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

@@ -80,6 +80,7 @@ def reduce_loss(
     weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
     reduction: str = "mean",
+    normalizer: ArrayLike | None = None,
 ) -> Array:
     """Weight, mask and reduce an unreduced loss.
 
@@ -93,6 +94,8 @@ def reduce_loss(
       where: optional boolean mask, broadcastable to ``values.shape``. Masked entries are
         replaced (not multiplied) by 0, so a NaN there does not leak.
       reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+      normalizer: optional divisor for ``"mean"`` in place of the count (e.g. the sum of
+        the target classes' weights, PyTorch's convention); a zero normalizer gives 0.
 
     Returns:
       A scalar, or an array of ``values.shape`` for ``"none"``; float32 at least.
@@ -114,6 +117,9 @@ def reduce_loss(
     total = jnp.sum(values)
     if reduction == "sum":
         return total
+    if normalizer is not None:
+        normalizer = jnp.asarray(normalizer, dtype)
+        return jnp.where(normalizer == 0, 0.0, total / jnp.where(normalizer == 0, 1.0, normalizer))
     if mask is None:
         return total / max(values.size, 1)
     count = jnp.sum(mask, dtype=jnp.int32).astype(dtype)
