@@ -15,6 +15,11 @@ from lossjax.losses._reduce import elementwise_loss
 Array = jax.Array
 
 
+def _abs(x: Array) -> Array:
+    # |x| with the subgradient 0 at x == 0 (jnp.abs differentiates to 1 there).
+    return x * jnp.sign(x)
+
+
 @elementwise_loss
 def mse(predictions: Array, targets: Array) -> Array:
     """Mean squared error: ``(p - t)²`` per element, averaged by default.
@@ -28,12 +33,12 @@ def mse(predictions: Array, targets: Array) -> Array:
 @elementwise_loss
 def mae(predictions: Array, targets: Array) -> Array:
     """Mean absolute error: ``|p - t|`` per element. The gradient at ``p == t`` is 0."""
-    return jnp.abs(predictions - targets)
+    return _abs(predictions - targets)
 
 
 def _huber(error: Array, delta: float) -> Array:
     # With q = min(|e|, δ): ½q² + δ(|e| - q) equals ½e² inside and δ(|e| - ½δ) outside.
-    abs_error = jnp.abs(error)
+    abs_error = _abs(error)
     quadratic = jnp.minimum(abs_error, delta)
     return 0.5 * jnp.square(quadratic) + delta * (abs_error - quadratic)
 
@@ -60,7 +65,7 @@ def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
 def _smooth_l1_loss(predictions: Array, targets: Array, *, beta: float) -> Array:
     error = predictions - targets
     if concrete_value(beta) == 0.0:
-        return jnp.abs(error)
+        return _abs(error)
     return _huber(error, beta) / beta
 
 

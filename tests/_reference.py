@@ -1,0 +1,106 @@
+"""Independent float64 NumPy references, written from the formulas (not from lossjax)."""
+
+import numpy as np
+
+
+def f64(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+def mse(p, t):
+    return (f64(p) - f64(t)) ** 2
+
+
+def mae(p, t):
+    return np.abs(f64(p) - f64(t))
+
+
+def huber(p, t, delta=1.0):
+    e = np.abs(f64(p) - f64(t))
+    return np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta))
+
+
+def smooth_l1(p, t, beta=1.0):
+    e = np.abs(f64(p) - f64(t))
+    if beta == 0:
+        return e
+    return np.where(e < beta, 0.5 * e**2 / beta, e - 0.5 * beta)
+
+
+def log_cosh(p, t):
+    e = f64(p) - f64(t)
+    # log cosh e = |e| + log(1 + exp(-2|e|)) - log 2, exact for every e
+    return np.abs(e) + np.log1p(np.exp(-2 * np.abs(e))) - np.log(2.0)
+
+
+def log_softmax(x, axis=-1):
+    x = f64(x)
+    m = np.max(x, axis=axis, keepdims=True)
+    return x - m - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+
+
+def ce_integer(x, y, *, label_smoothing=0.0, class_weights=None, z_loss=0.0):
+    """Per-example loss, PyTorch's cross_entropy formula plus z * lse**2."""
+    x = f64(x)
+    k = x.shape[-1]
+    w = np.ones(k) if class_weights is None else f64(class_weights)
+    logp = log_softmax(x)
+    nll = -np.take_along_axis(logp, np.asarray(y)[..., None], -1)[..., 0] * w[y]
+    smooth = -np.sum(logp * w, axis=-1) / k
+    m = np.max(x, -1)
+    lse = m + np.log(np.sum(np.exp(x - m[..., None]), -1))
+    return (1 - label_smoothing) * nll + label_smoothing * smooth + z_loss * lse**2
+
+
+def ce_soft(x, t):
+    logp = log_softmax(x)
+    t = f64(t)
+    return -np.sum(np.where(t == 0, 0.0, t * logp), axis=-1)
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-f64(x)))
+
+
+def sigmoid_bce(x, y):
+    p = sigmoid(x)
+    y = f64(y)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def bce(p, y, eps=1e-7):
+    p = np.clip(f64(p), eps, 1 - eps)
+    y = f64(y)
+    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def hinge(s, y):
+    y = np.where(f64(y) == 0, -1.0, f64(y))
+    return np.maximum(0.0, 1 - y * f64(s))
+
+
+def multiclass_hinge(s, y):
+    s = f64(s)
+    out = []
+    for row, label in zip(s.reshape(-1, s.shape[-1]), np.asarray(y).reshape(-1)):
+        margins = [row[k] + (k != label) - row[label] for k in range(len(row))]
+        out.append(max(margins))
+    return np.array(out).reshape(s.shape[:-1])
+
+
+def focal(x, y, alpha=None, gamma=2.0):
+    p = sigmoid(x)
+    y = f64(y)
+    pt = p * y + (1 - p) * (1 - y)
+    loss = -np.log(pt) * (1 - pt) ** gamma
+    if alpha is not None:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    return loss
+
+
+def kl(p, t):
+    """KL(t || p) from probabilities, 0 log 0 = 0."""
+    p, t = f64(p), f64(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(t > 0, t * (np.log(t) - np.log(p)), 0.0)
+    return np.sum(terms, axis=-1)
