@@ -1,0 +1,249 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+
+import lossjax
+from tests import _reference as ref
+
+CE_INT = lossjax.softmax_cross_entropy_with_integer_labels
+
+
+def _logits_labels(shape=(6, 5), seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = (3 * rng.normal(size=shape)).astype(dtype)
+    y = rng.integers(0, shape[-1], size=shape[:-1]).astype(np.int32)
+    return x, y
+
+
+@pytest.mark.parametrize("shape", [(5,), (6, 5), (2, 3, 7)])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("z_loss", [0.0, 1e-2])
+def test_integer_ce_matches_numpy_and_optax(shape, smoothing, z_loss):
+    x, y = _logits_labels(shape)
+    expected = ref.ce_integer(x, y, label_smoothing=smoothing, z_loss=z_loss)
+    got = CE_INT(x, y, label_smoothing=smoothing, z_loss=z_loss, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(CE_INT(x, y, label_smoothing=smoothing, z_loss=z_loss),
+                               expected.mean(), rtol=1e-5)
+    if z_loss == 0:
+        soft = optax.smooth_labels(jax.nn.one_hot(y, shape[-1]), smoothing)
+        np.testing.assert_allclose(got, optax.softmax_cross_entropy(x, soft), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(lossjax.softmax_cross_entropy(
+            x, jax.nn.one_hot(y, shape[-1]), label_smoothing=smoothing, reduction="none"),
+            expected, rtol=1e-5, atol=1e-6)
+
+
+def test_integer_ce_matches_optax_without_options():
+    x, y = _logits_labels((8, 11), seed=1)
+    np.testing.assert_allclose(CE_INT(x, y, reduction="none"),
+                               optax.softmax_cross_entropy_with_integer_labels(x, y), rtol=1e-6)
+
+
+def test_class_weights_and_ignore_index_follow_pytorch():
+    x, y = _logits_labels((10, 4), seed=2)
+    y[[1, 4]] = -100
+    w = np.array([0.5, 2.0, 1.0, 3.0], np.float32)
+    kept = y != -100
+    per = ref.ce_integer(x[kept], y[kept], class_weights=w, label_smoothing=0.2)
+    # PyTorch: mean divides by the sum of the kept targets' weights
+    expected = per.sum() / w[y[kept]].sum()
+    got = CE_INT(x, y, ignore_index=-100, class_weights=w, label_smoothing=0.2)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    none = CE_INT(x, y, ignore_index=-100, class_weights=w, label_smoothing=0.2, reduction="none")
+    np.testing.assert_allclose(np.asarray(none)[kept], per, rtol=1e-5)
+    assert np.all(np.asarray(none)[~kept] == 0.0)
+    # without class weights, mean is over the non-ignored tokens
+    np.testing.assert_allclose(CE_INT(x, y, ignore_index=-100),
+                               ref.ce_integer(x[kept], y[kept]).mean(), rtol=1e-5)
+
+
+def test_axis_equals_moveaxis():
+    x, y = _logits_labels((4, 6, 3), seed=3)
+    x_first = np.moveaxis(x, -1, 1)
+    np.testing.assert_allclose(CE_INT(x_first, y, axis=1, reduction="none"),
+                               CE_INT(x, y, reduction="none"), rtol=1e-6)
+
+
+def test_integer_ce_gradient_matches_finite_differences():
+    x, y = _logits_labels((4, 5), seed=4, dtype=np.float64)
+    w = np.array([1.0, 2.0, 0.5, 1.0, 1.5])
+    check_grads(lambda a: CE_INT(a, y, label_smoothing=0.1, z_loss=1e-3, class_weights=w),
+                (x,), order=2, modes=["rev"])
+    # independent formula: d/dx mean CE = (softmax - onehot) / n
+    g = jax.grad(lambda a: CE_INT(a, y))(x)
+    expected = (np.exp(ref.log_softmax(x)) - np.eye(5)[y]) / 4
+    np.testing.assert_allclose(g, expected, rtol=1e-10)
+
+
+def test_extreme_and_minus_inf_logits_are_finite():
+    x = jnp.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 3.0]], jnp.float32)
+    y = jnp.array([1, 0])
+    v, g = jax.value_and_grad(lambda a: CE_INT(a, y))(x)
+    assert np.isfinite(v) and np.all(np.isfinite(g))
+    np.testing.assert_allclose(v, 2e4, rtol=1e-6)
+    x = jnp.array([[0.0, -jnp.inf, 1.0]], jnp.float32)
+    for fn in (lambda a: CE_INT(a, jnp.array([2])),
+               lambda a: lossjax.softmax_cross_entropy(a, jnp.array([[0.3, 0.0, 0.7]]))):
+        v, g = jax.value_and_grad(fn)(x)
+        assert np.isfinite(v) and np.all(np.isfinite(g)), (v, g)
+
+
+def test_out_of_range_label_gives_nan_for_that_example_only():
+    x, _ = _logits_labels((3, 4))
+    out = CE_INT(x, jnp.array([0, 4, -1]), reduction="none")
+    assert np.isfinite(out[0]) and np.isnan(out[1]) and np.isnan(out[2])
+    assert np.isnan(jax.jit(CE_INT)(x, jnp.array([0, 9, 1])))
+
+
+def test_masked_and_ignored_examples_get_exactly_zero_gradient():
+    x, y = _logits_labels((6, 5), seed=5)
+    y[2] = -1
+    where = np.array([True, True, True, False, True, True])
+    g = np.asarray(jax.grad(lambda a: CE_INT(a, y, ignore_index=-1, where=where))(x))
+    assert np.all(g[2] == 0) and np.all(g[3] == 0) and np.all(g[[0, 1, 4, 5]] != 0)
+    g_soft = np.asarray(jax.grad(lambda a: lossjax.softmax_cross_entropy(
+        a, jax.nn.one_hot(y, 5), where=where))(x))
+    assert np.all(g_soft[3] == 0)
+    all_masked = CE_INT(x, y, where=np.zeros(6, bool))
+    assert float(all_masked) == 0.0
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_logits_compute_in_float32(dtype):
+    x, y = _logits_labels((16, 9), seed=6)
+    xh = jnp.asarray(x, dtype)
+    v = CE_INT(xh, y)
+    assert v.dtype == jnp.float32
+    np.testing.assert_allclose(v, ref.ce_integer(np.asarray(xh, np.float64), y).mean(), rtol=1e-5)
+
+
+def test_classification_bad_input_raises():
+    x, y = _logits_labels((4, 3))
+    with pytest.raises(ValueError, match="integer"):
+        CE_INT(x, y.astype(np.float32))
+    with pytest.raises(ValueError, match=r"\(4, 1\)"):
+        CE_INT(x, y[:, None])
+    with pytest.raises(ValueError, match="label_smoothing"):
+        CE_INT(x, y, label_smoothing=1.5)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        lossjax.softmax_cross_entropy(x, x, label_smoothing=-0.1)
+    with pytest.raises(ValueError, match="z_loss"):
+        CE_INT(x, y, z_loss=-1.0)
+    with pytest.raises(ValueError, match="class_weights"):
+        CE_INT(x, y, class_weights=np.ones(4))
+    with pytest.raises(ValueError, match="reduction"):
+        CE_INT(x, y, reduction="avg")
+    with pytest.raises(ValueError, match=r"\(4,\).*\(4, 1\)"):
+        lossjax.sigmoid_binary_cross_entropy(jnp.zeros(4), jnp.zeros((4, 1)))
+    with pytest.raises(ValueError, match="integer"):
+        lossjax.multiclass_hinge(x, y.astype(np.float32))
+    with pytest.raises(ValueError, match="gamma"):
+        lossjax.sigmoid_focal_loss(x, x, gamma=-1.0)
+
+
+BINARY = {
+    "sigmoid_bce": (lossjax.sigmoid_binary_cross_entropy, ref.sigmoid_bce, {}),
+    "focal": (lossjax.sigmoid_focal_loss, ref.focal, {"gamma": 2.0}),
+    "focal_alpha": (lossjax.sigmoid_focal_loss, ref.focal, {"gamma": 1.5, "alpha": 0.25}),
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+def test_binary_losses_match_numpy_and_gradients(name):
+    loss, reference, opts = BINARY[name]
+    rng = np.random.default_rng(7)
+    x = (2 * rng.normal(size=(5, 4))).astype(np.float64)
+    y = rng.uniform(size=(5, 4)) > 0.5
+    y = y.astype(np.float64)
+    np.testing.assert_allclose(loss(x, y, reduction="none", **opts), reference(x, y, **opts),
+                               rtol=1e-10)
+    check_grads(lambda a: loss(a, y, **opts), (x,), order=2, modes=["rev"])
+
+
+def test_binary_losses_match_optax():
+    rng = np.random.default_rng(8)
+    x = (2 * rng.normal(size=(5, 4))).astype(np.float32)
+    y = (rng.uniform(size=(5, 4)) > 0.5).astype(np.float32)
+    np.testing.assert_allclose(lossjax.sigmoid_binary_cross_entropy(x, y, reduction="none"),
+                               optax.sigmoid_binary_cross_entropy(x, y), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        lossjax.sigmoid_focal_loss(x, y, alpha=0.25, gamma=2.0, reduction="none"),
+        optax.sigmoid_focal_loss(x, y, alpha=0.25, gamma=2.0), rtol=1e-5, atol=1e-6)
+    # focal with gamma 0 and no alpha is BCE
+    np.testing.assert_allclose(lossjax.sigmoid_focal_loss(x, y, gamma=0.0),
+                               lossjax.sigmoid_binary_cross_entropy(x, y), rtol=1e-6)
+
+
+def test_binary_cross_entropy_from_probabilities():
+    rng = np.random.default_rng(9)
+    p = rng.uniform(0.01, 0.99, size=(6,))
+    y = (rng.uniform(size=6) > 0.5).astype(np.float64)
+    np.testing.assert_allclose(lossjax.binary_cross_entropy(p, y, reduction="none"), ref.bce(p, y),
+                               rtol=1e-10)
+    check_grads(lambda a: lossjax.binary_cross_entropy(a, y), (p,), order=1, modes=["rev"])
+    # probabilities of exactly 0 and 1 stay finite
+    edge = jnp.array([0.0, 1.0, 0.0, 1.0], jnp.float32)
+    lab = jnp.array([1.0, 0.0, 0.0, 1.0], jnp.float32)
+    v, g = jax.value_and_grad(lambda a: lossjax.binary_cross_entropy(a, lab))(edge)
+    assert np.isfinite(v) and np.all(np.isfinite(g))
+    # logits give the same value as sigmoid probabilities
+    x = np.array([-2.0, 0.3, 1.7])
+    np.testing.assert_allclose(lossjax.binary_cross_entropy(ref.sigmoid(x), np.array([1.0, 0, 1])),
+                               lossjax.sigmoid_binary_cross_entropy(x, np.array([1.0, 0, 1])),
+                               rtol=1e-6)
+
+
+def test_extreme_logits_binary_losses_are_finite():
+    x = jnp.array([1e4, -1e4, 1e4, -1e4], jnp.float32)
+    y = jnp.array([0.0, 1.0, 1.0, 0.0], jnp.float32)
+    for loss in (lossjax.sigmoid_binary_cross_entropy, lossjax.sigmoid_focal_loss):
+        v, g = jax.value_and_grad(lambda a, loss=loss: loss(a, y))(x)
+        assert np.isfinite(v) and np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("labels", [[1.0, -1.0, 1.0, -1.0], [1.0, 0.0, 1.0, 0.0]])
+def test_hinge_losses_accept_both_label_conventions(labels):
+    s = np.array([0.3, 0.4, 2.0, -3.0])
+    y = np.array(labels)
+    np.testing.assert_allclose(lossjax.hinge(s, y, reduction="none"), ref.hinge(s, y))
+    np.testing.assert_allclose(lossjax.squared_hinge(s, y, reduction="none"), ref.hinge(s, y) ** 2)
+    signed = np.where(y == 0, -1.0, y)
+    np.testing.assert_allclose(lossjax.hinge(s, y, reduction="none"), optax.hinge_loss(s, signed))
+
+
+def test_hinge_gradients_and_kink():
+    s = np.array([0.3, 0.4, 2.0, -3.0, 0.1])
+    y = np.array([1.0, -1.0, 1.0, -1.0, 1.0])
+    check_grads(lambda a: lossjax.hinge(a, y), (s,), order=1, modes=["rev"])
+    check_grads(lambda a: lossjax.squared_hinge(a, y), (s,), order=1, modes=["rev"])
+    # at the margin y*s == 1 the chosen subgradient is 0
+    g = jax.grad(lambda a: lossjax.hinge(a, jnp.array([1.0, -1.0]), reduction="sum"))(
+        jnp.array([1.0, -1.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.0])
+
+
+def test_multiclass_hinge_matches_numpy_and_optax():
+    rng = np.random.default_rng(10)
+    s = rng.normal(size=(7, 5))
+    y = rng.integers(0, 5, size=7)
+    np.testing.assert_allclose(lossjax.multiclass_hinge(s, y, reduction="none"),
+                               ref.multiclass_hinge(s, y), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.multiclass_hinge(s, y, reduction="none"),
+                               optax.losses.multiclass_hinge_loss(s, y), rtol=1e-6)
+    check_grads(lambda a: lossjax.multiclass_hinge(a, y), (s,), order=1, modes=["rev"])
+    assert np.isnan(lossjax.multiclass_hinge(s[:2], jnp.array([0, 5]), reduction="none")[1])
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [CE_INT, lambda x, y: lossjax.multiclass_hinge(x, y)],
+)
+def test_jit_grad_vmap(loss):
+    x, y = _logits_labels((3, 4, 6), seed=11)
+    eager = jnp.stack([loss(x[i], y[i]) for i in range(3)])
+    np.testing.assert_allclose(jax.vmap(jax.jit(loss))(x, y), eager, rtol=1e-6)
+    g = jax.jit(jax.grad(lambda a: loss(a, y)))(x)
+    assert g.shape == x.shape and np.all(np.isfinite(g))
