@@ -9,15 +9,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lossjax._numerics import abs_zero_subgradient
 from lossjax._validation import check_non_negative, check_positive, concrete_value
 from lossjax.losses._reduce import elementwise_loss
 
 Array = jax.Array
-
-
-def _abs(x: Array) -> Array:
-    # |x| with the subgradient 0 at x == 0 (jnp.abs differentiates to 1 there).
-    return x * jnp.sign(x)
 
 
 @elementwise_loss
@@ -33,12 +29,12 @@ def mse(predictions: Array, targets: Array) -> Array:
 @elementwise_loss
 def mae(predictions: Array, targets: Array) -> Array:
     """Mean absolute error: ``|p - t|`` per element. The gradient at ``p == t`` is 0."""
-    return _abs(predictions - targets)
+    return abs_zero_subgradient(predictions - targets)
 
 
 def _huber(error: Array, delta: float) -> Array:
     # With q = min(|e|, δ): ½q² + δ(|e| - q) equals ½e² inside and δ(|e| - ½δ) outside.
-    abs_error = _abs(error)
+    abs_error = abs_zero_subgradient(error)
     quadratic = jnp.minimum(abs_error, delta)
     return 0.5 * jnp.square(quadratic) + delta * (abs_error - quadratic)
 
@@ -65,7 +61,7 @@ def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
 def _smooth_l1_loss(predictions: Array, targets: Array, *, beta: float) -> Array:
     error = predictions - targets
     if concrete_value(beta) == 0.0:
-        return _abs(error)
+        return abs_zero_subgradient(error)
     return _huber(error, beta) / beta
 
 

@@ -1,3 +1,45 @@
-"""lossjax.optimizers: GradientTransformations written in lossjax (being written)."""
+"""lossjax.optimizers: GradientTransformations whose arithmetic is written in lossjax.
 
-__all__: list[str] = []
+optax provides only the protocol (``GradientTransformation``), ``optax.chain`` and
+``optax.apply_updates``; each optimizer is a short chain of the transforms below.
+"""
+
+from lossjax.optimizers._alias import adagrad, adam, adamw, rmsprop, sgd
+from lossjax.optimizers._transforms import (
+    ClipByGlobalNormState,
+    LearningRateState,
+    ScaleByAdamState,
+    ScaleByRmsState,
+    ScaleBySumOfSquaresState,
+    TraceState,
+    clip_by_global_norm,
+    global_norm,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_sum_of_squares,
+    set_learning_rate,
+    trace,
+)
+
+__all__ = [
+    "ClipByGlobalNormState",
+    "LearningRateState",
+    "ScaleByAdamState",
+    "ScaleByRmsState",
+    "ScaleBySumOfSquaresState",
+    "TraceState",
+    "adagrad",
+    "adam",
+    "adamw",
+    "clip_by_global_norm",
+    "global_norm",
+    "rmsprop",
+    "scale_by_adam",
+    "scale_by_learning_rate",
+    "scale_by_rms",
+    "scale_by_sum_of_squares",
+    "set_learning_rate",
+    "sgd",
+    "trace",
+]

@@ -1,0 +1,101 @@
+"""The optimizers: short chains of the transforms in ``_transforms.py``.
+
+Same defaults and the same numbers as optax's counterparts; every hyperparameter is
+checked when the optimizer is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optax
+
+from lossjax._validation import check_non_negative
+from lossjax.optimizers._transforms import (
+    ScalarOrSchedule,
+    scale_by_adam,
+    scale_by_learning_rate,
+    scale_by_rms,
+    scale_by_sum_of_squares,
+    trace,
+)
+from lossjax.regularizers._mask import Mask
+from lossjax.regularizers._transforms import add_decayed_weights
+
+
+def _check_momentum(momentum: float | None, nesterov: bool) -> None:
+    check_non_negative("momentum", momentum or 0.0)
+    if nesterov and not momentum:
+        raise ValueError("nesterov=True needs momentum > 0")
+
+
+def sgd(
+    learning_rate: ScalarOrSchedule, momentum: float = 0.0, nesterov: bool = False
+) -> optax.GradientTransformation:
+    """(Stochastic) gradient descent: ``w ← w − lr·g``; with momentum ``μ``, ``b ← g + μ·b``
+    and ``w ← w − lr·b`` (Nesterov: ``w ← w − lr·(g + μ·b)``).
+
+    Full-batch gradients make this plain gradient descent.
+    """
+    _check_momentum(momentum, nesterov)
+    parts = [trace(momentum, nesterov=nesterov)] if momentum else []
+    return optax.chain(*parts, scale_by_learning_rate(learning_rate))
+
+
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    *,
+    mu_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """Adam: ``w ← w − lr·m̂/(√v̂ + eps)`` (see :func:`scale_by_adam`)."""
+    return optax.chain(scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype),
+                       scale_by_learning_rate(learning_rate))
+
+
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 1e-4,
+    mask: Mask = None,
+    *,
+    mu_dtype: Any = None,
+) -> optax.GradientTransformation:
+    """AdamW: ``w ← w − lr·(m̂/(√v̂ + eps) + wd·w)``, decay decoupled from the moments.
+
+    ``mask`` selects the leaves that decay (e.g. skip biases and norms).
+    References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (2019).
+    """
+    return optax.chain(scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype),
+                       add_decayed_weights(weight_decay, mask=mask),
+                       scale_by_learning_rate(learning_rate))
+
+
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    centered: bool = False,
+    momentum: float | None = None,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+    """RMSProp: ``w ← w − lr·g/√(v + eps)``, optionally centered and with momentum."""
+    _check_momentum(momentum, nesterov)
+    parts = [scale_by_rms(decay, eps, initial_scale, centered=centered),
+             scale_by_learning_rate(learning_rate)]
+    if momentum:
+        parts.append(trace(momentum, nesterov=nesterov))
+    return optax.chain(*parts)
+
+
+def adagrad(
+    learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 0.1, eps: float = 1e-7
+) -> optax.GradientTransformation:
+    """Adagrad: ``s ← s + g²``, ``w ← w − lr·g/√(s + eps)``."""
+    return optax.chain(scale_by_sum_of_squares(initial_accumulator_value, eps),
+                       scale_by_learning_rate(learning_rate))
