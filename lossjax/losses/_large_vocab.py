@@ -1,3 +1,457 @@
-"""_large_vocab losses (being written)."""
+"""Cross-entropy of a linear layer's output over a large vocabulary, without the logits.
 
-__all__: list[str] = []
+A language model's last layer and its loss, ``cross_entropy(hidden @ weight, labels)``,
+spend most of their memory on the ``[N, V]`` logits and on their gradient. Here the
+tokens are processed in blocks of ``B`` rows: each block's ``[B, V]`` logits are made,
+used and dropped, so the peak is ``O(B·V + D·V)`` instead of ``O(N·V)``.
+
+Two ``jax.custom_vjp`` rules share the per-block arithmetic:
+
+* When the loss is reduced to a scalar (``reduction`` ``"mean"`` or ``"sum"``) and the
+  log-sum-exp is not returned, the cotangent of every token's loss is known up to the
+  one scalar cotangent of the result. The forward rule therefore forms each block's
+  softmax gradient while its logits are at hand and accumulates ``dH`` and ``dW`` right
+  there; the backward rule only scales them. Three matrix products in all, like the
+  naive ``value_and_grad`` (which also makes three).
+* Otherwise (``reduction="none"`` or ``return_lse=True``) the forward rule keeps only the
+  per-token log-sum-exp and the backward rule recomputes each block's logits (four
+  matrix products).
+
+References:
+  Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024),
+  arXiv:2411.09009. Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM
+  Training" (2024), arXiv:2410.10989.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_derivatives import SymbolicZero
+
+from lossjax._validation import concrete_value
+from lossjax.losses._classification import integer_label_validity
+from lossjax.losses._reduce import (
+    broadcast_mask,
+    check_broadcastable_to,
+    check_reduction,
+    compute_dtype,
+    reduce_loss,
+)
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = ["linear_cross_entropy"]
+
+# The automatic block holds about this many logits (32 MiB in float32) ...
+_BLOCK_ELEMENTS = 2**23
+# ... but at least this many tokens: every block adds a read-modify-write of the [D, V]
+# weight gradient, which 6·B·D·V flops per block must amortise.
+_MIN_BLOCK_TOKENS = 256
+
+
+@jax.tree_util.register_static
+@dataclasses.dataclass(frozen=True)
+class _Wanted:
+    """Which input gradients a backward rule must form, and their dtypes (static)."""
+
+    hidden: bool
+    weight: bool
+    hidden_dtype: np.dtype
+    weight_dtype: np.dtype
+
+
+class _Config(NamedTuple):
+    """Static (hashable) options of one call; a ``nondiff_argnums`` of the custom VJPs."""
+
+    block: int
+    z_loss: float
+    label_smoothing: float
+    logit_softcap: float | None
+    reduction: str
+
+
+def default_chunk_size(num_tokens: int, vocab_size: int) -> int:
+    """Tokens per block when ``chunk_size`` is not given.
+
+    ``max(256, 2**23 // V)`` tokens (a block of logits of about 32 MiB in float32, but
+    never fewer than 256 tokens so the per-block update of ``dW`` stays cheap next to the
+    block's matrix products), and no more than the number of tokens.
+    """
+    return max(1, min(num_tokens, max(_MIN_BLOCK_TOKENS, _BLOCK_ELEMENTS // max(vocab_size, 1))))
+
+
+def _block_logits(h: Array, weight: Array, cfg: _Config, dtype: np.dtype) -> Array:
+    """``[B, D] @ [D, V]`` accumulated in ``dtype``, soft-capped as ``c·tanh(s / c)``."""
+    logits = jnp.matmul(h, weight, preferred_element_type=dtype)
+    if cfg.logit_softcap is not None:
+        logits = cfg.logit_softcap * jnp.tanh(logits / cfg.logit_softcap)
+    return logits
+
+
+def _label_mask(labels: Array, vocab_size: int) -> Array:
+    # A comparison against an iota (not a gather) partitions cleanly when the vocabulary
+    # axis is sharded across devices.
+    return jax.lax.broadcasted_iota(labels.dtype, (labels.shape[0], vocab_size), 1) == labels[:, None]
+
+
+def _block_loss(logits: Array, labels: Array, cfg: _Config) -> tuple[Array, Array]:
+    """Per-token ``(loss, lse)`` of one block of logits ``x`` ``[B, V]``.
+
+    ``loss = (1 − ε)(lse − x_y) + ε(lse − mean_k x_k) + z·lse²``.
+    """
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    label_logit = jnp.sum(jnp.where(_label_mask(labels, logits.shape[1]), logits, 0.0), axis=-1)
+    eps = cfg.label_smoothing
+    loss = lse - (1.0 - eps) * label_logit
+    if eps:
+        loss = loss - eps * jnp.mean(logits, axis=-1)
+    if cfg.z_loss:
+        loss = loss + cfg.z_loss * jnp.square(lse)
+    return loss, lse
+
+
+def _block_dlogits(
+    logits: Array, lse: Array, labels: Array, g_loss: Array | None, g_lse: Array | None,
+    cfg: _Config,
+) -> Array:
+    """Gradient w.r.t. the block's pre-softcap logits ``s`` given per-token cotangents.
+
+    With ``p = softmax(x)``:
+    ``∂loss/∂x_k = (1 + 2z·lse)·p_k − (1 − ε)·[k = y] − ε/V`` and ``∂lse/∂x_k = p_k``;
+    the soft cap multiplies by ``∂x/∂s = 1 − (x/c)²``. ``None`` cotangents are zero.
+    """
+    vocab = logits.shape[1]
+    probs = jnp.exp(logits - lse[:, None])
+    scale = jnp.zeros_like(lse)
+    grad = jnp.zeros((), logits.dtype)
+    if g_loss is not None:
+        scale = scale + g_loss * (1.0 + 2.0 * cfg.z_loss * lse)
+        eps = cfg.label_smoothing
+        grad = -jnp.where(_label_mask(labels, vocab), ((1.0 - eps) * g_loss)[:, None], 0.0)
+        if eps:
+            grad = grad - (eps / vocab) * g_loss[:, None]
+    if g_lse is not None:
+        scale = scale + g_lse
+    grad = scale[:, None] * probs + grad
+    if cfg.logit_softcap is not None:
+        grad = grad * (1.0 - jnp.square(logits / cfg.logit_softcap))
+    return grad
+
+
+def _input_grads(
+    h: Array, weight: Array, dlogits: Array, want_h: bool, want_w: bool, dtype: np.dtype
+) -> tuple[Array | None, Array | None]:
+    """``(dlogits @ Wᵀ, hᵀ @ dlogits)`` accumulated in ``dtype``; skipped when not wanted.
+
+    Each product is laid out like the input it is the gradient of: with explicitly sharded
+    meshes the contraction over a sharded vocabulary (or token) axis needs to be told.
+    """
+    d = dlogits.astype(weight.dtype)
+    dh = dw = None
+    if want_h:
+        dh = jax.lax.dot_general(d, weight, (((1,), (1,)), ((), ())),
+                                 preferred_element_type=dtype,
+                                 out_sharding=jax.typeof(h).sharding)
+    if want_w:
+        dw = jax.lax.dot_general(h, d, (((0,), (0,)), ((), ())), preferred_element_type=dtype,
+                                 out_sharding=jax.typeof(weight).sharding)
+    return dh, dw
+
+
+def _split_blocks(block: int, *arrays: Array) -> tuple[Array, ...]:
+    """Pad the leading (token) axis to a multiple of ``block`` and fold it into blocks.
+
+    Padded tokens have zero hidden state, label 0 and zero cotangent, so they add
+    nothing to ``dW``; their outputs are cut off by :func:`_join_blocks`.
+    """
+    n = arrays[0].shape[0]
+    pad = -n % block
+    out = []
+    for a in arrays:
+        a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
+        out.append(a.reshape((a.shape[0] // block, block) + a.shape[1:]))
+    return tuple(out)
+
+
+def _join_blocks(n: int, *arrays: Array) -> tuple[Array, ...]:
+    return tuple(a.reshape((-1,) + a.shape[2:])[:n] for a in arrays)
+
+
+def _token_losses(cfg: _Config, hidden: Array, weight: Array, labels: Array) -> tuple[Array, Array]:
+    """Per-token ``(loss, lse)``, ``[N]`` each, one block of logits at a time."""
+    dtype = compute_dtype(hidden.dtype, weight.dtype)
+
+    def body(_, xs):
+        h, y = xs
+        return None, _block_loss(_block_logits(h, weight, cfg, dtype), y, cfg)
+
+    _, (loss, lse) = jax.lax.scan(body, None, _split_blocks(cfg.block, hidden, labels))
+    return _join_blocks(hidden.shape[0], loss, lse)
+
+
+def _backward_pass(
+    cfg: _Config, hidden: Array, weight: Array, labels: Array, lse: Array | None,
+    g_loss: Array | None, g_lse: Array | None, want_h: bool, want_w: bool,
+) -> tuple[Array, Array, Array | None, Array | None]:
+    """One sweep over token blocks: per-token ``(loss, lse)`` and the input gradients.
+
+    ``lse`` given: it is reused (recomputing logits in a backward rule); otherwise it
+    is computed from the block's logits (the fused forward rule). ``dW`` accumulates in
+    the loop carry, ``dH`` comes out block by block; both in the compute dtype.
+    """
+    dtype = compute_dtype(hidden.dtype, weight.dtype)
+    n = hidden.shape[0]
+    zeros = jnp.zeros((n,), dtype)
+    per_token = (
+        labels,
+        zeros if lse is None else lse,
+        zeros if g_loss is None else g_loss,
+        zeros if g_lse is None else g_lse,
+    )
+
+    def body(dw_acc, xs):
+        h, y, lse_b, gl, gz = xs
+        logits = _block_logits(h, weight, cfg, dtype)
+        loss_b, fresh_lse = _block_loss(logits, y, cfg)
+        lse_b = fresh_lse if lse is None else lse_b
+        dlogits = _block_dlogits(logits, lse_b, y, None if g_loss is None else gl,
+                                 None if g_lse is None else gz, cfg)
+        dh, dw = _input_grads(h, weight, dlogits, want_h, want_w, dtype)
+        if want_w:
+            dw_acc = dw_acc + dw
+        return dw_acc, (loss_b, lse_b) + ((dh,) if want_h else ())
+
+    dw0 = jnp.zeros_like(weight, dtype) if want_w else None
+    dw, outs = jax.lax.scan(body, dw0, _split_blocks(cfg.block, hidden, *per_token))
+    outs = _join_blocks(n, *outs)
+    return outs[0], outs[1], (outs[2] if want_h else None), dw
+
+
+# ----- per-token outputs: keep lse, recompute logits in the backward rule ---------------
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _per_token(cfg: _Config, hidden: Array, weight: Array, labels: Array) -> tuple[Array, Array]:
+    return _token_losses(cfg, hidden, weight, labels)
+
+
+def _per_token_fwd(cfg, hidden, weight, labels):
+    loss, lse = _token_losses(cfg, hidden.value, weight.value, labels.value)
+    wanted = _Wanted(hidden.perturbed, weight.perturbed, hidden.value.dtype,
+                     weight.value.dtype)
+    return (loss, lse), (hidden.value, weight.value, labels.value, lse, wanted)
+
+
+def _per_token_bwd(cfg, residuals, cotangents):
+    hidden, weight, labels, lse, wanted = residuals
+    g_loss, g_lse = (None if isinstance(g, SymbolicZero) else g for g in cotangents)
+    if g_loss is None and g_lse is None:
+        return None, None, None
+    _, _, dh, dw = _backward_pass(cfg, hidden, weight, labels, lse, g_loss, g_lse,
+                                  wanted.hidden, wanted.weight)
+    return (None if dh is None else dh.astype(hidden.dtype),
+            None if dw is None else dw.astype(weight.dtype), None)
+
+
+_per_token.defvjp(_per_token_fwd, _per_token_bwd, symbolic_zeros=True)
+
+
+# ----- scalar output: gradients formed in the forward rule -----------------------------
+
+def _reduce(cfg: _Config, loss: Array, invalid: Array, weights: Array | None,
+            mask: Array) -> Array:
+    loss = jnp.where(invalid, jnp.nan, loss)
+    return reduce_loss(loss, weights=weights, where=mask, reduction=cfg.reduction)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _reduced(cfg: _Config, hidden: Array, weight: Array, labels: Array, invalid: Array,
+             weights: Array | None, mask: Array) -> Array:
+    loss, _ = _token_losses(cfg, hidden, weight, labels)
+    return _reduce(cfg, loss, invalid, weights, mask)
+
+
+def _reduced_fwd(cfg, hidden, weight, labels, invalid, weights, mask):
+    hidden_p, weight_p = hidden, weight
+    hidden, weight, labels, invalid, mask = (
+        x.value for x in (hidden, weight, labels, invalid, mask))
+    weights_p, weights = weights, (None if weights is None else weights.value)
+    dtype = compute_dtype(hidden.dtype, weight.dtype)
+    # The reduction is linear in the per-token losses, so their cotangents (the
+    # coefficients of the scalar result) are known before any loss is computed.
+    coef = jax.grad(lambda v: _reduce(cfg, v, jnp.zeros_like(invalid), weights, mask))(
+        jnp.zeros(labels.shape, dtype))
+    # Out-of-range labels make the value NaN but, as with jnp.where, pass no gradient.
+    coef = jnp.where(invalid, 0.0, coef)
+    loss, _, dh, dw = _backward_pass(cfg, hidden, weight, labels, None, coef, None,
+                                     hidden_p.perturbed, weight_p.perturbed)
+    if weights is not None and weights_p.perturbed:
+        value, vjp = jax.vjp(lambda w: _reduce(cfg, loss, invalid, w, mask), weights)
+        (dweights,) = vjp(jnp.ones((), value.dtype))
+    else:
+        value, dweights = _reduce(cfg, loss, invalid, weights, mask), None
+    wanted = _Wanted(hidden_p.perturbed, weight_p.perturbed, hidden.dtype, weight.dtype)
+    return value, (dh, dw, dweights, wanted)
+
+
+def _reduced_bwd(cfg, residuals, g):
+    dh, dw, dweights, wanted = residuals
+    if isinstance(g, SymbolicZero):
+        return None, None, None, None, None, None
+
+    def scale(d, dt):
+        return None if d is None else (g * d).astype(dt)
+
+    return (scale(dh, wanted.hidden_dtype), scale(dw, wanted.weight_dtype), None, None,
+            None if dweights is None else scale(dweights, dweights.dtype), None)
+
+
+_reduced.defvjp(_reduced_fwd, _reduced_bwd, symbolic_zeros=True)
+
+
+# ----- public function ------------------------------------------------------------------
+
+def _static_float(name: str, value: float | None, *, low: float, high: float | None = None,
+                  low_inclusive: bool = True, allow_none: bool = False) -> float | None:
+    """A concrete Python float within bounds (it is a static option of the custom VJP)."""
+    if value is None and allow_none:
+        return None
+    v = concrete_value(value)
+    if v is None:
+        raise ValueError(f"{name} must be a concrete number (not traced), got {value!r}")
+    ok = (v >= low if low_inclusive else v > low) and (high is None or v <= high)
+    if not ok or math.isnan(v):
+        bound = f"{'[' if low_inclusive else '('}{low}, {high if high is not None else 'inf'}"
+        bound += "]" if high is not None else ")"
+        raise ValueError(f"{name} must be in {bound}, got {value!r}")
+    return v
+
+
+def _check_shapes(hidden: Array, weight: Array, labels: Array) -> None:
+    if weight.ndim != 2:
+        raise ValueError(f"weight must be [D, V] (2-D), got shape {tuple(weight.shape)}")
+    if hidden.ndim < 1 or hidden.shape[-1] != weight.shape[0]:
+        raise ValueError(
+            f"hidden has shape {tuple(hidden.shape)} and weight has shape "
+            f"{tuple(weight.shape)}; hidden's last axis must equal weight's first axis (D)"
+        )
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if tuple(labels.shape) != tuple(hidden.shape[:-1]):
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)} but hidden has shape "
+            f"{tuple(hidden.shape)}; labels must have hidden's shape without the last axis "
+            f"{tuple(hidden.shape[:-1])}"
+        )
+    for name, a in (("hidden", hidden), ("weight", weight)):
+        if not jnp.issubdtype(a.dtype, jnp.floating):
+            raise ValueError(f"{name} must be a floating-point array, got dtype {a.dtype}")
+
+
+def linear_cross_entropy(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    labels: ArrayLike,
+    *,
+    ignore_index: int | None = None,
+    where: ArrayLike | None = None,
+    z_loss: float = 0.0,
+    label_smoothing: float = 0.0,
+    logit_softcap: float | None = None,
+    chunk_size: int | None = None,
+    reduction: str = "mean",
+    return_lse: bool = False,
+    weights: ArrayLike | None = None,
+) -> Array | tuple[Array, Array]:
+    """Softmax cross-entropy of ``hidden @ weight`` that never holds the ``[N, V]`` logits.
+
+    Same value and gradients (w.r.t. ``hidden``, ``weight`` and ``weights``) as
+    ``softmax_cross_entropy_with_integer_labels(softcap(hidden @ weight), labels, ...)``.
+    Per token, with logits ``x = c·tanh((h·W)/c)`` (or ``h·W`` without ``logit_softcap``),
+    ``lse = logsumexp(x)``, ``V`` classes and smoothing ``ε``::
+
+        loss = (1 − ε)·(lse − x_y) + ε·(lse − mean_k x_k) + z_loss·lse²
+
+    that is PyTorch's ``cross_entropy`` with label smoothing, plus PaLM's z-loss, after
+    Gemma 2's logit soft-capping.
+
+    Memory: tokens are processed ``chunk_size`` at a time, so the peak extra memory is a
+    few ``[chunk_size, V]`` blocks plus the ``[D, V]`` gradient of ``weight``, never
+    ``[N, V]``. Default ``chunk_size``: ``max(256, 2**23 // V)`` tokens (about 32 MiB of
+    float32 logits per block), capped at ``N``. A ``chunk_size`` that does not divide
+    ``N`` is fine (the last block is padded).
+
+    Precision: the matrix products accumulate in float32 (float64 for float64 inputs),
+    bfloat16/float16 inputs included, and so does the softmax; the gradients are
+    returned in the inputs' dtypes.
+
+    Sharding: works under ``jax.jit`` with ``weight`` sharded along the vocabulary (a
+    ``NamedSharding`` on its second axis); XLA then computes the log-sum-exp across
+    devices and keeps ``dW`` sharded like ``weight``.
+
+    Args:
+      hidden: ``[..., D]`` final hidden states.
+      weight: ``[D, V]`` output projection (unembedding) matrix.
+      labels: integer ``[...]`` (``hidden``'s shape without the last axis). A label outside
+        ``[0, V)`` that is not ``ignore_index`` gives NaN for that token (jit cannot raise).
+      ignore_index: labels equal to it behave as ``where=False``.
+      where: optional boolean mask broadcastable to ``labels.shape``.
+      z_loss: coefficient of ``lse²``, >= 0.
+      label_smoothing: ``ε`` in ``[0, 1]``.
+      logit_softcap: ``c > 0`` or None (no cap).
+      chunk_size: tokens per block, > 0; None picks it as above.
+      reduction: ``"mean"`` (over tokens kept by ``where`` and ``ignore_index``), ``"sum"``
+        or ``"none"`` (per-token losses ``[...]``, 0 where masked).
+      return_lse: also return the per-token ``lse`` ``[...]`` (e.g. to log or penalise it).
+      weights: optional per-token weights broadcastable to ``labels.shape``.
+
+    Returns:
+      The loss (scalar, or ``[...]`` for ``"none"``), float32 at least; with
+      ``return_lse``, the pair ``(loss, lse)``.
+
+    References:
+      Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
+      Chowdhery et al., "PaLM" (2022) for the z-loss. Gemma Team, "Gemma 2" (2024) for
+      logit soft-capping.
+    """
+    check_reduction(reduction)
+    cfg_z = _static_float("z_loss", z_loss, low=0.0)
+    cfg_eps = _static_float("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    cfg_cap = _static_float("logit_softcap", logit_softcap, low=0.0, low_inclusive=False,
+                            allow_none=True)
+    if chunk_size is not None and (
+        not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
+        or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    hidden, weight, labels = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels)
+    _check_shapes(hidden, weight, labels)
+
+    batch_shape = tuple(labels.shape)
+    n, vocab = math.prod(batch_shape), weight.shape[1]
+    cfg = _Config(
+        block=int(chunk_size) if chunk_size is not None else default_chunk_size(n, vocab),
+        z_loss=cfg_z, label_smoothing=cfg_eps, logit_softcap=cfg_cap, reduction=reduction,
+    )
+    h = hidden.reshape(n, hidden.shape[-1])
+    safe, kept, invalid = integer_label_validity(labels.reshape(n), vocab, ignore_index)
+    mask = kept if where is None else kept & broadcast_mask(where, batch_shape).reshape(n)
+    if weights is not None:
+        weights = jnp.asarray(weights)
+        check_broadcastable_to("weights", weights.shape, batch_shape)
+        weights = jnp.broadcast_to(weights, batch_shape).reshape(n)
+
+    if reduction != "none" and not return_lse:
+        return _reduced(cfg, h, weight, safe, invalid, weights, mask)
+    loss, lse = _per_token(cfg, h, weight, safe)
+    out = _reduce(cfg, loss, invalid, weights, mask)
+    if reduction == "none":
+        out = out.reshape(batch_shape)
+    return (out, lse.reshape(batch_shape)) if return_lse else out
