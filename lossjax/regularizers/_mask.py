@@ -1,4 +1,11 @@
-"""Masks: which parameter leaves a penalty or transform applies to."""
+"""Masks: which parameter leaves a penalty or transform applies to.
+
+A mask is ``None`` (every leaf), a pytree of bools with the structure of the parameters or a
+prefix of it (``{"dense": True, "norm": False}`` covers whole sub-trees), or a function
+``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)`` to skip
+biases and norm scales). Mask leaves are Python bools: they decide, at trace time, which leaves
+are touched, so masked-out leaves cost nothing and pass through bit-for-bit.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +13,48 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
-Mask = Any | Callable[[Any], Any] | None
+Mask = Any  # None | pytree of bools | Callable[[params], pytree of bools]
 
 
-def resolve_mask(mask: Mask, params: Any) -> Any:
-    """The mask as a pytree of Python bools (calling it on ``params`` if it is a function)."""
-    mask = mask(params) if callable(mask) else mask
-    for leaf in jax.tree.leaves(mask):
-        if not isinstance(leaf, bool):
-            raise ValueError(
-                f"mask leaves must be Python bools (they decide the computation at trace "
-                f"time), got {type(leaf).__name__}"
-            )
-    return mask
+def _as_bool(leaf: Any) -> bool:
+    if isinstance(leaf, (bool, np.bool_)):
+        return bool(leaf)
+    raise ValueError(
+        "mask leaves must be Python bools (they select leaves at trace time), got "
+        f"{type(leaf).__name__}; build the mask from shapes or names, e.g. "
+        "lambda p: jax.tree.map(lambda x: x.ndim > 1, p)"
+    )
+
+
+def mask_flags(mask: Mask, tree: Any) -> Any:
+    """One Python bool per leaf of ``tree`` (same structure): ``mask`` resolved and expanded.
+
+    A function mask is called on ``tree``; a prefix mask's bool covers its whole sub-tree.
+    Raises ``ValueError`` when the mask's structure is not a prefix of ``tree``'s.
+    """
+    if mask is None:
+        return jax.tree.map(lambda _: True, tree)
+    if callable(mask):
+        mask = mask(tree)
+    mask = jax.tree.map(_as_bool, mask)
+    try:
+        return jax.tree.map(lambda m, sub: jax.tree.map(lambda _: m, sub), mask, tree)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"mask must have the structure of params or a prefix of it: {error}"
+        ) from error
 
 
 def masked_map(fn: Callable[..., Any], mask: Mask, tree: Any, *rest: Any) -> Any:
-    """``jax.tree.map(fn, tree, *rest)`` on leaves whose mask is True; others keep ``tree``.
-
-    ``mask`` is None (everything), a pytree of bools with ``tree``'s structure or a prefix
-    of it, or a function of ``tree`` returning one.
-    """
-    if mask is None:
-        return jax.tree.map(fn, tree, *rest)
-    mask = resolve_mask(mask, tree)
-
-    def apply(selected, subtree, *subrest):
-        return jax.tree.map(fn, subtree, *subrest) if selected else subtree
-
-    return jax.tree.map(apply, mask, tree, *rest)
+    """``jax.tree.map(fn, tree, *rest)`` on the leaves ``mask`` selects; the others keep
+    ``tree``'s leaf unchanged. A function mask is called on ``tree``."""
+    flags = mask_flags(mask, tree)
+    return jax.tree.map(lambda keep, x, *r: fn(x, *r) if keep else x, flags, tree, *rest)
 
 
 def masked_leaves(mask: Mask, tree: Any) -> list[Any]:
-    """The leaves of ``tree`` that ``mask`` selects."""
-    if mask is None:
-        return jax.tree.leaves(tree)
-    mask = resolve_mask(mask, tree)
-    selected = jax.tree.map(lambda m, sub: jax.tree.leaves(sub) if m else [], mask, tree)
-    return [leaf for group in jax.tree.leaves(selected, is_leaf=lambda x: isinstance(x, list))
-            for leaf in group]
+    """The leaves of ``tree`` that ``mask`` selects, in ``jax.tree.leaves`` order."""
+    flags = jax.tree.leaves(mask_flags(mask, tree))
+    return [x for keep, x in zip(flags, jax.tree.leaves(tree), strict=True) if keep]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -11,20 +12,36 @@ from lossjax._numerics import abs_zero_subgradient
 from lossjax.regularizers._mask import Mask, masked_leaves
 
 
-def _sum_over_leaves(fn, params: Any, mask: Mask) -> jax.Array:
-    leaves = masked_leaves(mask, params)
-    terms = [jnp.sum(fn(x.astype(jnp.promote_types(x.dtype, jnp.float32)))) for x in leaves]
-    return sum(terms) if terms else jnp.zeros([], jnp.float32)
+def _sum_over_leaves(fn: Callable[[jax.Array], jax.Array], params: Any, mask: Mask) -> jax.Array:
+    """``Σ_leaves Σ fn(leaf)`` over the selected leaves, accumulated in at least float32."""
+    total = jnp.zeros([], jnp.float32)
+    for leaf in masked_leaves(mask, params):
+        leaf = jnp.asarray(leaf)
+        total = total + jnp.sum(fn(leaf.astype(jnp.promote_types(leaf.dtype, jnp.float32))))
+    return total
 
 
 def l1_penalty(params: Any, *, mask: Mask = None) -> jax.Array:
-    """L1 (lasso) penalty ``Σ|w|`` over the selected leaves; subgradient 0 at ``w = 0``.
+    """L1 (lasso) penalty ``Σ|w|`` over the leaves ``mask`` selects.
 
-    ``mask``: a pytree of bools (params' structure or a prefix) or ``params -> pytree``.
+    Args:
+      params: a pytree of arrays of any shapes.
+      mask: ``None`` (all leaves), a pytree of bools with ``params``' structure or a prefix
+        of it, or a function ``params -> pytree of bools``; unselected leaves add nothing and
+        get a zero gradient.
+
+    Returns:
+      A scalar in at least float32 (float64 if a selected leaf is float64). Its gradient is
+      ``sign(w)``, with the subgradient 0 at ``w = 0``.
     """
     return _sum_over_leaves(abs_zero_subgradient, params, mask)
 
 
 def l2_penalty(params: Any, *, mask: Mask = None) -> jax.Array:
-    """L2 (ridge) penalty ``½Σw²`` over the selected leaves, so ``∇(λ·l2_penalty) = λ·w``."""
+    """L2 (ridge) penalty ``½Σw²`` over the leaves ``mask`` selects.
+
+    The ½ makes ``∇(λ·l2_penalty) = λ·w``: adding ``λ·l2_penalty(params)`` to the loss is
+    the same as ``add_decayed_weights(λ)`` before the optimizer. ``mask`` and the result's
+    dtype are as in :func:`l1_penalty`.
+    """
     return 0.5 * _sum_over_leaves(jnp.square, params, mask)

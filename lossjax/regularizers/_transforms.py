@@ -1,4 +1,8 @@
-"""Regularizing gradient transformations, chainable with ``optax.chain``."""
+"""Regularizing gradient transformations, chainable with ``optax.chain``.
+
+Each one reads the parameters, so ``update(updates, state, params)`` must receive them
+(``optax.chain`` passes them on). Leaves the mask leaves out pass through unchanged.
+"""
 
 from __future__ import annotations
 
@@ -10,67 +14,103 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_non_negative
-from lossjax.regularizers._mask import Mask, masked_map
-
-
-def _require_params(params: Any, name: str) -> Any:
-    if params is None:
-        raise ValueError(f"{name} needs the parameters: call update(updates, state, params)")
-    return params
+from lossjax.regularizers._mask import Mask, mask_flags, masked_map
 
 
 class EmptyState(NamedTuple):
-    pass
+    """State of a transform that keeps none."""
+
+
+def _map_selected(
+    name: str, fn: Callable[[jax.Array, jax.Array], jax.Array], mask: Mask, updates: Any,
+    params: Any,
+) -> Any:
+    """``fn(u, w)`` on the leaves ``mask`` selects (a function mask sees ``params``)."""
+    if params is None:
+        raise ValueError(
+            f"{name} needs the parameters: call update(updates, state, params) with params"
+        )
+    return masked_map(fn, mask_flags(mask, params), updates, params)
 
 
 def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.GradientTransformation:
     """``u ← u + wd·w`` on the selected leaves.
 
-    Before an optimizer's scaling this is L2 regularisation (the gradient of
-    ``wd·l2_penalty``); after it (as in AdamW) it is decoupled weight decay.
+    Where it sits decides what it is: before the optimizer's scaling (first in the chain) it
+    is L2 regularisation, the gradient of ``wd·l2_penalty(params)``; after the scaling and
+    before the learning rate (as in AdamW) it is decoupled weight decay.
+
+    Args:
+      weight_decay: ``wd >= 0`` (``ValueError`` otherwise, when built).
+      mask: which leaves decay (see :func:`l1_penalty`); e.g. skip biases and norm scales
+        with ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)``.
+
+    References: Loshchilov & Hutter, "Decoupled Weight Decay Regularization" (2019).
     """
     check_non_negative("weight_decay", weight_decay)
 
+    def step(u, w):
+        return (u + weight_decay * w).astype(u.dtype)
+
     def update(updates, state, params=None):
-        params = _require_params(params, "add_decayed_weights")
-        updates = masked_map(lambda u, w: (u + weight_decay * w).astype(u.dtype), mask,
-                             updates, params)
-        return updates, state
+        return _map_selected("add_decayed_weights", step, mask, updates, params), state
 
     return optax.GradientTransformation(lambda params: EmptyState(), update)
 
 
 def add_l1(strength: float, *, mask: Mask = None) -> optax.GradientTransformation:
-    """L1 subgradient: ``u ← u + λ·sign(w)`` on the selected leaves (never exact zeros)."""
+    """L1 subgradient: ``u ← u + λ·sign(w)`` on the selected leaves (``sign(0) = 0``).
+
+    First in a chain this is the gradient of ``λ·l1_penalty(params)``. Subgradient steps
+    make weights oscillate around zero rather than land on it: for exact zeros use
+    :func:`proximal_l1`. ``strength`` is ``λ >= 0`` (``ValueError`` otherwise).
+    """
     check_non_negative("strength", strength)
 
+    def step(u, w):
+        return (u + strength * jnp.sign(w)).astype(u.dtype)
+
     def update(updates, state, params=None):
-        params = _require_params(params, "add_l1")
-        updates = masked_map(lambda u, w: (u + strength * jnp.sign(w)).astype(u.dtype), mask,
-                             updates, params)
-        return updates, state
+        return _map_selected("add_l1", step, mask, updates, params), state
 
     return optax.GradientTransformation(lambda params: EmptyState(), update)
 
 
 class ProximalL1State(NamedTuple):
+    """``count``: updates applied so far (int32), the step a schedule is evaluated at."""
+
     count: jax.Array
 
 
-def soft_threshold(x: jax.Array, threshold: jax.Array) -> jax.Array:
-    """``sign(x)·max(|x| − threshold, 0)``, the proximal operator of ``threshold·|x|``."""
-    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0.0)
+def soft_threshold(x: jax.Array, threshold: jax.Array | float) -> jax.Array:
+    """``sign(x)·max(|x| − t, 0)``: the proximal operator of ``t·|x|``; exact 0 where
+    ``|x| <= t``. Shape and dtype of ``x``."""
+    return jnp.sign(x) * jnp.maximum(jnp.abs(x) - threshold, 0).astype(x.dtype)
 
 
 def proximal_l1(
     strength: float | Callable[[jax.Array], jax.Array], *, mask: Mask = None
 ) -> optax.GradientTransformation:
-    """Proximal L1 step (ISTA), placed last in a chain: exact zeros.
+    """Proximal L1 step (ISTA): soft-threshold the parameters the update would produce.
 
-    With incoming update ``u`` (already scaled by the learning rate) and parameters ``w``,
-    the update moves ``w`` to ``sign(w + u)·max(|w + u| − s, 0)``. ``s`` is the threshold
-    per step, i.e. learning rate × λ; a function ``step -> s`` follows a schedule.
-    References: Daubechies et al. (2004); Beck & Teboulle, "FISTA" (2009).
+    Place it **last** in a chain, after the learning rate, so that the incoming ``u`` is the
+    full step. It returns the update that moves ``w`` to
+    ``sign(w + u)·max(|w + u| − s, 0)``: weights that would end within ``s`` of zero land
+    exactly on zero. With ``sgd(lr)`` before it, this is ISTA for
+    ``loss(w) + λ·Σ|w|`` when ``s = lr·λ``.
+
+    Args:
+      strength: ``s``, the threshold per step (learning rate × λ), ``>= 0`` (``ValueError``
+        otherwise, when built), or a schedule ``step -> s`` evaluated at the state's count
+        (0 for the first update), e.g. to follow a learning-rate schedule.
+      mask: which leaves are thresholded (see :func:`l1_penalty`).
+
+    The state is :class:`ProximalL1State` (a step counter, kept for a constant ``s`` too so
+    the state's structure does not depend on the kind of ``strength``).
+
+    References: Daubechies, Defrise & De Mol, "An iterative thresholding algorithm for linear
+    inverse problems with a sparsity constraint" (2004); Beck & Teboulle, "A Fast Iterative
+    Shrinkage-Thresholding Algorithm" (2009).
     """
     if not callable(strength):
         check_non_negative("strength", strength)
@@ -80,12 +120,12 @@ def proximal_l1(
         return ProximalL1State(jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None):
-        params = _require_params(params, "proximal_l1")
         s = strength(state.count) if callable(strength) else strength
 
         def step(u, w):
             return (soft_threshold(w + u, s) - w).astype(u.dtype)
 
-        return masked_map(step, mask, updates, params), ProximalL1State(state.count + 1)
+        updates = _map_selected("proximal_l1", step, mask, updates, params)
+        return updates, ProximalL1State(optax.safe_int32_increment(state.count))
 
     return optax.GradientTransformation(init, update)
