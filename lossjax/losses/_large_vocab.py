@@ -167,22 +167,27 @@ def _input_grads(
 
 
 def _split_blocks(block: int, *arrays: Array) -> tuple[Array, ...]:
-    """Pad the leading (token) axis to a multiple of ``block`` and fold it into blocks.
+    """Fold the leading (token) axis ``[N, ...]`` into ``[N / block, block, ...]`` blocks.
 
-    Padded tokens have zero hidden state, label 0 and zero cotangent, so they add
-    nothing to ``dW``; their outputs are cut off by :func:`_join_blocks`.
+    Block ``j`` holds tokens ``j, j + nb, j + 2·nb, ...`` (``nb`` blocks): every token is
+    independent, and this strided grouping keeps a token-sharded (data-parallel) input
+    local to its device, where contiguous blocks would have to move tokens across
+    devices. ``N`` is first padded to a multiple of ``block``; padded tokens have zero
+    hidden state, label 0 and zero cotangent, so they add nothing to ``dW``, and
+    :func:`_join_blocks` cuts their outputs off.
     """
     n = arrays[0].shape[0]
     pad = -n % block
     out = []
     for a in arrays:
         a = jnp.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) if pad else a
-        out.append(a.reshape((a.shape[0] // block, block) + a.shape[1:]))
+        out.append(jnp.swapaxes(a.reshape((block, a.shape[0] // block) + a.shape[1:]), 0, 1))
     return tuple(out)
 
 
 def _join_blocks(n: int, *arrays: Array) -> tuple[Array, ...]:
-    return tuple(a.reshape((-1,) + a.shape[2:])[:n] for a in arrays)
+    """Undo :func:`_split_blocks`: ``[nb, block, ...]`` back to the first ``n`` tokens."""
+    return tuple(jnp.swapaxes(a, 0, 1).reshape((-1,) + a.shape[2:])[:n] for a in arrays)
 
 
 def _token_losses(cfg: _Config, hidden: Array, weight: Array, labels: Array) -> tuple[Array, Array]:
