@@ -135,7 +135,7 @@ def plot_ratios(results: dict[str, dict[str, Any]], path: str) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, ratios = zip(*bars)
+    labels, ratios = zip(*bars, strict=True)
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(bars) + 1.2))
     colors = ["tab:green" if r <= 1 else "tab:red" for r in ratios]
     ax.barh(range(len(bars)), ratios, color=colors)

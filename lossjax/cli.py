@@ -126,7 +126,7 @@ def _print_table(histories) -> None:
 
     def line(cells):
         return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths)))
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     print()
     print(line(header))

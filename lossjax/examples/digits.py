@@ -149,14 +149,14 @@ def init_mlp(key: jax.Array, sizes: Sequence[int]) -> Params:
             "w": jax.random.normal(k, (fan_in, fan_out), jnp.float32) * jnp.sqrt(2.0 / fan_in),
             "b": jnp.zeros((fan_out,), jnp.float32),
         }
-        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:])
+        for k, fan_in, fan_out in zip(keys, sizes[:-1], sizes[1:], strict=True)
     ]
 
 
 def mlp_logits(
     params: Params, x: jax.Array, *, key: jax.Array | None = None, dropout_rate: float = 0.0
 ) -> jax.Array:
-    """``x [B, D] -> logits [B, K]``: ReLU hidden layers, dropout after each when ``key`` is given."""
+    """``x [B, D] -> logits [B, K]``: ReLU hidden layers; dropout after each when ``key``."""
     *hidden, last = params
     for i, layer in enumerate(hidden):
         x = jax.nn.relu(x @ layer["w"] + layer["b"])
