@@ -57,6 +57,7 @@ def test_notebook_executes(path, python3_kernel):
     from nbclient import NotebookClient
 
     spec = KernelSpecManager().get_kernel_spec("python3")
+    assert spec.resource_dir.startswith(python3_kernel)
     assert spec.argv[0] == sys.executable
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, kernel_name="python3", timeout=300,
