@@ -26,6 +26,26 @@ def median_seconds(fn: Callable[..., Any], *args: Any, repeats: int = 20, warmup
     return statistics.median(times)
 
 
+def interleaved_medians(
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], *, repeats: int = 20, warmup: int = 3
+) -> list[float]:
+    """Median wall time of each ``fn(*args)``, timed in alternation (A, B, A, B, ...).
+
+    Alternating spreads any background load evenly over the contenders, so their ratio
+    stays meaningful on a shared machine.
+    """
+    for fn, args in calls:
+        for _ in range(warmup):
+            jax.block_until_ready(fn(*args))
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for i, (fn, args) in enumerate(calls):
+            start = time.perf_counter()
+            jax.block_until_ready(fn(*args))
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
 def compile_seconds(fn: Callable[..., Any], *args: Any) -> float:
     """Wall time of trace + lower + compile of ``jax.jit(fn)`` (a fresh jit each call)."""
     start = time.perf_counter()
