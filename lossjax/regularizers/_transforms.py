@@ -1,7 +1,7 @@
 """Regularizing gradient transformations, chainable with ``optax.chain``.
 
 Each one reads the parameters, so ``update(updates, state, params)`` must receive them
-(``optax.chain`` passes them on). Leaves the mask leaves out pass through unchanged.
+(``optax.chain`` passes them on). Leaves the mask does not select pass through unchanged.
 """
 
 from __future__ import annotations
