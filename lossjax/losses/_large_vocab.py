@@ -99,7 +99,8 @@ def _block_logits(h: Array, weight: Array, cfg: _Config, dtype: np.dtype) -> Arr
 def _label_mask(labels: Array, vocab_size: int) -> Array:
     # A comparison against an iota (not a gather) partitions cleanly when the vocabulary
     # axis is sharded across devices.
-    return jax.lax.broadcasted_iota(labels.dtype, (labels.shape[0], vocab_size), 1) == labels[:, None]
+    columns = jax.lax.broadcasted_iota(labels.dtype, (labels.shape[0], vocab_size), 1)
+    return columns == labels[:, None]
 
 
 def _block_loss(logits: Array, labels: Array, cfg: _Config) -> tuple[Array, Array]:
@@ -315,7 +316,7 @@ def _reduced_bwd(cfg, residuals, g):
         return None if d is None else (g * d).astype(dt)
 
     return (scale(dh, wanted.hidden_dtype), scale(dw, wanted.weight_dtype), None, None,
-            None if dweights is None else scale(dweights, dweights.dtype), None)
+            scale(dweights, None if dweights is None else dweights.dtype), None)
 
 
 _reduced.defvjp(_reduced_fwd, _reduced_bwd, symbolic_zeros=True)

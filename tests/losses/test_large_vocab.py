@@ -180,7 +180,7 @@ def test_matches_materialised_float64_with_where_and_weights(reduction):
     v1, g1 = jax.jit(jax.value_and_grad(fast, (0, 1, 2)))(h, w, weights)
     v2, g2 = jax.jit(jax.value_and_grad(naive, (0, 1, 2)))(h, w, weights)
     assert_close(v1, v2, 1e-12)
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         assert_close(a, b, 1e-11, 1e-14)
 
 
@@ -215,7 +215,7 @@ def test_return_lse_and_its_gradient():
             jax.nn.logsumexp(x, axis=-1) ** 2)
 
     for a, b in zip(jax.jit(jax.grad(fast, (0, 1)))(h, w),
-                    jax.jit(jax.grad(naive, (0, 1)))(h, w)):
+                    jax.jit(jax.grad(naive, (0, 1)))(h, w), strict=True):
         assert_close(a, b, 1e-11, 1e-14)
 
 
@@ -248,7 +248,8 @@ def test_out_of_range_label_gives_nan_for_that_token_only():
     assert_close(gw, nw, 1e-5, 1e-7)
     assert np.all(gh[2] == 0)
     # An ignored out-of-range label is just ignored.
-    assert np.isfinite(jax.jit(lambda h, w, y: lce(h, w, y, ignore_index=-1))(h, w, y.at[2].set(-1)))
+    ignored = jax.jit(lambda h, w, y: lce(h, w, y, ignore_index=-1))(h, w, y.at[2].set(-1))
+    assert np.isfinite(ignored)
 
 
 def test_all_masked_mean_is_zero_with_zero_gradients():
@@ -281,12 +282,15 @@ def test_bfloat16_accumulates_in_float32():
     assert_close(gw, ref_dw, 1e-2, 1e-2 * np.abs(ref_dw).max())
 
 
-def test_vmap_matches_loop():
+def test_vmap_of_value_and_grad_matches_loop():
     h, w, y = make((3, 10), 6, 21, jnp.float32)
-    one = jax.jit(lambda h, y: lce(h, w, y, chunk_size=4))
-    batched = jax.jit(jax.vmap(one))(h, y)
-    looped = jnp.stack([one(h[i], y[i]) for i in range(3)])
-    assert_close(batched, looped, 1e-6)
+    one = jax.jit(jax.value_and_grad(lambda h, w, y: lce(h, w, y, chunk_size=4), (0, 1)))
+    batched = jax.jit(jax.vmap(one, (0, None, 0)))(h, w, y)
+    for i in range(3):
+        value, (gh, gw) = one(h[i], w, y[i])
+        assert_close(batched[0][i], value, 1e-6)
+        assert_close(batched[1][0][i], gh, 1e-6, 1e-8)
+        assert_close(batched[1][1][i], gw, 1e-6, 1e-8)
 
 
 def test_default_chunk_size_rule():

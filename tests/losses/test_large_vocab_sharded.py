@@ -83,7 +83,7 @@ def test_vocab_sharded_weight_matches_one_device():
     assert [r["case"][:4] for r in results] == [
         [a, list(m), t, r] for a, m, t, r, _ in CASES]
     vocab_shards = {(8,): 8, (2, 4): 4}
-    for r, (_, mesh_shape, _, _, _) in zip(results, CASES):
+    for r, (_, mesh_shape, _, _, _) in zip(results, CASES, strict=True):
         np.testing.assert_allclose(*r["value"], rtol=1e-5, err_msg=str(r["case"]))
         assert r["dh_err"] < 1e-5 and r["dw_err"] < 1e-5, r
         assert "vocab" in r["dw_spec"], r
