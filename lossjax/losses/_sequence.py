@@ -121,22 +121,35 @@ def _finite_floor(x: Array) -> Array:
 
 
 def _log_add2(a: Array, b: Array) -> Array:
-    """log(e^a + e^b) with one exp and one log; −inf when both are −inf."""
+    """log(e^a + e^b) with one exp and one log1p; −inf when both are −inf."""
     hi, lo = jnp.maximum(a, b), jnp.minimum(a, b)
-    return hi + jnp.log(1.0 + jnp.exp(lo - _finite_floor(hi)))
+    return hi + jnp.log1p(jnp.exp(lo - _finite_floor(hi)))
 
 
 def _log_add3(a: Array, b: Array, c: Array) -> Array:
-    """log(e^a + e^b + e^c) with two exps and one log; −inf when all are −inf.
+    """log(e^a + e^b + e^c) with two exps and one log1p; −inf when all are −inf.
 
     A min/max network finds the largest term, whose exponential is 1 and need not be
-    computed. (log(1 + x) rather than log1p: it is faster, and its rounding is far below
-    float32 resolution of the accumulated log-likelihood.)
+    computed; log1p keeps the small terms that log(1 + x) would round away, which over
+    hundreds of frames would cost float32 CTC several digits on near-certain labellings.
     """
     hi_ab, lo_ab = jnp.maximum(a, b), jnp.minimum(a, b)
     hi, mid = jnp.maximum(hi_ab, c), jnp.minimum(hi_ab, c)
     ref = _finite_floor(hi)
-    return hi + jnp.log(1.0 + jnp.exp(lo_ab - ref) + jnp.exp(mid - ref))
+    return hi + jnp.log1p(jnp.exp(lo_ab - ref) + jnp.exp(mid - ref))
+
+
+def _log_softmax(logits: Array) -> Array:
+    """log softmax over the last axis, accurate when one class has nearly all the mass.
+
+    ``x − m − log1p(Σ_{k ≠ argmax} e^{x_k − m})``: the usual ``log Σ e^{x_k − m}`` rounds
+    1 + 1e-8 to 1, so a peaked frame's log-probability becomes exactly 0 and a long,
+    confident sequence's CTC loss loses all its digits (or goes negative, optax #1771).
+    """
+    top = jnp.max(logits, axis=-1, keepdims=True)
+    is_top = jnp.arange(logits.shape[-1]) == jnp.argmax(logits, axis=-1, keepdims=True)
+    rest = jnp.sum(jnp.where(is_top, 0.0, jnp.exp(logits - top)), axis=-1, keepdims=True)
+    return logits - top - jnp.log1p(rest)
 
 
 def _into_forward(blanks: Array, labels: Array, skip: Array) -> tuple[Array, Array]:
@@ -237,7 +250,8 @@ def _log_prob(log_probs: Array, labels: Array, label_lengths: Array, logit_lengt
 def _log_prob_and_posteriors(log_probs: Array, labels: Array, label_lengths: Array,
                              logit_lengths: Array, blank_id: int) -> tuple[Array, Array, Array]:
     """log p ``[B]`` and the state posteriors P(state at frame t | labels, logits) =
-    alpha_t·beta_t / (emit_t·p), summed over the blanks ``[T, B]`` and per label ``[T, B, L]``.
+    alpha_t·beta_t / (emit_t·p), summed over the blanks ``[T, B]`` and per label ``[T, B, L]``
+    (meaningful for frames ``t < logit_lengths[b]`` of sequences with p > 0 only).
     """
     final, (alpha_blank, alpha_label), (blank_emit, label_emit) = _alpha(
         log_probs, labels, logit_lengths, blank_id, history="including")
@@ -249,11 +263,20 @@ def _log_prob_and_posteriors(log_probs: Array, labels: Array, label_lengths: Arr
     _, (beta_blank, beta_label) = _scan(_into_backward, blank_emit, label_emit, skip_next,
                                         end.astype(log_probs.dtype), forward=False,
                                         history="excluding")
-    # alpha includes frame t's emission and beta' excludes it, so alpha·beta'/p is the
-    # posterior; p = 0 (no alignment) is masked by the caller.
-    safe_log_prob = jnp.where(jnp.isfinite(log_prob), log_prob, 0.0)[:, None]
-    blank_post = jnp.exp(alpha_blank + beta_blank - safe_log_prob)
-    label_post = jnp.exp(alpha_label + beta_label - safe_log_prob)
+    # alpha includes frame t's emission and beta' excludes it, so alpha·beta' ∝ the state
+    # posterior. Normalising each frame to sum to 1 (rather than dividing by p) cancels the
+    # rounding error that alpha and beta accumulate over the frames, which is common to
+    # all states of a frame: float32 gradients stay accurate to ~1e-7 on long sequences.
+    blank_log = alpha_blank + beta_blank
+    label_log = alpha_label + beta_label
+    top = _finite_floor(jnp.maximum(jnp.max(blank_log, axis=-1), jnp.max(label_log, axis=-1,
+                                                                        initial=-jnp.inf)))
+    blank_post = jnp.exp(blank_log - top[..., None])
+    label_post = jnp.exp(label_log - top[..., None])
+    total = jnp.sum(blank_post, axis=-1) + jnp.sum(label_post, axis=-1)
+    scale = 1.0 / jnp.where(total > 0, total, 1.0)
+    blank_post = blank_post * scale[..., None]
+    label_post = label_post * scale[..., None]
     return log_prob, jnp.sum(blank_post, axis=-1), label_post
 
 
@@ -266,12 +289,12 @@ def _nll(log_prob: Array, invalid: Array) -> Array:
 def _ctc_nll(logits: Array, labels: Array, label_lengths: Array, logit_lengths: Array,
              invalid: Array, blank_id: int) -> Array:
     """Per-sequence −log p(labels | logits), ``[B]``; +inf where no alignment exists."""
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    log_probs = _log_softmax(logits)
     return _nll(_log_prob(log_probs, labels, label_lengths, logit_lengths, blank_id), invalid)
 
 
 def _ctc_nll_fwd(logits, labels, label_lengths, logit_lengths, invalid, blank_id):
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    log_probs = _log_softmax(logits)
     log_prob, blank_post, label_post = _log_prob_and_posteriors(
         log_probs, labels, label_lengths, logit_lengths, blank_id)
     residuals = (log_probs, blank_post, label_post, log_prob, labels, logit_lengths, invalid)
