@@ -3,7 +3,8 @@
     python -m bench.bench_ctc            # the two issue shapes
     python -m bench.bench_ctc --quick    # small shapes, few repeats
 
-Both losses are summed over the batch (optax returns per-sequence values); the gradient is
+The two are timed in alternation (medians), so background load hits both alike. Both
+losses are summed over the batch (optax returns per-sequence values); the gradient is
 taken with respect to the logits. Sequence lengths vary across the batch (between 70% and
 100% of the maximum), labels are drawn from the non-blank classes, and the two libraries get
 the same padding expressed in their own conventions (lengths vs 0/1 paddings).
@@ -20,7 +21,7 @@ import numpy as np
 import optax
 
 import lossjax
-from bench._timing import median_seconds, print_table, temp_bytes
+from bench._timing import interleaved_medians, print_table, temp_bytes
 
 SHAPES = ((16, 200, 32, 50), (64, 400, 64, 100))  # (B, T, K, L)
 QUICK_SHAPES = ((4, 50, 8, 12),)
@@ -52,7 +53,7 @@ def paddings(lengths: np.ndarray, size: int) -> np.ndarray:
 
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
-    repeats = 3 if quick else 15
+    repeats = 3 if quick else 25
     rows = []
     for batch, time, classes, max_label in QUICK_SHAPES if quick else SHAPES:
         logits, labels, logit_lengths, label_lengths = make_inputs(batch, time, classes,
@@ -66,8 +67,8 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
         value_theirs, _ = theirs(*optax_args)
         if not np.isclose(value_ours, value_theirs, rtol=1e-4):
             raise AssertionError(f"losses differ: lossjax {value_ours} vs optax {value_theirs}")
-        ms_ours = 1e3 * median_seconds(ours, *ours_args, repeats=repeats)
-        ms_theirs = 1e3 * median_seconds(theirs, *optax_args, repeats=repeats)
+        ms_ours, ms_theirs = (1e3 * t for t in interleaved_medians(
+            [(ours, ours_args), (theirs, optax_args)], repeats=repeats))
         rows.append({
             "name": f"value_and_grad B={batch} T={time} K={classes} L={max_label}",
             "lossjax_ms": ms_ours,

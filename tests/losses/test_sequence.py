@@ -288,8 +288,8 @@ def test_half_precision_inputs_compute_in_float32():
 def test_jit_and_vmap_agree_with_eager():
     logits, labels, logit_lengths, label_lengths = random_batch(4, 16, 5, 5, seed=9)
 
-    def per_seq(x, y, t, l):
-        return lossjax.ctc_loss(x, y, logit_lengths=t, label_lengths=l, reduction="none")
+    def per_seq(x, y, t, n):
+        return lossjax.ctc_loss(x, y, logit_lengths=t, label_lengths=n, reduction="none")
 
     eager = per_seq(logits, labels, logit_lengths, label_lengths)
     np.testing.assert_allclose(jax.jit(per_seq)(logits, labels, logit_lengths, label_lengths),
@@ -300,7 +300,7 @@ def test_jit_and_vmap_agree_with_eager():
                                rtol=1e-6)
     grad_jit = jax.jit(jax.grad(lambda x: per_seq(x, labels, logit_lengths,
                                                   label_lengths).sum()))(logits)
-    grad_vmap = jax.vmap(jax.grad(lambda x, y, t, l: per_seq(x, y, t, l).sum()))(*stacked)
+    grad_vmap = jax.vmap(jax.grad(lambda x, y, t, n: per_seq(x, y, t, n).sum()))(*stacked)
     np.testing.assert_allclose(grad_vmap[0], grad_jit, atol=1e-6)
 
 
