@@ -35,7 +35,10 @@ def sgd(
     """(Stochastic) gradient descent: ``w ← w − lr·g``; with momentum ``μ``, ``b ← g + μ·b``
     and ``w ← w − lr·b`` (Nesterov: ``w ← w − lr·(g + μ·b)``).
 
-    Full-batch gradients make this plain gradient descent.
+    Full-batch gradients make this plain gradient descent. ``learning_rate`` is a float
+    (held in the state: change it with :func:`set_learning_rate`) or a schedule.
+    ``nesterov=True`` with ``momentum=0`` raises ``ValueError``: it would silently be plain
+    SGD (optax accepts it and ignores ``nesterov``), which is almost surely a mistake.
     """
     _check_momentum(momentum, nesterov)
     parts = [trace(momentum, nesterov=nesterov)] if momentum else []
@@ -80,13 +83,20 @@ def rmsprop(
     decay: float = 0.9,
     eps: float = 1e-8,
     initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
     centered: bool = False,
     momentum: float | None = None,
     nesterov: bool = False,
 ) -> optax.GradientTransformation:
-    """RMSProp: ``w ← w − lr·g/√(v + eps)``, optionally centered and with momentum."""
+    """RMSProp: ``w ← w − lr·g/√(v + eps)``, ``v ← d·v + (1 − d)·g²``.
+
+    Same arguments, in the same order, as ``optax.rmsprop`` (without ``bias_correction``):
+    ``eps_in_sqrt=False`` divides by ``√v + eps``; ``centered`` uses ``v − m²``;
+    ``momentum`` adds a trace of the scaled steps (see :func:`sgd` for ``nesterov``).
+    References: Hinton, Lecture 6e of "Neural Networks for Machine Learning" (2012).
+    """
     _check_momentum(momentum, nesterov)
-    parts = [scale_by_rms(decay, eps, initial_scale, centered=centered),
+    parts = [scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, centered=centered),
              scale_by_learning_rate(learning_rate)]
     if momentum:
         parts.append(trace(momentum, nesterov=nesterov))

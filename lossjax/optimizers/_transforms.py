@@ -2,13 +2,22 @@
 
 Each returns an ``optax.GradientTransformation`` whose state is a NamedTuple of arrays
 shaped like the parameters (so it jits, shards like the parameters, and checkpoints).
-Moment arithmetic runs in at least float32 and is cast back to the stored dtype, so half
-precision parameters never meet an ``eps`` that underflows to 0 (optax #1755).
+
+Two rules hold throughout:
+
+- Moment arithmetic runs in at least float32 and is cast back to the stored dtype, so half
+  precision parameters never meet an ``eps`` that underflows to 0 (optax #1755).
+- The per-leaf arithmetic is one small function, applied with :func:`_per_leaf`: it is
+  traced and lowered once per distinct leaf shape and dtype, not once per leaf, and every
+  scalar that depends only on the step (bias corrections, the learning rate) is computed
+  once per step outside it. Everything stays elementwise, so under ``jit`` XLA fuses a
+  chain (e.g. Adam, the learning rate and ``optax.apply_updates``) into one loop per output
+  and a sharded state stays sharded like its parameters, with no gather.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -22,8 +31,18 @@ Schedule = Callable[[Array], Array]
 ScalarOrSchedule = float | Array | Schedule
 
 
+def _compute_dtype(dtype: Any) -> Any:
+    """The dtype the arithmetic runs in: ``dtype`` promoted to at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
 def _f32(x: Array) -> Array:
-    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    return x.astype(_compute_dtype(x.dtype))
+
+
+def _scalar_dtype(tree: Any) -> Any:
+    """float32, or float64 when some leaf is float64: the dtype of per-step scalars."""
+    return jnp.result_type(jnp.float32, *(x.dtype for x in jax.tree.leaves(tree)))
 
 
 def _full(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
@@ -37,11 +56,33 @@ def _increment(count: Array) -> Array:
 
 
 def _bias_correction(decay: float, count: Array) -> Array:
-    """``1 − decay^count``, a scalar computed once per step, not per leaf."""
+    """``1 − decay^count``: a scalar per step, in the default float dtype."""
     return 1.0 - decay**count
 
 
+def _per_leaf(fn: Callable[..., tuple[Array, ...]], n_out: int) -> Callable[..., tuple[Any, ...]]:
+    """Apply ``fn(*leaves, *scalars) -> n_out arrays`` across trees of the same structure.
+
+    ``fn`` is wrapped in ``jax.jit``: inside an outer ``jit`` each leaf becomes a call to one
+    cached computation per leaf signature, which XLA inlines and fuses. A 200-leaf model with
+    a handful of distinct shapes is traced a handful of times, not 200.
+
+    Returns ``n_out`` trees with the structure of ``trees[0]``.
+    """
+    leaf_fn = jax.jit(fn)
+
+    def apply(trees: Sequence[Any], scalars: Sequence[Array] = ()) -> tuple[Any, ...]:
+        treedef = jax.tree.structure(trees[0])
+        columns = [treedef.flatten_up_to(tree) for tree in trees]
+        results = [leaf_fn(*leaves, *scalars) for leaves in zip(*columns, strict=True)]
+        return tuple(treedef.unflatten([r[k] for r in results]) for k in range(n_out))
+
+    return apply
+
+
 class ScaleByAdamState(NamedTuple):
+    """``count``: steps taken (int32); ``mu``, ``nu``: first and second moments."""
+
     count: Array
     mu: Any
     nu: Any
@@ -57,12 +98,31 @@ def scale_by_adam(
     """Adam's direction: ``m̂ / (√v̂ + eps)``.
 
     ``m ← b1·m + (1 − b1)·g``, ``v ← b2·v + (1 − b2)·g²``, ``m̂ = m/(1 − b1ᵗ)``,
-    ``v̂ = v/(1 − b2ᵗ)``. ``mu_dtype`` stores the first moment in another dtype (e.g.
-    bfloat16) to save memory. References: Kingma & Ba, "Adam" (2014).
+    ``v̂ = v/(1 − b2ᵗ)``; the bias corrections ``1 − bᵗ`` are scalars computed once per step.
+
+    Args:
+      b1, b2: moment decay rates in ``[0, 1)``.
+      eps: ``>= 0``, added to ``√v̂``.
+      mu_dtype: dtype to store the first moment in (e.g. ``jnp.bfloat16`` to save memory);
+        ``None`` keeps the parameters' dtype. The update is computed in float32 from the
+        stored moment and only the new stored copy is rounded (optax also rounds
+        ``b1·m`` to ``mu_dtype`` first, so its numbers differ slightly here).
+
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014).
     """
     check_in_range("b1", b1, 0.0, 1.0)
     check_in_range("b2", b2, 0.0, 1.0)
     check_non_negative("eps", eps)
+
+    def leaf(g, m, v, c1, c2):
+        g32 = _f32(g)
+        m32 = b1 * _f32(m) + (1.0 - b1) * g32
+        v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+        dtype = m32.dtype
+        direction = (m32 / c1.astype(dtype)) / (jnp.sqrt(v32 / c2.astype(dtype)) + eps)
+        return direction.astype(g.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
+
+    apply = _per_leaf(leaf, 3)
 
     def init(params):
         mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
@@ -72,93 +132,111 @@ def scale_by_adam(
     def update(updates, state, params=None):
         del params
         count = _increment(state.count)
-        c1, c2 = _bias_correction(b1, count), _bias_correction(b2, count)
-
-        def leaf(g, m, v):
-            g32 = _f32(g)
-            m32 = b1 * _f32(m) + (1.0 - b1) * g32
-            v32 = b2 * _f32(v) + (1.0 - b2) * jnp.square(g32)
-            direction = (m32 / c1.astype(m32.dtype)) / (jnp.sqrt(v32 / c2.astype(v32.dtype)) + eps)
-            return direction.astype(g.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
-
-        out = jax.tree.map(leaf, updates, state.mu, state.nu)
-        treedef = jax.tree.structure(updates)
-        direction, mu, nu = (treedef.unflatten(x) for x in zip(*treedef.flatten_up_to(out)))
+        dtype = _scalar_dtype(updates)
+        c1, c2 = (_bias_correction(b, count).astype(dtype) for b in (b1, b2))
+        direction, mu, nu = apply((updates, state.mu, state.nu), (c1, c2))
         return direction, ScaleByAdamState(count, mu, nu)
 
     return optax.GradientTransformation(init, update)
 
 
 class TraceState(NamedTuple):
+    """``trace``: the momentum buffer ``b``."""
+
     trace: Any
 
 
 def trace(momentum: float, *, nesterov: bool = False) -> optax.GradientTransformation:
-    """Heavy-ball momentum: ``b ← g + μ·b``; the update is ``b`` (or ``g + μ·b`` with Nesterov)."""
+    """Heavy-ball momentum: ``b ← g + μ·b``; the update is ``b`` (Nesterov: ``g + μ·b``).
+
+    ``momentum`` is ``μ >= 0``. References: Polyak (1964); Sutskever et al., "On the
+    importance of initialization and momentum in deep learning" (2013).
+    """
     check_non_negative("momentum", momentum)
+
+    def leaf(g, b):
+        g32 = _f32(g)
+        new = g32 + momentum * _f32(b)
+        out = g32 + momentum * new if nesterov else new
+        return out.astype(g.dtype), new.astype(b.dtype)
+
+    apply = _per_leaf(leaf, 2)
 
     def init(params):
         return TraceState(jax.tree.map(_full, params))
 
     def update(updates, state, params=None):
         del params
-        new_trace = jax.tree.map(
-            lambda g, b: (_f32(g) + momentum * _f32(b)).astype(b.dtype), updates, state.trace
-        )
-        if nesterov:
-            updates = jax.tree.map(
-                lambda g, b: (_f32(g) + momentum * _f32(b)).astype(g.dtype), updates, new_trace
-            )
-        else:
-            updates = jax.tree.map(lambda g, b: b.astype(g.dtype), updates, new_trace)
+        updates, new_trace = apply((updates, state.trace))
         return updates, TraceState(new_trace)
 
     return optax.GradientTransformation(init, update)
 
 
 class ScaleByRmsState(NamedTuple):
+    """``mu``: running mean of ``g`` (``None`` unless centered); ``nu``: of ``g²``."""
+
     mu: Any
     nu: Any
 
 
 def scale_by_rms(
-    decay: float = 0.9, eps: float = 1e-8, initial_scale: float = 0.0, *, centered: bool = False
+    decay: float = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
+    *,
+    centered: bool = False,
 ) -> optax.GradientTransformation:
     """RMSProp's direction: ``g / √(v + eps)`` with ``v ← d·v + (1 − d)·g²``.
 
-    ``centered`` subtracts the squared running mean: ``g / √(v − m² + eps)``.
-    References: Hinton, Lecture 6e of "Neural Networks for Machine Learning" (2012).
+    ``eps_in_sqrt=False`` gives ``g / (√v + eps)``. ``centered`` also tracks
+    ``m ← d·m + (1 − d)·g`` and uses the variance ``v − m²`` in place of ``v``.
+    ``nu`` starts at ``initial_scale``.
+
+    References: Hinton, Lecture 6e of "Neural Networks for Machine Learning" (2012);
+    Graves, "Generating Sequences With Recurrent Neural Networks" (2013) for centering.
     """
     check_in_range("decay", decay, 0.0, 1.0)
     check_non_negative("eps", eps)
     check_non_negative("initial_scale", initial_scale)
 
+    def scale(g32, second):
+        if eps_in_sqrt:
+            return g32 * jax.lax.rsqrt(second + eps)
+        return g32 / (jnp.sqrt(second) + eps)
+
+    def leaf(g, v):
+        g32 = _f32(g)
+        v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
+        return scale(g32, v32).astype(g.dtype), v32.astype(v.dtype)
+
+    def centered_leaf(g, m, v):
+        g32 = _f32(g)
+        m32 = decay * _f32(m) + (1.0 - decay) * g32
+        v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
+        return scale(g32, v32 - m32 * m32).astype(g.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
+
+    apply = _per_leaf(centered_leaf, 3) if centered else _per_leaf(leaf, 2)
+
     def init(params):
         mu = jax.tree.map(_full, params) if centered else None
-        nu = jax.tree.map(lambda p: _full(p, initial_scale), params)
-        return ScaleByRmsState(mu, nu)
+        return ScaleByRmsState(mu, jax.tree.map(lambda p: _full(p, initial_scale), params))
 
     def update(updates, state, params=None):
         del params
-        nu = jax.tree.map(
-            lambda g, v: (decay * _f32(v) + (1 - decay) * jnp.square(_f32(g))).astype(v.dtype),
-            updates, state.nu)
-        mu = None
-        denominator = nu
         if centered:
-            mu = jax.tree.map(
-                lambda g, m: (decay * _f32(m) + (1 - decay) * _f32(g)).astype(m.dtype),
-                updates, state.mu)
-            denominator = jax.tree.map(lambda v, m: _f32(v) - jnp.square(_f32(m)), nu, mu)
-        updates = jax.tree.map(
-            lambda g, v: (_f32(g) / jnp.sqrt(_f32(v) + eps)).astype(g.dtype), updates, denominator
-        )
-        return updates, ScaleByRmsState(mu, nu)
+            updates, mu, nu = apply((updates, state.mu, state.nu))
+            return updates, ScaleByRmsState(mu, nu)
+        updates, nu = apply((updates, state.nu))
+        return updates, ScaleByRmsState(None, nu)
 
     return optax.GradientTransformation(init, update)
 
 
 class ScaleBySumOfSquaresState(NamedTuple):
+    """``sum_of_squares``: ``s``, the running sum of ``g²``."""
+
     sum_of_squares: Any
 
 
@@ -167,10 +245,20 @@ def scale_by_sum_of_squares(
 ) -> optax.GradientTransformation:
     """Adagrad's direction: ``g / √(s + eps)`` with ``s ← s + g²`` (0 where ``s = 0``).
 
-    References: Duchi et al., "Adaptive Subgradient Methods" (2011).
+    ``s`` starts at ``initial_accumulator_value``.
+    References: Duchi et al., "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization" (2011).
     """
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     check_non_negative("eps", eps)
+
+    def leaf(g, s):
+        g32 = _f32(g)
+        s32 = _f32(s) + g32 * g32
+        out = jnp.where(s32 > 0, g32 * jax.lax.rsqrt(s32 + eps), 0.0)
+        return out.astype(g.dtype), s32.astype(s.dtype)
+
+    apply = _per_leaf(leaf, 2)
 
     def init(params):
         return ScaleBySumOfSquaresState(
@@ -178,34 +266,35 @@ def scale_by_sum_of_squares(
 
     def update(updates, state, params=None):
         del params
-        sums = jax.tree.map(lambda g, s: (_f32(s) + jnp.square(_f32(g))).astype(s.dtype),
-                            updates, state.sum_of_squares)
-
-        def scale(g, s):
-            s = _f32(s)
-            return jnp.where(s > 0, _f32(g) * jax.lax.rsqrt(s + eps), 0.0).astype(g.dtype)
-
-        return jax.tree.map(scale, updates, sums), ScaleBySumOfSquaresState(sums)
+        updates, sums = apply((updates, state.sum_of_squares))
+        return updates, ScaleBySumOfSquaresState(sums)
 
     return optax.GradientTransformation(init, update)
 
 
 class LearningRateState(NamedTuple):
-    """``count``: steps taken; ``learning_rate``: the current rate (ignored with a schedule)."""
+    """``count``: steps taken (int32); ``learning_rate``: the rate applied when it is a float
+    (float32; with a schedule it is not used, the schedule is evaluated at ``count``)."""
 
     count: Array
     learning_rate: Array
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
-    """Descend: ``u ← −lr·u``, with ``lr`` a float (held in the state) or ``schedule(step)``.
+def _scale_leaf(u, factor):
+    return ((_f32(u) * factor.astype(_compute_dtype(u.dtype))).astype(u.dtype),)
 
-    A float rate lives in the state as an array, so :func:`set_learning_rate` changes it
-    during training without recompiling the step.
+
+def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+    """Descend: ``u ← −lr·u``, with ``lr`` a float or ``schedule(step)``, step = 0, 1, ...
+
+    A float rate lives in the state as a float32 array: :func:`set_learning_rate` changes
+    it between steps without recompiling the jitted step. ``learning_rate`` must be >= 0
+    (``ValueError`` otherwise; a schedule's values are not checked).
     """
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:
         check_non_negative("learning_rate", learning_rate)
+    apply = _per_leaf(_scale_leaf, 1)
 
     def init(params):
         del params
@@ -214,9 +303,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
 
     def update(updates, state, params=None):
         del params
-        lr = state.learning_rate if schedule is None else jnp.asarray(schedule(state.count),
-                                                                        jnp.float32)
-        updates = jax.tree.map(lambda u: (-lr * _f32(u)).astype(u.dtype), updates)
+        lr = state.learning_rate if schedule is None else schedule(state.count)
+        (updates,) = apply((updates,), (-jnp.asarray(lr, _scalar_dtype(updates)),))
         return updates, LearningRateState(_increment(state.count), state.learning_rate)
 
     return optax.GradientTransformation(init, update)
@@ -225,9 +313,17 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
 def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
     """Return ``opt_state`` with every held (non-schedule) learning rate replaced.
 
-    The rate is data in the state, so the jitted step does not recompile::
+    The rate is data in the state, not a constant in the compiled step, so the jitted step
+    does not recompile::
 
-        state = lossjax.set_learning_rate(state, 1e-4)
+        opt = lossjax.adam(1e-3)
+        state = opt.init(params)
+        ...
+        state = lossjax.set_learning_rate(state, 1e-4)   # then keep calling step(...)
+
+    Works on any state that contains a :class:`LearningRateState`, e.g. inside an
+    ``optax.chain`` or Flax's ``nnx.Optimizer.opt_state``. ``learning_rate`` may be a
+    traced value (inside ``jit``); a known negative value raises ``ValueError``.
     """
     check_non_negative("learning_rate", learning_rate)
 
@@ -240,7 +336,7 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
 
 
 class ClipByGlobalNormState(NamedTuple):
-    pass
+    """Clipping keeps no state."""
 
 
 def global_norm(tree: Any) -> Array:
@@ -250,13 +346,15 @@ def global_norm(tree: Any) -> Array:
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
-    """Rescale all updates together so their global norm is at most ``max_norm``.
+    """Rescale all updates together so that their global norm is at most ``max_norm``.
 
     ``u ← u · max_norm / max(‖u‖, max_norm)``: an all-zero gradient passes through as zeros
-    (no 0/0, optax #1752). References: Pascanu et al., "On the difficulty of training
-    recurrent neural networks" (2013).
+    (no 0/0, optax #1752). ``max_norm`` must be > 0 (``ValueError`` otherwise).
+    References: Pascanu et al., "On the difficulty of training recurrent neural networks"
+    (2013).
     """
     check_positive("max_norm", max_norm)
+    apply = _per_leaf(_scale_leaf, 1)
 
     def init(params):
         del params
@@ -266,6 +364,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
         del params
         norm = global_norm(updates)
         factor = max_norm / jnp.maximum(norm, max_norm)
-        return jax.tree.map(lambda u: (_f32(u) * factor).astype(u.dtype), updates), state
+        (updates,) = apply((updates,), (factor,))
+        return updates, state
 
     return optax.GradientTransformation(init, update)

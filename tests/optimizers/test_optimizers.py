@@ -67,6 +67,8 @@ PAIRS = {
     "rmsprop_centered_momentum": (
         lambda: lossjax.rmsprop(1e-3, centered=True, momentum=0.5, nesterov=True),
         lambda: optax.rmsprop(1e-3, centered=True, momentum=0.5, nesterov=True)),
+    "rmsprop_eps_outside_sqrt": (lambda: lossjax.rmsprop(1e-3, 0.95, 1e-6, 0.1, False),
+                                 lambda: optax.rmsprop(1e-3, 0.95, 1e-6, 0.1, False)),
     "adagrad": (lambda: lossjax.adagrad(0.05), lambda: optax.adagrad(0.05)),
     "clip_then_adam": (
         lambda: optax.chain(lossjax.clip_by_global_norm(0.5), lossjax.adam(1e-2)),
@@ -140,18 +142,31 @@ def test_dtypes_of_params_and_state_are_stable(dtype, make):
 
 
 def test_mu_dtype_stores_first_moment_in_bfloat16():
-    opt = lossjax.adam(1e-3, mu_dtype=jnp.bfloat16)
-    state = opt.init({"w": jnp.ones(3)})
-    _, state = opt.update({"w": jnp.ones(3)}, state)
-    assert state[0].mu["w"].dtype == jnp.bfloat16 and state[0].nu["w"].dtype == jnp.float64
+    opt = lossjax.scale_by_adam(mu_dtype=jnp.bfloat16)
+    grads = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32)
+    state = opt.init(jnp.zeros(64, jnp.float32))
+    m, v = np.zeros(64), np.zeros(64)
+    for t, g in enumerate(grads, start=1):
+        direction, state = opt.update(jnp.asarray(g), state)
+        # the update uses the float32 moment; only the stored copy is rounded to bfloat16
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g.astype(np.float64) ** 2
+        expected = (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        np.testing.assert_allclose(direction, expected, rtol=1e-5)
+        m = np.asarray(jnp.asarray(m, jnp.float32).astype(jnp.bfloat16), np.float64)
+        np.testing.assert_array_equal(np.asarray(state.mu, np.float64), m)
+    assert state.mu.dtype == jnp.bfloat16 and state.nu.dtype == jnp.float32
 
 
 def test_init_works_on_shape_dtype_struct():
-    spec = {"w": jax.ShapeDtypeStruct((3, 2), jnp.float32)}
-    for opt in (lossjax.adam(1e-3), lossjax.sgd(0.1, 0.9), lossjax.rmsprop(1e-3), lossjax.adagrad(1.0)):
+    spec = {"w": jax.ShapeDtypeStruct((3, 2), jnp.float16)}
+    for opt in (lossjax.adam(1e-3), lossjax.sgd(0.1, 0.9), lossjax.rmsprop(1e-3, centered=True),
+                lossjax.adagrad(1.0)):
         state = opt.init(spec)
-        shapes = [x.shape for x in jax.tree.leaves(state) if x.ndim]
-        assert all(s == (3, 2) for s in shapes)
+        moments = [x for x in jax.tree.leaves(state) if x.ndim]
+        assert moments and all(x.shape == (3, 2) and x.dtype == jnp.float16 for x in moments)
+        assert jax.tree.map(jax.typeof, jax.eval_shape(opt.init, spec)) == jax.tree.map(
+            jax.typeof, state)
 
 
 def test_learning_rate_changes_without_recompiling():
@@ -174,7 +189,37 @@ def test_learning_rate_changes_without_recompiling():
     assert step._cache_size() == 1
 
 
-def test_state_saved_mid_run_and_restored_continues_bit_for_bit():
+def save_with_numpy(tree, directory):
+    leaves, treedef = jax.tree.flatten(tree)
+    buffer = io.BytesIO()
+    np.savez(buffer, *[np.asarray(x) for x in leaves])
+
+    def restore():
+        buffer.seek(0)
+        loaded = np.load(buffer)
+        return jax.tree.unflatten(treedef, [jnp.asarray(loaded[f"arr_{i}"])
+                                            for i in range(len(leaves))])
+
+    return restore
+
+
+def save_with_orbax(tree, directory):
+    import orbax.checkpoint as ocp
+
+    path = directory / "checkpoint"
+    with ocp.StandardCheckpointer() as checkpointer:
+        checkpointer.save(path, tree)
+        checkpointer.wait_until_finished()
+
+    def restore():
+        with ocp.StandardCheckpointer() as checkpointer:
+            return checkpointer.restore(path, jax.tree.map(jnp.zeros_like, tree))
+
+    return restore
+
+
+@pytest.mark.parametrize("save", [save_with_numpy, save_with_orbax])
+def test_state_saved_mid_run_and_restored_continues_bit_for_bit(save, tmp_path):
     opt = optax.chain(lossjax.clip_by_global_norm(1.0), lossjax.adamw(1e-2, weight_decay=0.01))
     xs, ys = _data()
 
@@ -188,15 +233,12 @@ def test_state_saved_mid_run_and_restored_continues_bit_for_bit():
     state = opt.init(params)
     for i in range(10):
         params, state = step(params, state, xs[i], ys[i])
-    buffer = io.BytesIO()
-    leaves, treedef = jax.tree.flatten((params, state))
-    np.savez(buffer, *[np.asarray(x) for x in leaves])
+    restore = save((params, state), tmp_path)
     for i in range(10, 20):
         params, state = step(params, state, xs[i], ys[i])
-    buffer.seek(0)
-    loaded = np.load(buffer)
-    restored_params, restored_state = jax.tree.unflatten(
-        treedef, [jnp.asarray(loaded[f"arr_{i}"]) for i in range(len(leaves))])
+    restored_params, restored_state = restore()
+    assert jax.tree.structure(restored_state) == jax.tree.structure(state)
+    assert jax.tree.map(jax.typeof, restored_state) == jax.tree.map(jax.typeof, state)
     for i in range(10, 20):
         restored_params, restored_state = step(restored_params, restored_state, xs[i], ys[i])
     jax.tree.map(np.testing.assert_array_equal, restored_params, params)
@@ -252,7 +294,8 @@ def test_minimises_quadratic_and_rosenbrock(fn, make, steps, minimum):
         updates, state = opt.update(jax.grad(fn)(params), state, params)
         return (optax.apply_updates(params, updates), state), None
 
-    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=steps))(params)
+    run = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=steps))
+    (params, _), _ = run(params)
     np.testing.assert_allclose(params["xy"], minimum, atol=2e-2)
 
 
