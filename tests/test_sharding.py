@@ -1,109 +1,188 @@
 """lossjax training on 8 virtual CPU devices: data parallel and data + FSDP sharding.
 
-A JAX process fixes its device count at start-up, so the work runs in a child process with
-``--xla_force_host_platform_device_count=8`` (this file is also the child's script). The
-child trains ``lossjax.examples.sharded_lm`` for 30 steps on one device, on an 8x1
-(data-parallel) mesh and on a 2x4 (data x fsdp) mesh, and reports losses, parameters,
-shardings and the collectives in the compiled step as JSON.
+``tests/_sharded_worker.py`` trains ``lossjax.examples.sharded_lm`` for 30 steps in child
+processes (a JAX process fixes its device count at start-up; the children run without x64):
+one process with 8 devices on 1x1, 8x1 and 2x4 meshes, and two processes of 4 devices each
+joined by ``jax.distributed`` on a 2x4 mesh. Here we compare the runs and read the
+collectives of the compiled train step.
 """
 
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
 
 STEPS = 30
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "_sharded_worker.py")
+KINDS = ("all-gather", "all-reduce", "reduce-scatter", "all-to-all", "collective-permute")
+# "%x = (f32[4]{0}, f32[]) all-reduce(...), ..., metadata={op_name="jit(step)/..." ...}"
 COLLECTIVE = re.compile(
-    r"= (.*?) (all-gather|all-reduce|reduce-scatter|all-to-all|collective-permute)(?:-start)?\(")
+    r"= (?P<shapes>.*?) (?P<kind>" + "|".join(KINDS) + r")(?:-start)?\(.*?"
+    r'op_name="jit\(step\)/(?P<names>[^"]*)"')
+SHAPE = re.compile(r"([a-z]+\d*)\[([\d,]*)\]")
 
 
-def _child() -> None:
-    import jax
+def _env(devices: int) -> dict:
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+               JAX_PLATFORMS="cpu")
+    env.pop("JAX_ENABLE_X64", None)
+    return env
 
-    from lossjax import ScaleByAdamState
-    from lossjax.examples import sharded_lm as lm
 
-    assert jax.device_count() == 8
-    cfg = lm.Config()
-    out = {}
-    for name, (data, fsdp) in {"single": (1, 1), "dp": (8, 1), "fsdp": (2, 4)}.items():
-        mesh = lm.make_mesh(data, fsdp)
-        losses, params, state, step = lm.train(cfg, mesh, STEPS)
-        adam = [s for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ScaleByAdamState))
-                if isinstance(s, ScaleByAdamState)][0]
-        same_sharding = all(
-            moment[k].sharding.is_equivalent_to(params[k].sharding, params[k].ndim)
-            for moment in (adam.mu, adam.nu) for k in params)
-        contexts, targets = lm.synthetic_batches(cfg, 1)
-        batch = jax.device_put((contexts[0], targets[0]),
-                               jax.sharding.NamedSharding(mesh, lm.P(("data", "fsdp"))))
-        hlo = step.lower(params, state, batch, jax.random.key(0)).compile().as_text()
-        out[name] = {
-            "losses": losses.tolist(),
-            "params": {k: np.asarray(v).tolist() for k, v in params.items()},
-            "param_specs": {k: str(v.sharding.spec) for k, v in params.items()},
-            "state_sharded_like_params": same_sharding,
-            "collectives": [[m.group(2), m.group(1)] for m in COLLECTIVE.finditer(hlo)],
-        }
-    print(json.dumps(out))
+def _last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def runs():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
-    env.pop("JAX_ENABLE_X64", None)
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True, text=True,
-                          timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.run([sys.executable, WORKER, "mesh", str(STEPS)], env=_env(8),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _last_json(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def multihost():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, WORKER, "multihost", str(STEPS),
+                               f"localhost:{port}", "2", str(i)],
+                              env=_env(4), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-3000:]
+    return _last_json(outs[0][0])
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += (c == "(") - (c == ")")
+        if c == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    return [*parts, text[start:]]
+
+
+def _expand_names(names: str) -> list[str]:
+    """``"p/(a:b)"`` -> ``["p/a", "p/b"]``: XLA's combiner merges collectives into one
+    tuple-shaped op and writes the common prefix of their op names once."""
+    if ":" not in names:
+        return [names]
+    depth, i = 0, len(names) - 1
+    for i in range(len(names) - 1, -1, -1):  # the "(" matching the final ")"
+        depth += (names[i] == ")") - (names[i] == "(")
+        if depth == 0:
+            break
+    prefix = names[:i]
+    return [prefix + full for part in _split_top(names[i + 1:-1], ":")
+            for full in _expand_names(part)]
+
+
+def _collectives(hlo: str) -> list[dict]:
+    """Each collective: kind, operand shapes ``[(dtype, dims)]`` and the op name of each."""
+    out = []
+    for m in COLLECTIVE.finditer(hlo):
+        shapes = [(t, tuple(int(n) for n in dims.split(",") if n))
+                  for t, dims in SHAPE.findall(m["shapes"])]
+        names = _expand_names(m["names"])
+        assert len(names) == len(shapes), (m["shapes"], m["names"])
+        out.append({"kind": m["kind"], "operands": list(zip(shapes, names, strict=True))})
+    assert out or "all-reduce" not in hlo, "collectives present but not parsed"
+    return out
+
+
+def _in_loss_grad(name: str) -> bool:
+    """Whether an op comes from the loss's forward (jvp) or backward (transpose of jvp)."""
+    return name.startswith(("jvp(", "transpose(jvp("))
+
+
+def _param_shapes(run: dict) -> Counter:
+    # Layout may transpose a gradient ([H, K] as [K, H]): compare sorted dimensions.
+    return Counter(tuple(sorted(np.shape(v))) for v in run["params"].values())
+
+
+def test_runs_train(runs):
+    losses = runs["single"]["losses"]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
 
 
 @pytest.mark.parametrize("name", ["dp", "fsdp"])
 def test_same_losses_and_parameters_as_one_device(runs, name):
     single, sharded = runs["single"], runs[name]
-    assert single["losses"][-1] < single["losses"][0] - 0.3  # it trains
     np.testing.assert_allclose(sharded["losses"], single["losses"], rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(sharded["eval_loss"], single["eval_loss"], rtol=2e-5)
     for key, value in single["params"].items():
         np.testing.assert_allclose(sharded["params"][key], value, rtol=1e-4, atol=1e-5)
 
 
-def test_parameters_are_sharded_and_state_follows_them(runs):
+def test_two_processes_match_one_device(runs, multihost):
+    assert multihost["process_count"] == 2 and multihost["local_devices"] == 4
+    assert multihost["row_processes"] == [[0], [1]]  # each host holds one whole fsdp group
+    single = runs["single"]
+    np.testing.assert_allclose(multihost["losses"], single["losses"], rtol=2e-5, atol=2e-5)
+    for key, value in single["params"].items():
+        np.testing.assert_allclose(multihost["params"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_parameters_are_sharded_along_fsdp_only_with_fsdp(runs):
     assert not any("fsdp" in spec for spec in runs["dp"]["param_specs"].values())
     assert all("fsdp" in spec for spec in runs["fsdp"]["param_specs"].values())
-    for name in ("single", "dp", "fsdp"):
-        assert runs[name]["state_sharded_like_params"], name
+    for key, value in runs["fsdp"]["params"].items():
+        shard = runs["fsdp"]["param_shards"][key]
+        assert np.prod(shard) * 4 == np.size(value), (key, shard)
 
 
-def _full_param_shapes(run):
-    return {"f32[" + ",".join(str(n) for n in np.shape(v)) + "]" for v in run["params"].values()}
+@pytest.mark.parametrize("name", ["single", "dp", "fsdp"])
+def test_adam_moments_are_sharded_like_their_parameters(runs, name):
+    run = runs[name]
+    for moment in ("mu", "nu"):
+        for key, info in run["moments"][moment].items():
+            assert info["same_sharding"], (moment, key)
+            assert info["spec"] == run["param_specs"][key], (moment, key)
+            assert info["shard"] == run["param_shards"][key], (moment, key)
+    assert run["count_spec"] == "P()"  # the step count is replicated
 
 
-def test_data_parallel_step_has_no_all_gather_and_one_gradient_all_reduce(runs):
-    kinds = [kind for kind, _ in runs["dp"]["collectives"]]
-    assert "all-gather" not in kinds and "all-to-all" not in kinds
-    assert 1 <= kinds.count("all-reduce") <= 2
+def test_data_parallel_step_only_all_reduces_each_gradient_once(runs):
+    ops = _collectives(runs["dp"]["hlo"])
+    assert {op["kind"] for op in ops} == {"all-reduce"}
+    operands = [operand for op in ops for operand in op["operands"]]
+    # the optimizer (clip, AdamW) runs on the reduced, replicated gradient: no traffic
+    assert all(_in_loss_grad(name) for _, name in operands), operands
+    reduced = Counter(tuple(sorted(dims)) for (_, dims), _ in operands if dims)
+    assert reduced == _param_shapes(runs["dp"]), reduced
 
 
-def test_fsdp_step_gathers_each_parameter_at_most_once(runs):
+def test_fsdp_step_gathers_parameters_only_for_the_loss_and_each_at_most_once(runs):
     run = runs["fsdp"]
-    full = _full_param_shapes(run)
-    gathered = [shape.split("{")[0] for kind, shape in run["collectives"] if kind == "all-gather"]
-    full_gathers = [s for s in gathered if s in full]
-    # FSDP needs each sharded parameter whole once for the forward/backward; a second gather
-    # of the same shape would be the optimizer state or a replicated gradient copy.
-    assert len(full_gathers) == len(set(full_gathers)) <= len(run["params"])
-    # the global-norm clip is an all-reduce of scalars, not a gather of the gradients
-    scalar_reduces = [
-        shape for kind, shape in run["collectives"]
-        if kind == "all-reduce" and set(re.findall(r"f32\[[^\]]*\]", shape)) == {"f32[]"}
-    ]
-    assert scalar_reduces
+    ops = _collectives(run["hlo"])
+    gathers = [operand for op in ops if op["kind"] == "all-gather" for operand in op["operands"]]
+    assert gathers
+    # Every gather serves the loss's forward/backward (parameter shards, or activations of
+    # the vocabulary-sharded output layer); none comes from the clip or AdamW.
+    assert all(_in_loss_grad(name) for _, name in gathers), gathers
+    full = _param_shapes(run)
+    gathered_full = Counter(tuple(sorted(dims)) for (_, dims), _ in gathers
+                            if tuple(sorted(dims)) in full)
+    # A parameter gathered twice would mean the backward (or the state) re-gathers it.
+    assert all(n <= full[shape] for shape, n in gathered_full.items()), gathered_full
 
 
-if __name__ == "__main__":
-    _child()
+def test_fsdp_global_norm_is_an_all_reduce_of_scalars(runs):
+    ops = _collectives(runs["fsdp"]["hlo"])
+    outside = [(op["kind"], shape) for op in ops for shape, name in op["operands"]
+               if not _in_loss_grad(name)]
+    # Outside the loss's gradient the only communication is the clip's sum of squares:
+    # one float32 scalar per sharded gradient, never a gathered or replicated gradient.
+    assert outside, "the global norm of sharded gradients needs a reduction"
+    assert all(kind == "all-reduce" and shape == ("f32", ()) for kind, shape in outside), outside

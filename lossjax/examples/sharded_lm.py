@@ -1,15 +1,21 @@
 """Train a small MLP language model on many devices: data parallel + FSDP.
 
-    python -m lossjax.examples.sharded_lm --mesh 2,4 --steps 30
-    XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m lossjax.examples.sharded_lm
+    export XLA_FLAGS=--xla_force_host_platform_device_count=8  # 8 CPU devices
+    python -m lossjax.examples.sharded_lm --mesh 2,4
 
-The mesh has two axes: ``data`` (the batch is split across it) and ``fsdp`` (each
-parameter's largest divisible axis is split across it, and the batch too). Parameters and
-the optimizer state live sharded; XLA's SPMD partitioner inserts the all-gathers that
-FSDP needs in the forward/backward and reduce-scatters / all-reduces the gradients.
-lossjax's cross-entropy, ``clip_by_global_norm`` (an all-reduce of one scalar), ``adamw``
-and ``dropout`` run unchanged under the sharding: nothing is gathered to one device and
-nothing syncs with the host inside the step.
+The mesh has two axes: ``data`` and ``fsdp``. The batch is split across both; each
+parameter's largest axis that the ``fsdp`` size divides is split across ``fsdp``, and the
+optimizer state takes its parameter's sharding. XLA's SPMD partitioner inserts the
+all-gathers of parameter shards that the forward/backward needs and reduces the gradients
+back to their shards. lossjax's ``linear_cross_entropy`` (the output layer and its loss,
+without ``[batch, vocab]`` logits), ``dropout``, ``clip_by_global_norm`` (an all-reduce of
+one scalar) and ``adamw`` run unchanged under the sharding: nothing is gathered to one
+device and nothing syncs with the host inside the step.
+
+On several hosts, run the same command on every host with ``--distributed`` (and
+``--coordinator host0:1234 --num-processes N --process-id i`` where the cluster is not
+detected automatically): the mesh then spans every host's devices and each host builds only
+its own shards of the batch.
 
 The model predicts the next token from the concatenated embeddings of the ``context``
 tokens before it.
@@ -30,47 +36,70 @@ from jax.sharding import PartitionSpec as P
 
 import lossjax
 
+Params = dict[str, jax.Array]
+Batch = tuple[jax.Array, jax.Array]
+
+# The batch axis is split over every device: "data" across groups, "fsdp" within a group.
+BATCH_SPEC = P(("data", "fsdp"))
+
 
 class Config(NamedTuple):
-    vocab: int = 64
+    vocab: int = 128
     dim: int = 32
     hidden: int = 64
     context: int = 4
     batch: int = 32
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-2
     weight_decay: float = 1e-2
     max_grad_norm: float = 1.0
     dropout: float = 0.1
 
 
-def init_params(key: jax.Array, cfg: Config) -> dict[str, jax.Array]:
+def init_params(key: jax.Array, cfg: Config) -> Params:
+    """``embed [V, D]``, ``w1 [context·D, H]``, ``b1 [H]``, ``w_out [H, V]`` (float32)."""
     k = jax.random.split(key, 3)
-    scale = lambda fan_in: 1.0 / np.sqrt(fan_in)  # noqa: E731
+    fan_in = cfg.context * cfg.dim
     return {
         "embed": jax.random.normal(k[0], (cfg.vocab, cfg.dim), jnp.float32) * 0.5,
-        "w1": jax.random.normal(k[1], (cfg.context * cfg.dim, cfg.hidden), jnp.float32)
-        * scale(cfg.context * cfg.dim),
+        "w1": jax.random.normal(k[1], (fan_in, cfg.hidden), jnp.float32) / np.sqrt(fan_in),
         "b1": jnp.zeros((cfg.hidden,), jnp.float32),
-        "w_out": jax.random.normal(k[2], (cfg.hidden, cfg.vocab), jnp.float32) * scale(cfg.hidden),
+        "w_out": jax.random.normal(k[2], (cfg.hidden, cfg.vocab), jnp.float32)
+        / np.sqrt(cfg.hidden),
     }
 
 
-def forward(params: dict[str, jax.Array], context: jax.Array, key: jax.Array, cfg: Config,
-            train: bool) -> jax.Array:
-    """Logits ``[B, vocab]`` from context tokens ``[B, context]``."""
-    x = params["embed"][context].reshape(context.shape[0], -1)
-    h = jax.nn.gelu(x @ params["w1"] + params["b1"])
-    h = lossjax.dropout(key, h, rate=cfg.dropout, deterministic=not train)
-    return h @ params["w_out"]
+def features(params: Params, context: jax.Array, key: jax.Array | None, cfg: Config,
+             layout: NamedSharding | None = None) -> jax.Array:
+    """Last hidden layer ``[B, H]`` from context tokens ``[B, context]``; dropout if ``key``.
+
+    ``layout``: the batch sharding that activations are pinned to, so that the partitioner
+    gathers the (small) parameter shards instead of moving activations between devices.
+    """
+    pin = (lambda x: x) if layout is None else (
+        lambda x: jax.lax.with_sharding_constraint(x, layout))
+    x = pin(params["embed"][context].reshape(context.shape[0], -1))
+    h = pin(jax.nn.gelu(x @ params["w1"] + params["b1"]))
+    return h if key is None else lossjax.dropout(key, h, rate=cfg.dropout)
 
 
-def loss_fn(params, batch, key, cfg: Config) -> jax.Array:
+def loss_fn(params: Params, batch: Batch, key: jax.Array, cfg: Config,
+            layout: NamedSharding | None = None) -> jax.Array:
+    """Mean next-token cross-entropy; ``h @ w_out`` is never materialised as logits."""
     context, target = batch
-    return lossjax.softmax_cross_entropy_with_integer_labels(
-        forward(params, context, key, cfg, train=True), target)
+    return lossjax.linear_cross_entropy(features(params, context, key, cfg, layout),
+                                        params["w_out"], target)
+
+
+def eval_loss(params: Params, batch: Batch, cfg: Config,
+              layout: NamedSharding | None = None) -> jax.Array:
+    """Cross-entropy without dropout, from the materialised ``[B, V]`` logits."""
+    context, target = batch
+    logits = features(params, context, None, cfg, layout) @ params["w_out"]
+    return lossjax.softmax_cross_entropy_with_integer_labels(logits, target)
 
 
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
+    """Clip the global gradient norm, then AdamW (weight decay on matrices only)."""
     decay_matrices = lambda params: jax.tree.map(lambda p: p.ndim > 1, params)  # noqa: E731
     return optax.chain(
         lossjax.clip_by_global_norm(cfg.max_grad_norm),
@@ -88,74 +117,124 @@ def param_spec(shape: Sequence[int], fsdp_size: int) -> P:
 
 
 def make_mesh(data: int, fsdp: int, devices: Sequence[Any] | None = None) -> Mesh:
-    devices = list(devices if devices is not None else jax.devices())[: data * fsdp]
-    if len(devices) < data * fsdp:
+    """A ``(data, fsdp)`` mesh on the first ``data·fsdp`` devices (all hosts' devices).
+
+    ``jax.devices()`` lists devices host by host, so on several hosts each host holds
+    whole ``fsdp`` groups and the parameter all-gathers stay within a host.
+    """
+    devices = list(devices if devices is not None else jax.devices())
+    if data < 1 or fsdp < 1 or len(devices) < data * fsdp:
         raise ValueError(f"mesh {data}x{fsdp} needs {data * fsdp} devices, found {len(devices)}")
-    return Mesh(np.array(devices).reshape(data, fsdp), ("data", "fsdp"))
+    return Mesh(np.array(devices[: data * fsdp]).reshape(data, fsdp), ("data", "fsdp"))
 
 
-def synthetic_batches(cfg: Config, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A learnable toy language: the next token is the last one plus 1 (mod vocab), 10% noise."""
-    rng = np.random.default_rng(seed)
-    context = rng.integers(0, cfg.vocab, size=(steps, cfg.batch, cfg.context))
-    target = (context[..., -1] + 1) % cfg.vocab
+def synthetic_batch(cfg: Config, step: int, seed: int = 0,
+                    held_out: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A learnable toy language: the next token is the last one plus 1 (mod vocab), 10% noise.
+
+    Returns contexts ``[batch, context]`` and targets ``[batch]`` (int32), a function of
+    ``(seed, held_out, step)`` only: the same on every host and for any number of steps.
+    """
+    rng = np.random.default_rng([seed, int(held_out), step])
+    context = rng.integers(0, cfg.vocab, size=(cfg.batch, cfg.context))
+    target = (context[:, -1] + 1) % cfg.vocab
     noise = rng.uniform(size=target.shape) < 0.1
     target = np.where(noise, rng.integers(0, cfg.vocab, size=target.shape), target)
     return context.astype(np.int32), target.astype(np.int32)
 
 
-def build_train_step(cfg: Config, mesh: Mesh, params: Any):
-    """Jitted, donated step with explicit shardings; returns (step, shardings)."""
+def shard_batch(mesh: Mesh, *arrays: np.ndarray) -> tuple[jax.Array, ...]:
+    """Global arrays from host data, each host building only its own devices' shards.
+
+    Every host holds the whole (synthetic) batch here; a real loader that reads only this
+    host's rows would use ``jax.make_array_from_process_local_data`` instead.
+    """
+    sharding = NamedSharding(mesh, BATCH_SPEC)
+    return tuple(jax.make_array_from_callback(a.shape, sharding, lambda idx, a=a: a[idx])
+                 for a in arrays)
+
+
+class Trainer(NamedTuple):
+    """Jitted functions of one mesh (``.lower(...)`` gives their compiled HLO)."""
+
+    init: jax.stages.Wrapped  # params -> optimizer state
+    step: jax.stages.Wrapped  # (params, state, batch, key) -> (params, state, loss)
+    evaluate: jax.stages.Wrapped  # (params, batch) -> loss without dropout
+    param_shardings: Any
+    state_shardings: Any
+
+
+def build_trainer(cfg: Config, mesh: Mesh, params: Params) -> Trainer:
+    """Jitted optimizer init, train step (parameters and state donated) and evaluation.
+
+    Each optimizer-state leaf shaped like a parameter gets that parameter's sharding (Adam's
+    moments mirror the parameter tree); scalar leaves (the step count) are replicated.
+    """
     fsdp = mesh.shape["fsdp"]
     opt = make_optimizer(cfg)
     param_shardings = jax.tree.map(lambda p: NamedSharding(mesh, param_spec(p.shape, fsdp)),
                                    params)
-    state_shapes = jax.eval_shape(opt.init, params)
-    # Each state leaf shaped like a parameter takes that parameter's spec; scalars replicate.
     state_shardings = jax.tree.map(
-        lambda s: NamedSharding(mesh, param_spec(s.shape, fsdp) if s.ndim else P()), state_shapes)
-    batch_sharding = NamedSharding(mesh, P(("data", "fsdp")))
+        lambda s: NamedSharding(mesh, param_spec(s.shape, fsdp) if s.ndim else P()),
+        jax.eval_shape(opt.init, params))
+    layout = NamedSharding(mesh, BATCH_SPEC)
     replicated = NamedSharding(mesh, P())
 
     def step(params, state, batch, key):
-        loss, grads = jax.value_and_grad(loss_fn)(params, batch, key, cfg)
+        loss, grads = jax.value_and_grad(loss_fn)(params, batch, key, cfg, layout)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
-    step = jax.jit(
-        step,
-        in_shardings=(param_shardings, state_shardings, (batch_sharding, batch_sharding),
-                      replicated),
-        out_shardings=(param_shardings, state_shardings, replicated),
-        donate_argnums=(0, 1),
-    )
+    step = jax.jit(step, in_shardings=(param_shardings, state_shardings, (layout, layout),
+                                       replicated),
+                   out_shardings=(param_shardings, state_shardings, replicated),
+                   donate_argnums=(0, 1))
+    evaluate = jax.jit(lambda p, b: eval_loss(p, b, cfg, layout),
+                       in_shardings=(param_shardings, (layout, layout)), out_shardings=replicated)
     init = jax.jit(opt.init, in_shardings=(param_shardings,), out_shardings=state_shardings)
-    return step, init, param_shardings, batch_sharding
+    return Trainer(init, step, evaluate, param_shardings, state_shardings)
 
 
-def train(cfg: Config, mesh: Mesh, steps: int, seed: int = 0):
-    """Run ``steps`` steps on ``mesh``; return (losses, params, opt_state, step)."""
+class Run(NamedTuple):
+    losses: np.ndarray  # [steps] training loss before each step
+    eval_loss: float  # loss without dropout on a held-out batch after training
+    params: Params
+    state: Any
+    trainer: Trainer
+
+
+def train(cfg: Config, mesh: Mesh, steps: int, seed: int = 0) -> Run:
+    """Initialise on ``mesh`` and run ``steps`` steps on synthetic batches."""
     params = init_params(jax.random.key(seed), cfg)
-    step, init, param_shardings, batch_sharding = build_train_step(cfg, mesh, params)
-    params = jax.device_put(params, param_shardings)
-    state = init(params)
-    contexts, targets = synthetic_batches(cfg, steps, seed)
+    trainer = build_trainer(cfg, mesh, params)
+    params = jax.device_put(params, trainer.param_shardings)
+    state = trainer.init(params)
     losses = []
     for i in range(steps):
-        batch = jax.device_put((contexts[i], targets[i]), batch_sharding)
-        params, state, loss = step(params, state, batch, jax.random.key(1000 + i))
-        losses.append(loss)
-    return np.array(jax.device_get(losses)), params, state, step
+        batch = shard_batch(mesh, *synthetic_batch(cfg, i, seed))
+        params, state, loss = trainer.step(params, state, batch,
+                                           jax.random.fold_in(jax.random.key(seed + 1), i))
+        losses.append(loss)  # kept on device: reading it here would sync every step
+    held_out_batch = shard_batch(mesh, *synthetic_batch(cfg, 0, seed, held_out=True))
+    held_out = trainer.evaluate(params, held_out_batch)
+    return Run(np.array(jax.device_get(losses)), float(held_out), params, state, trainer)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mesh", default=None,
-                        help="DATA,FSDP mesh shape (default: all devices on data)")
+                        help="DATA,FSDP mesh shape (default: every device on data)")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--distributed", action="store_true",
+                        help="call jax.distributed.initialize() first (one process per host)")
+    parser.add_argument("--coordinator", default=None, help="with --distributed: HOST:PORT")
+    parser.add_argument("--num-processes", type=int, default=None)
+    parser.add_argument("--process-id", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     if args.mesh is None:
         data, fsdp = jax.device_count(), 1
     else:
@@ -163,12 +242,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             data, fsdp = (int(x) for x in args.mesh.split(","))
         except ValueError:
             parser.error(f"--mesh must be DATA,FSDP (two integers), got {args.mesh!r}")
-    mesh = make_mesh(data, fsdp)
-    losses, params, _, _ = train(Config(), mesh, args.steps, args.seed)
-    print(f"mesh data={data} fsdp={fsdp} on {jax.device_count()} {jax.default_backend()} devices")
-    for i in range(0, len(losses), max(len(losses) // 10, 1)):
-        print(f"step {i:4d}  loss {losses[i]:.4f}")
-    print(f"final loss {losses[-1]:.4f}; w1 sharding {params['w1'].sharding.spec}")
+    if args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    try:
+        mesh = make_mesh(data, fsdp)
+    except ValueError as err:
+        parser.error(str(err))
+    run = train(Config(), mesh, args.steps, args.seed)
+    if jax.process_index() == 0:
+        print(f"mesh data={data} fsdp={fsdp} on {jax.device_count()} {jax.default_backend()} "
+              f"devices, {jax.process_count()} process(es)")
+        for i in range(0, args.steps, max(args.steps // 10, 1)):
+            print(f"step {i:4d}  loss {run.losses[i]:.4f}")
+        print(f"final loss {run.losses[-1]:.4f}; held-out loss {run.eval_loss:.4f}")
+        print("parameter shardings: " + ", ".join(
+            f"{k} {v.sharding.spec}" for k, v in run.params.items()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Child process of tests/test_sharding.py: trains lossjax.examples.sharded_lm on CPU devices.
+
+A JAX process fixes its device count at start-up, so the 8-device runs happen here, started
+with ``--xla_force_host_platform_device_count``. Prints one JSON line on stdout.
+
+    python tests/_sharded_worker.py mesh STEPS
+        8 devices in one process: runs on 1x1, 8x1 and 2x4 meshes.
+    python tests/_sharded_worker.py multihost STEPS COORDINATOR NUM_PROCESSES PROCESS_ID
+        one of several processes (4 devices each) joined by jax.distributed; a 2x4 mesh.
+"""
+
+import json
+import sys
+
+import jax
+import numpy as np
+
+from lossjax import ScaleByAdamState
+from lossjax.examples import sharded_lm as lm
+
+MESHES = {"single": (1, 1), "dp": (8, 1), "fsdp": (2, 4)}
+
+
+def _adam_state(state) -> ScaleByAdamState:
+    is_adam = lambda x: isinstance(x, ScaleByAdamState)  # noqa: E731
+    (adam,) = [s for s in jax.tree.leaves(state, is_leaf=is_adam) if is_adam(s)]
+    return adam
+
+
+def _shard_shape(x: jax.Array) -> list[int]:
+    return list(x.addressable_shards[0].data.shape)
+
+
+def _describe(run: lm.Run, mesh) -> dict:
+    adam = _adam_state(run.state)
+    cfg = lm.Config()
+    batch = lm.shard_batch(mesh, *lm.synthetic_batch(cfg, 0))
+    hlo = run.trainer.step.lower(run.params, run.state, batch, jax.random.key(0)).compile()
+    return {
+        "losses": run.losses.tolist(),
+        "eval_loss": run.eval_loss,
+        "params": {k: np.asarray(v).tolist() for k, v in run.params.items()},
+        "param_specs": {k: str(v.sharding.spec) for k, v in run.params.items()},
+        "param_shards": {k: _shard_shape(v) for k, v in run.params.items()},
+        "moments": {
+            name: {k: {"spec": str(m[k].sharding.spec), "shard": _shard_shape(m[k]),
+                       "same_sharding": m[k].sharding.is_equivalent_to(
+                           run.params[k].sharding, run.params[k].ndim)}
+                   for k in run.params}
+            for name, m in (("mu", adam.mu), ("nu", adam.nu))
+        },
+        "count_spec": str(adam.count.sharding.spec),
+        "hlo": hlo.as_text(),
+    }
+
+
+def mesh_runs(steps: int) -> dict:
+    assert jax.device_count() == 8, jax.devices()
+    out = {}
+    for name, (data, fsdp) in MESHES.items():
+        mesh = lm.make_mesh(data, fsdp)
+        out[name] = _describe(lm.train(lm.Config(), mesh, steps), mesh)
+    return out
+
+
+def multihost_run(steps: int, coordinator: str, num_processes: int, process_id: int) -> dict:
+    jax.distributed.initialize(coordinator, num_processes, process_id)
+    from jax.experimental import multihost_utils
+
+    mesh = lm.make_mesh(2, 4)
+    run = lm.train(lm.Config(), mesh, steps)
+    params = multihost_utils.process_allgather(run.params, tiled=True)
+    return {
+        "process_count": jax.process_count(),
+        "local_devices": jax.local_device_count(),
+        # which processes own each data row of the mesh
+        "row_processes": [sorted({d.process_index for d in row}) for row in mesh.devices],
+        "losses": run.losses.tolist(),
+        "params": {k: np.asarray(v).tolist() for k, v in params.items()},
+    }
+
+
+if __name__ == "__main__":
+    mode, steps = sys.argv[1], int(sys.argv[2])
+    if mode == "mesh":
+        result = mesh_runs(steps)
+    else:
+        result = multihost_run(steps, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+    if jax.process_index() == 0:
+        print(json.dumps(result))
