@@ -12,7 +12,9 @@ Two rules hold throughout:
   scalar that depends only on the step (bias corrections, the learning rate) is computed
   once per step outside it. Everything stays elementwise, so under ``jit`` XLA fuses a
   chain (e.g. Adam, the learning rate and ``optax.apply_updates``) into one loop per output
-  and a sharded state stays sharded like its parameters, with no gather.
+  array (on CPU, where XLA does not fuse loops with several outputs, Adam makes three:
+  new ``m``, new ``v``, new parameter), and a sharded state stays sharded like its
+  parameters, with no gather.
 """
 
 from __future__ import annotations
@@ -60,16 +62,19 @@ def _bias_correction(decay: float, count: Array) -> Array:
     return 1.0 - decay**count
 
 
-def _per_leaf(fn: Callable[..., tuple[Array, ...]], n_out: int) -> Callable[..., tuple[Any, ...]]:
+def _per_leaf(
+    fn: Callable[..., tuple[Array, ...]], n_out: int, *, trace_once: bool = True
+) -> Callable[..., tuple[Any, ...]]:
     """Apply ``fn(*leaves, *scalars) -> n_out arrays`` across trees of the same structure.
 
-    ``fn`` is wrapped in ``jax.jit``: inside an outer ``jit`` each leaf becomes a call to one
-    cached computation per leaf signature, which XLA inlines and fuses. A 200-leaf model with
-    a handful of distinct shapes is traced a handful of times, not 200.
+    With ``trace_once``, ``fn`` is wrapped in ``jax.jit``: inside an outer ``jit`` each leaf
+    becomes a call to one cached computation per leaf signature, which XLA inlines and
+    fuses. A 200-leaf model with a handful of distinct shapes is traced a handful of times,
+    not 200. For a one-operation ``fn`` the call costs more than it saves: pass ``False``.
 
     Returns ``n_out`` trees with the structure of ``trees[0]``.
     """
-    leaf_fn = jax.jit(fn)
+    leaf_fn = jax.jit(fn) if trace_once else fn
 
     def apply(trees: Sequence[Any], scalars: Sequence[Array] = ()) -> tuple[Any, ...]:
         treedef = jax.tree.structure(trees[0])
@@ -294,7 +299,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:
         check_non_negative("learning_rate", learning_rate)
-    apply = _per_leaf(_scale_leaf, 1)
+    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
 
     def init(params):
         del params
@@ -322,15 +327,22 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
         state = lossjax.set_learning_rate(state, 1e-4)   # then keep calling step(...)
 
     Works on any state that contains a :class:`LearningRateState`, e.g. inside an
-    ``optax.chain`` or Flax's ``nnx.Optimizer.opt_state``. ``learning_rate`` may be a
-    traced value (inside ``jit``); a known negative value raises ``ValueError``.
+    ``optax.chain``. A Flax ``nnx.Optimizer`` holds its state in variables: those are set
+    in place, so ``lossjax.set_learning_rate(optimizer.opt_state, 1e-4)`` is enough there.
+    ``learning_rate`` may be a traced value (inside ``jit``); a known negative value raises
+    ``ValueError``.
     """
     check_non_negative("learning_rate", learning_rate)
+    new_rate = jnp.asarray(learning_rate, jnp.float32)
 
     def replace(node):
-        if isinstance(node, LearningRateState):
-            return node._replace(learning_rate=jnp.asarray(learning_rate, jnp.float32))
-        return node
+        if not isinstance(node, LearningRateState):
+            return node
+        held = node.learning_rate
+        if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
+            held.set_value(new_rate)
+            return node
+        return node._replace(learning_rate=new_rate)
 
     return jax.tree.map(replace, opt_state, is_leaf=lambda n: isinstance(n, LearningRateState))
 
@@ -354,7 +366,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     (2013).
     """
     check_positive("max_norm", max_norm)
-    apply = _per_leaf(_scale_leaf, 1)
+    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
 
     def init(params):
         del params

@@ -315,8 +315,12 @@ def test_flax_nnx_model_trains_with_lossjax_adam():
     x = jax.random.normal(jax.random.key(3), (64, 8), jnp.float32)
     y = (x[:, 0] > 0).astype(jnp.int32) + 2 * (x[:, 1] > 0).astype(jnp.int32)
 
+    traces = []
+
     @nnx.jit
     def train_step(model, optimizer):
+        traces.append(1)
+
         def loss_fn(model):
             return lossjax.softmax_cross_entropy_with_integer_labels(model(x), y)
 
@@ -328,3 +332,8 @@ def test_flax_nnx_model_trains_with_lossjax_adam():
     for _ in range(100):
         last = float(train_step(model, optimizer))
     assert last < 0.3 * first
+    # a learning rate of 0 freezes the model, without retracing the step
+    lossjax.set_learning_rate(optimizer.opt_state, 0.0)
+    frozen = float(train_step(model, optimizer))
+    assert float(train_step(model, optimizer)) == frozen
+    assert len(traces) == 1
