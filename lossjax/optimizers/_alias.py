@@ -1,7 +1,10 @@
 """The optimizers: short chains of the transforms in ``_transforms.py``.
 
 Same defaults and the same numbers as optax's counterparts; every hyperparameter is
-checked when the optimizer is built.
+checked when the optimizer is built. Every ``learning_rate`` is a float or a schedule
+``step -> rate`` (see ``lossjax.schedules``). A float rate is held in the optimizer state,
+so ``lossjax.set_learning_rate(state, new_rate)`` changes it between steps without
+recompiling the jitted step.
 """
 
 from __future__ import annotations
@@ -53,7 +56,12 @@ def adam(
     *,
     mu_dtype: Any = None,
 ) -> optax.GradientTransformation:
-    """Adam: ``w ← w − lr·m̂/(√v̂ + eps)`` (see :func:`scale_by_adam`)."""
+    """Adam: ``w ← w − lr·m̂/(√v̂ + eps)`` (see :func:`scale_by_adam` for ``m̂``, ``v̂``).
+
+    Under ``jit`` the whole step, ``optax.apply_updates`` included, fuses into elementwise
+    loops over each leaf; ``mu_dtype`` (e.g. ``jnp.bfloat16``) halves the first moment's
+    memory. References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014).
+    """
     return optax.chain(scale_by_adam(b1, b2, eps, mu_dtype=mu_dtype),
                        scale_by_learning_rate(learning_rate))
 
@@ -106,6 +114,11 @@ def rmsprop(
 def adagrad(
     learning_rate: ScalarOrSchedule, initial_accumulator_value: float = 0.1, eps: float = 1e-7
 ) -> optax.GradientTransformation:
-    """Adagrad: ``s ← s + g²``, ``w ← w − lr·g/√(s + eps)``."""
+    """Adagrad: ``s ← s + g²``, ``w ← w − lr·g/√(s + eps)``, ``s`` starting at
+    ``initial_accumulator_value``.
+
+    References: Duchi et al., "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization" (2011).
+    """
     return optax.chain(scale_by_sum_of_squares(initial_accumulator_value, eps),
                        scale_by_learning_rate(learning_rate))

@@ -281,6 +281,7 @@ def quadratic(p):
         (quadratic, lambda: lossjax.sgd(0.2), 300, [1.0, -2.0]),
         (quadratic, lambda: lossjax.sgd(0.05, momentum=0.9), 300, [1.0, -2.0]),
         (quadratic, lambda: lossjax.adam(0.05), 1000, [1.0, -2.0]),
+        (rosenbrock, lambda: lossjax.sgd(1e-3), 10000, [1.0, 1.0]),
         (rosenbrock, lambda: lossjax.sgd(1e-3, momentum=0.9), 5000, [1.0, 1.0]),
         (rosenbrock, lambda: lossjax.adam(2e-2), 5000, [1.0, 1.0]),
     ],
@@ -297,6 +298,28 @@ def test_minimises_quadratic_and_rosenbrock(fn, make, steps, minimum):
     run = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), None, length=steps))
     (params, _), _ = run(params)
     np.testing.assert_allclose(params["xy"], minimum, atol=2e-2)
+
+
+@pytest.mark.parametrize("make", [lambda: lossjax.sgd(0.1), lambda: lossjax.sgd(0.02, 0.9),
+                                  lambda: lossjax.adam(schedules.cosine_decay(0.05, 1000))])
+def test_stochastic_gradients_minimise_least_squares(make):
+    # minibatches of 16 out of 256 noise-free examples: the gradient noise vanishes at w*
+    x = jax.random.normal(jax.random.key(0), (256, 2), jnp.float64)
+    w_star = jnp.array([1.0, -2.0])
+    y = x @ w_star
+    opt = make()
+
+    def step(carry, key):
+        params, state = carry
+        idx = jax.random.randint(key, (16,), 0, 256)
+        grads = jax.grad(lambda p: 0.5 * jnp.mean((x[idx] @ p["w"] - y[idx]) ** 2))(params)
+        updates, state = opt.update(grads, state, params)
+        return (optax.apply_updates(params, updates), state), None
+
+    keys = jax.random.split(jax.random.key(1), 1000)
+    params = {"w": jnp.zeros(2, jnp.float64)}
+    (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), keys))(params)
+    np.testing.assert_allclose(params["w"], w_star, atol=1e-4)
 
 
 def test_flax_nnx_model_trains_with_lossjax_adam():
