@@ -11,13 +11,17 @@ Cases, float32, the two contenders timed in alternation in one process:
   traffic lossjax's step would move at that bandwidth (what the time is worth in bytes).
 - Adam on 200 leaves of 100 parameters: per-leaf overhead bound.
 
-Compile time is trace + lower + compile of the step from cold caches (``jax.clear_caches``
-before each measurement, so no trace, lowering or executable is reused), best of a few.
+Compile time is trace + lower + compile of the step, each measured in a fresh Python process
+(so no trace, lowering, executable or kernel is reused; ``jax.clear_caches`` in one process
+left the ratio swinging between 0.67 and 0.96), best of three, the contenders taking turns.
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -28,6 +32,14 @@ import lossjax
 from bench._timing import compile_seconds, interleaved_medians, print_table
 
 ADAM_BYTES_PER_PARAM = 28  # read g, m, v, p; write m, v, p (float32)
+REPO = Path(__file__).resolve().parents[1]
+OPTIMIZERS = {  # name: (lossjax's, optax's)
+    "adam": (lambda: lossjax.adam(1e-3), lambda: optax.adam(1e-3)),
+    "sgd momentum": (lambda: lossjax.sgd(1e-2, 0.9), lambda: optax.sgd(1e-2, 0.9)),
+    "clip + adam": (
+        lambda: optax.chain(lossjax.clip_by_global_norm(1.0), lossjax.adam(1e-3)),
+        lambda: optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))),
+}
 
 
 def make_params(leaves: int, per_leaf: int) -> dict[str, jax.Array]:
@@ -61,17 +73,25 @@ def _donated_call(step, params, state, grads):
     return call, ()
 
 
-def cold_compile_seconds(step, *args: Any, tries: int = 3) -> float:
-    """Best of ``tries`` trace + lower + compile times, each from cleared caches."""
-    times = []
-    for _ in range(tries):
-        jax.clear_caches()
-        times.append(compile_seconds(step, *args))
-    return min(times)
+def cold_compile_seconds(name: str, contender: str, leaves: int, per_leaf: int) -> float:
+    """Trace + lower + compile of the step in a fresh Python process: nothing is warm."""
+    command = [sys.executable, "-m", "bench.bench_optimizers", "--cold-compile", name,
+               contender, str(leaves), str(per_leaf)]
+    out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
-def _case(name: str, ours, theirs, leaves: int, per_leaf: int, repeats: int,
+def _child_compile(name: str, contender: str, leaves: int, per_leaf: int) -> None:
+    opt = OPTIMIZERS[name][0 if contender == "lossjax" else 1]()
+    params = {f"p{i:03d}": jax.ShapeDtypeStruct((per_leaf,), jnp.float32)
+              for i in range(leaves)}
+    state = jax.eval_shape(opt.init, params)
+    print(compile_seconds(make_step(opt), params, state, params))
+
+
+def _case(name: str, leaves: int, per_leaf: int, repeats: int, tries: int,
           probe: bool) -> dict[str, Any]:
+    ours, theirs = (make() for make in OPTIMIZERS[name])
     params = make_params(leaves, per_leaf)
     grads = jax.tree.map(lambda p: 0.01 * p, params)
     steps = [(make_step(ours), ours.init(params)), (make_step(theirs), theirs.init(params))]
@@ -79,12 +99,14 @@ def _case(name: str, ours, theirs, leaves: int, per_leaf: int, repeats: int,
         steps.append((plain_step, ()))
     runs = [_donated_call(step, params, state, grads) for step, state in steps]
     medians = [1e3 * s for s in interleaved_medians(runs, repeats=repeats)]
-    compiles = [cold_compile_seconds(step, params, state, grads) for step, state in steps[:2]]
+    trials = [[cold_compile_seconds(name, who, leaves, per_leaf) for who in ("lossjax", "optax")]
+              for _ in range(tries)]
+    compiles = [min(trial[i] for trial in trials) for i in (0, 1)]
     n = leaves * per_leaf
     row = {"name": f"{name}, {leaves} leaves x {per_leaf} f32 ({n / 1e6:g}M)",
            "lossjax_ms": medians[0], "optax_ms": medians[1], "ratio": medians[0] / medians[1],
            "lossjax_compile_s": compiles[0], "optax_compile_s": compiles[1],
-           "compile_ratio": compiles[0] / compiles[1], "floor_ms": None, "bytes_per_param": None}
+           "compile_ratio": compiles[0] / compiles[1]}
     if probe:
         bytes_per_ms = 12 * n / medians[2]
         row["floor_ms"] = ADAM_BYTES_PER_PARAM * n / bytes_per_ms
@@ -93,27 +115,20 @@ def _case(name: str, ours, theirs, leaves: int, per_leaf: int, repeats: int,
 
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
-    repeats = 5 if quick else 30
+    repeats, tries = (5, 1) if quick else (30, 3)
     big = 10_000 if quick else 100_000
-    clip_adam = (optax.chain(lossjax.clip_by_global_norm(1.0), lossjax.adam(1e-3)),
-                 optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)))
     rows = [
-        _case("adam", lossjax.adam(1e-3), optax.adam(1e-3), 200, big, repeats, probe=True),
-        _case("sgd momentum", lossjax.sgd(1e-2, 0.9), optax.sgd(1e-2, 0.9), 200, big, repeats,
-              probe=False),
-        _case("clip + adam", *clip_adam, 200, big, repeats, probe=False),
-        _case("adam", lossjax.adam(1e-3), optax.adam(1e-3), 200, 100, repeats, probe=False),
+        _case("adam", 200, big, repeats, tries, probe=True),
+        _case("sgd momentum", 200, big, repeats, tries, probe=False),
+        _case("clip + adam", 200, big, repeats, tries, probe=False),
+        _case("adam", 200, 100, repeats, tries, probe=False),
     ]
-
-    def fmt(x):
-        return "" if x is None else x
-
     print_table(
         "Optimizer step (donated), float32, CPU (ratio = lossjax / optax)",
         ["case", "lossjax ms", "optax ms", "ratio", "floor ms (28 B/param)",
          "lossjax bytes/param", "lossjax compile s", "optax compile s", "compile ratio"],
-        [[r["name"], r["lossjax_ms"], r["optax_ms"], r["ratio"], fmt(r["floor_ms"]),
-          fmt(r["bytes_per_param"]), r["lossjax_compile_s"], r["optax_compile_s"],
+        [[r["name"], r["lossjax_ms"], r["optax_ms"], r["ratio"], r.get("floor_ms", ""),
+          r.get("bytes_per_param", ""), r["lossjax_compile_s"], r["optax_compile_s"],
           r["compile_ratio"]] for r in rows],
     )
     return rows
@@ -122,4 +137,11 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
-    main(parser.parse_args().quick)
+    parser.add_argument("--cold-compile", nargs=4, metavar=("NAME", "WHO", "LEAVES", "SIZE"),
+                        help="(internal) print one cold compile time and exit")
+    args = parser.parse_args()
+    if args.cold_compile:
+        name, who, leaves, size = args.cold_compile
+        _child_compile(name, who, int(leaves), int(size))
+    else:
+        main(args.quick)
