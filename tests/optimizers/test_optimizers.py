@@ -360,3 +360,23 @@ def test_flax_nnx_model_trains_with_lossjax_adam():
     frozen = float(train_step(model, optimizer))
     assert float(train_step(model, optimizer)) == frozen
     assert len(traces) == 1
+
+
+def test_hyperparameters_may_be_traced_for_a_vmapped_sweep():
+    def final_params(make, lr, b1):
+        opt = make(lr, b1)
+        params = mlp_params()
+        state = opt.init(params)
+        for i in range(3):
+            grads = jax.grad(mlp_loss)(params, *(d[i] for d in _data()))
+            updates, state = opt.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+        return params
+
+    rates, b1s = jnp.array([1e-3, 1e-2], jnp.float32), jnp.array([0.5, 0.9], jnp.float32)
+    got = jax.jit(jax.vmap(lambda lr, b1: final_params(
+        lambda lr, b1: lossjax.adam(lr, b1=b1), lr, b1)))(rates, b1s)
+    expected = jax.jit(jax.vmap(lambda lr, b1: final_params(
+        lambda lr, b1: optax.adam(lr, b1=b1), lr, b1)))(rates, b1s)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 got, expected)
