@@ -82,7 +82,7 @@ def hinge(s, y):
 def multiclass_hinge(s, y):
     s = f64(s)
     out = []
-    for row, label in zip(s.reshape(-1, s.shape[-1]), np.asarray(y).reshape(-1)):
+    for row, label in zip(s.reshape(-1, s.shape[-1]), np.asarray(y).reshape(-1), strict=True):
         margins = [row[k] + (k != label) - row[label] for k in range(len(row))]
         out.append(max(margins))
     return np.array(out).reshape(s.shape[:-1])
@@ -104,3 +104,75 @@ def kl(p, t):
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(t > 0, t * (np.log(t) - np.log(p)), 0.0)
     return np.sum(terms, axis=-1)
+
+
+def softmax(x, axis=-1):
+    return np.exp(log_softmax(x, axis))
+
+
+def poly1(x, t, epsilon=2.0):
+    """Leng et al. 2022: CE + epsilon * (1 - p_t)."""
+    p_t = np.sum(f64(t) * softmax(x), axis=-1)
+    return ce_soft(x, t) + epsilon * (1 - p_t)
+
+
+def sparsemax_threshold(z, iters=200):
+    """tau with sum(max(z - tau, 0)) = 1, by bisection (independent of the sort method)."""
+    z = f64(z)
+    lo, hi = z.max(axis=-1) - 1.0, z.max(axis=-1)
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        total = np.maximum(z - mid[..., None], 0).sum(-1)
+        lo, hi = np.where(total > 1, mid, lo), np.where(total > 1, hi, mid)
+    return (lo + hi) / 2
+
+
+def sparsemax(z):
+    return np.maximum(f64(z) - sparsemax_threshold(z)[..., None], 0)
+
+
+def sparsemax_loss(z, y):
+    """Martins & Astudillo 2016: -z_y + 1/2 sum_{j in S} (z_j^2 - tau^2) + 1/2."""
+    z = f64(z)
+    tau = sparsemax_threshold(z)[..., None]
+    support = z > tau
+    z_y = np.take_along_axis(z, np.asarray(y)[..., None], -1)[..., 0]
+    return -z_y + 0.5 * np.sum(np.where(support, z**2 - tau**2, 0), -1) + 0.5
+
+
+def categorical_hinge(s, t):
+    """Keras: max(0, max((1 - t) * s) - sum(t * s) + 1)."""
+    s, t = f64(s), f64(t)
+    return np.maximum(0.0, np.max((1 - t) * s, -1) - np.sum(t * s, -1) + 1)
+
+
+def generalized_kl(p, t):
+    """sum t log(t / p) - t + p, 0 log 0 = 0, for non-negative measures p, t."""
+    p, t = f64(p), f64(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(t > 0, t * np.log(t / p), 0.0)
+    return np.sum(terms - t + p, axis=-1)
+
+
+def jensen_shannon(p, t):
+    m = (f64(p) + f64(t)) / 2
+    return 0.5 * kl(m, p) + 0.5 * kl(m, t)
+
+
+def ranking_softmax(s, y, mask=None, w=None):
+    s, y = f64(s), f64(y)
+    mask = np.ones(s.shape, bool) if mask is None else mask
+    w = np.ones(s.shape) if w is None else f64(w)
+    out = []
+    for row_s, row_y, row_m, row_w in zip(s, y, mask, w, strict=True):
+        if not row_m.any():
+            out.append(0.0)
+            continue
+        logp = log_softmax(row_s[row_m])
+        out.append(-np.sum(row_w[row_m] * row_y[row_m] * logp))
+    return np.array(out)
+
+
+def margin_ranking(a, b, y, margin=0.0):
+    y = np.where(f64(y) == 0, -1.0, f64(y))
+    return np.maximum(0.0, -y * (f64(a) - f64(b)) + margin)

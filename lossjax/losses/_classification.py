@@ -24,12 +24,16 @@ ArrayLike = jax.typing.ArrayLike
 
 __all__ = [
     "binary_cross_entropy",
+    "categorical_hinge",
     "hinge",
     "multiclass_hinge",
+    "poly1_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
+    "sparsemax",
+    "sparsemax_loss",
     "squared_hinge",
 ]
 
@@ -329,3 +333,129 @@ def sigmoid_focal_loss(
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def poly1_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: float = 2.0,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Poly-1 loss: cross-entropy plus ``ε·(1 − p_t)``, per example.
+
+    ``CE = −Σ_k t_k·log_softmax(x)_k`` and ``p_t = Σ_k t_k·softmax(x)_k`` (the probability
+    given to the label distribution). ``epsilon = 0`` is :func:`softmax_cross_entropy`;
+    ``epsilon`` may be negative (down-weights the leading polynomial term) as long as it is
+    ``>= −1`` (below that the loss is unbounded below). The default 2.0 is optax's
+    ``poly_loss_cross_entropy`` default. For integer labels pass ``jax.nn.one_hot(labels, K)``.
+
+    Args:
+      logits, labels: the same shape ``[..., K, ...]``; ``labels`` a distribution over ``axis``.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
+
+    References: Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification
+    Loss Functions" (ICLR 2022).
+    """
+    check_reduction(reduction)
+    check_in_range("epsilon", epsilon, -1.0, float("inf"))
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    check_same_shape("logits", logits, "labels", labels)
+    dtype = compute_dtype(logits.dtype, labels.dtype)
+    logits = jnp.moveaxis(logits.astype(dtype), axis, -1)
+    labels = jnp.moveaxis(labels.astype(dtype), axis, -1)
+    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    cross_entropy = -jnp.sum(jnp.where(labels == 0, 0.0, labels * log_probs), axis=-1)
+    p_t = jnp.sum(labels * jnp.exp(log_probs), axis=-1)
+    loss = cross_entropy + epsilon * (1.0 - p_t)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def sparsemax(logits: ArrayLike, *, axis: int = -1) -> Array:
+    """Euclidean projection of ``logits`` onto the probability simplex along ``axis``.
+
+    ``sparsemax(z)_k = max(z_k − τ(z), 0)`` with ``τ`` chosen so the result sums to 1:
+    sort ``z`` descending, the support size is ``k* = max{k : 1 + k·z_(k) > Σ_{j≤k} z_(j)}``
+    and ``τ = (Σ_{j≤k*} z_(j) − 1) / k*``. Unlike softmax it gives exact zeros. Differentiable
+    almost everywhere (``jax.grad`` goes through the sort).
+
+    References: Martins & Astudillo, "From Softmax to Sparsemax" (ICML 2016).
+    """
+    z = jnp.asarray(logits)
+    z = jnp.moveaxis(z.astype(compute_dtype(z.dtype)), axis, -1)
+    z_sorted = -jnp.sort(-z, axis=-1)
+    cumulative = jnp.cumsum(z_sorted, axis=-1)
+    ks = jnp.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    support_size = jnp.sum(1.0 + ks * z_sorted > cumulative, axis=-1, keepdims=True)
+    support_sum = jnp.take_along_axis(cumulative, support_size - 1, axis=-1)
+    tau = (support_sum - 1.0) / support_size.astype(z.dtype)
+    return jnp.moveaxis(jax.nn.relu(z - tau), -1, axis)
+
+
+def sparsemax_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Multiclass sparsemax loss with integer labels, per example.
+
+    With ``p = sparsemax(z)``:
+    ``loss = ½(1 − ‖p‖²) + Σ_k p_k·(z_k − z_y) = −z_y + ½Σ_{k∈S}(z_k² − τ²) + ½``,
+    the sparse analogue of softmax cross-entropy (its gradient is ``p − onehot(y)``; it is 0
+    exactly when the label alone is in the support with margin). ``jax.grad`` gives that
+    gradient. An out-of-range label gives NaN. Equals optax's ``multiclass_sparsemax_loss``.
+
+    Args:
+      logits: ``[..., K, ...]`` scores; the class axis is ``axis``.
+      labels: integer ``[...]``, the logits' shape without ``axis``.
+
+    References: Martins & Astudillo, "From Softmax to Sparsemax" (ICML 2016).
+    """
+    check_reduction(reduction)
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    axis = check_integer_labels(labels, tuple(logits.shape), axis)
+    z = jnp.moveaxis(logits.astype(compute_dtype(logits.dtype)), axis, -1)
+    safe, _, out_of_range = integer_label_validity(labels, z.shape[-1], None)
+    p = sparsemax(z, axis=-1)
+    label_score = jnp.take_along_axis(z, safe[..., None], axis=-1)
+    loss = 0.5 * (1.0 - jnp.sum(p * p, axis=-1)) + jnp.sum(p * (z - label_score), axis=-1)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def categorical_hinge(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Keras' categorical hinge, per example: ``max(0, neg − pos + 1)``.
+
+    ``pos = Σ_k t_k·s_k`` and ``neg = max_k (1 − t_k)·s_k`` with one-hot ``targets``. This is
+    Keras' exact definition, including its quirk: the true class enters ``neg`` as ``0``, so
+    when every wrong-class score is negative ``neg`` is 0, not the largest wrong score (use
+    :func:`multiclass_hinge` for the Crammer–Singer loss over wrong classes only). The
+    subgradient at the hinge is 0.
+
+    Args:
+      predictions: ``[..., K, ...]`` scores; ``targets``: one-hot, the same shape.
+    """
+    check_reduction(reduction)
+    s, t = _paired_float_inputs("predictions", predictions, "targets", targets)
+    s, t = jnp.moveaxis(s, axis, -1), jnp.moveaxis(t, axis, -1)
+    pos = jnp.sum(t * s, axis=-1)
+    neg = jnp.max((1.0 - t) * s, axis=-1)
+    return reduce_loss(jax.nn.relu(neg - pos + 1.0), weights=weights, where=where,
+                       reduction=reduction)

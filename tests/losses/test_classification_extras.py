@@ -1,0 +1,169 @@
+"""poly1_cross_entropy, sparsemax / sparsemax_loss and categorical_hinge."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+
+import lossjax
+from tests import _reference as ref
+
+
+def _scores(shape, seed=0, scale=2.0):
+    rng = np.random.default_rng(seed)
+    x = scale * rng.normal(size=shape)
+    y = rng.integers(0, shape[-1], size=shape[:-1])
+    return x, y
+
+
+@pytest.mark.parametrize("epsilon", [-1.0, 0.0, 1.0, 2.0])
+@pytest.mark.parametrize("shape", [(7,), (5, 4), (2, 3, 6)])
+def test_poly1_matches_numpy_and_optax(epsilon, shape):
+    x, y = _scores(shape)
+    soft = np.random.default_rng(1).dirichlet(np.ones(shape[-1]), size=shape[:-1])
+    for t in (jax.nn.one_hot(y, shape[-1], dtype=jnp.float64), soft):
+        got = lossjax.poly1_cross_entropy(x, t, epsilon=epsilon, reduction="none")
+        np.testing.assert_allclose(got, ref.poly1(x, t, epsilon), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, optax.losses.poly_loss_cross_entropy(
+            x, t, epsilon=epsilon), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(lossjax.poly1_cross_entropy(x, t, epsilon=epsilon),
+                                   ref.poly1(x, t, epsilon).mean(), rtol=1e-12)
+
+
+def test_poly1_with_zero_epsilon_is_cross_entropy_and_gradient_matches_formula():
+    x, y = _scores((6, 5), seed=2)
+    t = jax.nn.one_hot(y, 5, dtype=jnp.float64)
+    np.testing.assert_allclose(lossjax.poly1_cross_entropy(x, t, epsilon=0.0),
+                               lossjax.softmax_cross_entropy(x, t), rtol=1e-12)
+    check_grads(lambda z: lossjax.poly1_cross_entropy(z, t, epsilon=1.5), (x,), order=2,
+                modes=["rev"])
+    # d/dx [CE + e(1 - p_y)] = (p - t) - e * p_y * (t - p), from the softmax Jacobian.
+    p = ref.softmax(x)
+    p_y = np.sum(p * t, -1, keepdims=True)
+    expected = ((p - t) - 1.5 * p_y * (t - p)) / x.shape[0]
+    got = jax.grad(lambda z: lossjax.poly1_cross_entropy(z, t, epsilon=1.5))(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_poly1_axis_and_extreme_logits():
+    x, y = _scores((4, 6), seed=3)
+    t = np.asarray(jax.nn.one_hot(y, 6, dtype=jnp.float64))
+    np.testing.assert_allclose(
+        lossjax.poly1_cross_entropy(x.T, t.T, axis=0, reduction="none"),
+        lossjax.poly1_cross_entropy(x, t, reduction="none"), rtol=1e-12)
+    big = jnp.array([[1e4, -1e4, 0.0], [-jnp.inf, 0.0, 1.0]], jnp.float32)
+    lab = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], jnp.float32)
+    value, grad = jax.value_and_grad(lossjax.poly1_cross_entropy)(big, lab)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("shape", [(5,), (8, 6), (2, 3, 4)])
+def test_sparsemax_is_the_simplex_projection(shape):
+    z, _ = _scores(shape, seed=4)
+    p = lossjax.sparsemax(z)
+    np.testing.assert_allclose(p, ref.sparsemax(z), atol=1e-12)
+    np.testing.assert_allclose(np.sum(p, -1), 1.0, rtol=1e-12)
+    assert np.all(np.asarray(p) >= 0)
+    np.testing.assert_allclose(lossjax.sparsemax(np.moveaxis(z, -1, 0), axis=0),
+                               np.moveaxis(np.asarray(p), -1, 0), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (2, 3, 7)])
+def test_sparsemax_loss_matches_numpy_and_optax(shape):
+    z, y = _scores(shape, seed=5)
+    got = lossjax.sparsemax_loss(z, y, reduction="none")
+    np.testing.assert_allclose(got, ref.sparsemax_loss(z, y), rtol=1e-10, atol=1e-12)
+    flat = optax.losses.multiclass_sparsemax_loss(z.reshape(-1, shape[-1]), y.reshape(-1))
+    np.testing.assert_allclose(got, np.asarray(flat).reshape(shape[:-1]), rtol=1e-10,
+                               atol=1e-12)
+    assert np.all(np.asarray(got) >= -1e-12)
+
+
+def test_sparsemax_loss_gradient_is_sparsemax_minus_one_hot():
+    z, y = _scores((6, 5), seed=6)
+    got = jax.grad(lambda s: lossjax.sparsemax_loss(s, y, reduction="sum"))(z)
+    expected = ref.sparsemax(z) - np.eye(5)[y]
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    check_grads(lambda s: lossjax.sparsemax_loss(s, y), (z,), order=1, modes=["rev"])
+
+
+def test_sparsemax_loss_zero_at_confident_label_nan_out_of_range_and_half_input():
+    z = jnp.array([[5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    got = lossjax.sparsemax_loss(z, jnp.array([0, 3]), reduction="none")
+    assert got[0] == 0.0 and np.isnan(got[1])
+    v = lossjax.sparsemax_loss(jnp.asarray(z, jnp.bfloat16), jnp.array([0, 1]))
+    assert v.dtype == jnp.float32 and np.isfinite(v)
+    big = jnp.array([[1e4, -1e4, 0.0]], jnp.float32)
+    value, grad = jax.value_and_grad(lossjax.sparsemax_loss)(big, jnp.array([1]))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_categorical_hinge_matches_keras_definition():
+    # The example in Keras' CategoricalHinge docstring: per-example losses [1.2, 1.6].
+    s = np.array([[0.6, 0.4], [0.4, 0.6]])
+    t = np.array([[0.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(lossjax.categorical_hinge(s, t, reduction="none"), [1.2, 1.6],
+                               rtol=1e-12)
+    x, y = _scores((7, 4), seed=7)
+    t = np.eye(4)[y]
+    np.testing.assert_allclose(lossjax.categorical_hinge(x, t, reduction="none"),
+                               ref.categorical_hinge(x, t), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.categorical_hinge(x, t, reduction="sum"),
+                               ref.categorical_hinge(x, t).sum(), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.categorical_hinge(x.T, t.T, axis=0, reduction="none"),
+                               ref.categorical_hinge(x, t), rtol=1e-12)
+
+
+def test_categorical_hinge_gradient():
+    x, y = _scores((7, 4), seed=8, scale=0.3)
+    t = np.eye(4)[y]
+    # Away from the kink and ties, where the hinge is active:
+    # d/ds = onehot(argmax((1 - t) s)) * (1 - t) - t (the true class's slot has slope 0).
+    got = jax.grad(lambda s: lossjax.categorical_hinge(s, t, reduction="sum"))(x)
+    neg = (1 - t) * x
+    active = ref.categorical_hinge(x, t) > 0
+    expected = (np.eye(4)[np.argmax(neg, -1)] * (1 - t) - t) * active[:, None]
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    check_grads(lambda s: lossjax.categorical_hinge(s, t), (x,), order=1, modes=["rev"])
+
+
+@pytest.mark.parametrize("name", ["poly1_cross_entropy", "categorical_hinge"])
+def test_distribution_label_losses_weights_where_and_shapes(name):
+    fn = getattr(lossjax, name)
+    x, y = _scores((6, 4), seed=9)
+    t = np.eye(4)[y]
+    per = np.asarray(fn(x, t, reduction="none"))
+    m = np.array([True, False, True, True, False, True])
+    w = np.linspace(0.5, 2.0, 6)
+    np.testing.assert_allclose(fn(x, t, where=m), per[m].mean(), rtol=1e-12)
+    np.testing.assert_allclose(fn(x, t, weights=w, reduction="sum"), (w * per).sum(), rtol=1e-12)
+    grad = jax.grad(lambda s: fn(s, t, where=m))(x)
+    assert np.all(np.asarray(grad)[~m] == 0.0)
+    assert fn(jnp.asarray(x, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16)).dtype == jnp.float32
+    with pytest.raises(ValueError, match=r"\(6, 4\).*\(6, 1, 4\)"):
+        fn(x, t[:, None, :])
+    with pytest.raises(ValueError, match="reduction"):
+        fn(x, t, reduction="avg")
+
+
+def test_classification_extras_bad_input_raises():
+    x, y = _scores((3, 4))
+    with pytest.raises(ValueError, match="epsilon"):
+        lossjax.poly1_cross_entropy(x, np.eye(4)[y], epsilon=-2.0)
+    with pytest.raises(ValueError, match="integer"):
+        lossjax.sparsemax_loss(x, np.eye(4)[y])
+    with pytest.raises(ValueError, match="labels has shape"):
+        lossjax.sparsemax_loss(x, y[:2])
+
+
+def test_jit_and_vmap():
+    x, y = _scores((5, 3, 4), seed=10)
+    t = np.eye(4)[y]
+    for fn, labels in ((lossjax.poly1_cross_entropy, t), (lossjax.categorical_hinge, t),
+                       (lossjax.sparsemax_loss, y)):
+        eager = fn(x, labels, reduction="none")
+        np.testing.assert_allclose(jax.jit(fn)(x, labels), np.mean(eager), rtol=1e-12)
+        batched = jax.vmap(lambda a, b, f=fn: f(a, b))(x, labels)
+        np.testing.assert_allclose(batched, np.mean(eager, axis=1), rtol=1e-12)
