@@ -1,4 +1,4 @@
-"""Divergences between probability distributions."""
+"""Divergences between probability distributions (and unnormalised measures)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from lossjax.losses._reduce import check_reduction, check_same_shape, compute_dt
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["kl_divergence"]
+__all__ = ["generalized_kl_divergence", "jensen_shannon_divergence", "kl_divergence"]
 
 
 def kl_divergence(
@@ -39,19 +39,112 @@ def kl_divergence(
       per-example divergences for ``"none"``.
     """
     check_reduction(reduction)
+    log_p, t = _paired_inputs(log_predictions, targets)
+    present, prob_t, log_t = _target_parts(t, log_targets)
+    terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
+    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def _paired_inputs(log_predictions: ArrayLike, targets: ArrayLike) -> tuple[Array, Array]:
     log_p, t = jnp.asarray(log_predictions), jnp.asarray(targets)
     check_same_shape("log_predictions", log_p, "targets", t)
     dtype = compute_dtype(log_p.dtype, t.dtype)
-    log_p, t = log_p.astype(dtype), t.astype(dtype)
+    return log_p.astype(dtype), t.astype(dtype)
+
+
+def _target_parts(t: Array, log_targets: bool) -> tuple[Array, Array, Array]:
+    """``(present, prob, log_prob)`` of targets given as probabilities or log-probabilities.
+
+    Absent entries (probability 0) get the safe stand-ins ``prob = 1``/``log_prob = 0`` so
+    that every branch evaluated under ``where`` has a finite gradient.
+    """
     if log_targets:
         present = t > -jnp.inf
         log_t = jnp.where(present, t, 0.0)
-        prob_t = jnp.exp(log_t)
-    else:
-        present = t > 0
-        prob_t = jnp.where(present, t, 1.0)
-        log_t = jnp.log(prob_t)
-    # Safe inputs in the absent branch keep its gradient finite, so the outer where gives 0.
-    terms = jnp.where(present, prob_t * (log_t - jnp.where(present, log_p, 0.0)), 0.0)
+        return present, jnp.exp(log_t), log_t
+    present = t > 0
+    prob_t = jnp.where(present, t, 1.0)
+    return present, prob_t, jnp.log(prob_t)
+
+
+def _relative_entropy_terms(
+    present: Array, prob: Array, log_prob: Array, log_reference: Array
+) -> Array:
+    """``prob·(log_prob − log_reference)`` where ``present``, exactly 0 (value and gradient)
+    elsewhere, even where ``log_reference = −inf``."""
+    safe_reference = jnp.where(present, log_reference, 0.0)
+    return jnp.where(present, prob * (log_prob - safe_reference), 0.0)
+
+
+def generalized_kl_divergence(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_targets: bool = False,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Generalized KL (I-divergence) between non-negative measures, per example.
+
+    ``D(t ‖ p) = Σ_k [t_k (log t_k − log p_k) − t_k + p_k]`` with ``0 · log 0 = 0``. Neither
+    argument has to sum to 1; it is >= 0, 0 only at ``p = t``, and reduces to
+    :func:`kl_divergence` when both are normalised. Used for non-negative matrix
+    factorisation and Poisson-like count models. Same argument conventions as
+    :func:`kl_divergence`; equals optax's ``generalized_kl_divergence``.
+
+    Args:
+      log_predictions: ``[..., K]`` log of the predicted measure.
+      targets: same shape, non-negative (or their logs when ``log_targets=True``).
+
+    References: Lee & Seung, "Algorithms for Non-negative Matrix Factorization" (NIPS 2000).
+    """
+    check_reduction(reduction)
+    log_p, t = _paired_inputs(log_predictions, targets)
+    present, prob_t, log_t = _target_parts(t, log_targets)
+    terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
+    terms = terms - jnp.where(present, prob_t, 0.0) + jnp.exp(log_p)
+    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def jensen_shannon_divergence(
+    log_predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    log_targets: bool = False,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Jensen–Shannon divergence, per example, in nats.
+
+    ``JS(p, t) = ½ KL(p ‖ m) + ½ KL(t ‖ m)`` with ``m = ½(p + t)``. Symmetric, bounded in
+    ``[0, log 2]``, and finite (value and gradient) wherever either distribution has zeros:
+    ``log m`` is computed as ``logaddexp(log p, log t) − log 2`` and ``0 · log 0 = 0``.
+    Takes the prediction as log-probabilities, like :func:`kl_divergence`.
+
+    Args:
+      log_predictions: ``[..., K]`` log-probabilities (e.g. ``log_softmax`` output).
+      targets: same shape: probabilities, or log-probabilities when ``log_targets=True``.
+
+    References: Lin, "Divergence measures based on the Shannon entropy" (IEEE Trans. Inf.
+    Theory, 1991).
+    """
+    check_reduction(reduction)
+    log_p, t = _paired_inputs(log_predictions, targets)
+    t_present, prob_t, log_t = _target_parts(t, log_targets)
+    p_present, prob_p, log_p = _target_parts(log_p, log_targets=True)
+    both = p_present & t_present
+    log_m = jnp.where(
+        both,
+        jnp.logaddexp(jnp.where(both, log_p, 0.0), jnp.where(both, log_t, 0.0)),
+        jnp.where(p_present, log_p, log_t),
+    ) - jnp.log(2.0).astype(log_p.dtype)
+    terms = 0.5 * (_relative_entropy_terms(p_present, prob_p, log_p, log_m)
+                   + _relative_entropy_terms(t_present, prob_t, log_t, log_m))
     return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
                        reduction=reduction)

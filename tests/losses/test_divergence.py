@@ -72,3 +72,105 @@ def test_kl_where_and_half_precision():
                                ref.kl(p, t)[m].mean(), rtol=1e-10)
     v = lossjax.kl_divergence(jnp.log(jnp.asarray(p, jnp.bfloat16)), jnp.asarray(t, jnp.bfloat16))
     assert v.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 4)])
+def test_generalized_kl_matches_numpy_and_optax(shape):
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0.1, 3.0, size=shape)  # unnormalised measures
+    t = rng.uniform(0.1, 3.0, size=shape)
+    t[..., 0] = 0.0
+    expected = ref.generalized_kl(p, t)
+    got = lossjax.generalized_kl_divergence(np.log(p), t, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    np.testing.assert_allclose(got, optax.losses.generalized_kl_divergence(np.log(p), t),
+                               rtol=1e-10)
+    with np.errstate(divide="ignore"):
+        log_t = np.log(t)
+    np.testing.assert_allclose(
+        lossjax.generalized_kl_divergence(np.log(p), log_t, log_targets=True, reduction="none"),
+        expected, rtol=1e-12)
+    np.testing.assert_allclose(lossjax.generalized_kl_divergence(np.log(p), t, reduction="sum"),
+                               expected.sum(), rtol=1e-12)
+
+
+def test_generalized_kl_reduces_to_kl_and_is_zero_at_equality():
+    p, t = _distributions((4, 5), 5)
+    np.testing.assert_allclose(lossjax.generalized_kl_divergence(np.log(p), t),
+                               lossjax.kl_divergence(np.log(p), t), rtol=1e-12)
+    m = np.random.default_rng(6).uniform(0.5, 2.0, size=(3, 4))
+    np.testing.assert_allclose(lossjax.generalized_kl_divergence(np.log(m), m), 0.0, atol=1e-14)
+
+
+def test_generalized_kl_gradient():
+    rng = np.random.default_rng(7)
+    p, t = rng.uniform(0.2, 2.0, (3, 4)), rng.uniform(0.2, 2.0, (3, 4))
+    check_grads(lambda lp, tt: lossjax.generalized_kl_divergence(lp, tt), (np.log(p), t),
+                order=2, modes=["rev"])
+    # d/d log p_k of [-t_k log p_k + p_k] = p_k - t_k.
+    got = jax.grad(lambda lp: lossjax.generalized_kl_divergence(lp, t, reduction="sum"))(
+        np.log(p))
+    np.testing.assert_allclose(got, p - t, rtol=1e-12)
+    t0 = t.copy()
+    t0[:, 1] = 0.0
+    value, (g_lp, g_t) = jax.value_and_grad(
+        lambda lp, tt: lossjax.generalized_kl_divergence(lp, tt), argnums=(0, 1))(np.log(p), t0)
+    assert np.isfinite(value) and np.all(np.isfinite(g_lp)) and np.all(np.isfinite(g_t))
+
+
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 4)])
+def test_jensen_shannon_matches_numpy_and_scipy(shape):
+    from scipy.spatial.distance import jensenshannon
+
+    p, t = _distributions(shape, 8)
+    expected = ref.jensen_shannon(p, t)
+    got = lossjax.jensen_shannon_divergence(np.log(p), t, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # SciPy returns the Jensen-Shannon *distance*, the square root of the divergence.
+    np.testing.assert_allclose(got, jensenshannon(p, t, axis=-1) ** 2, rtol=1e-10)
+    np.testing.assert_allclose(
+        lossjax.jensen_shannon_divergence(np.log(p), np.log(t), log_targets=True,
+                                          reduction="none"), expected, rtol=1e-12)
+    np.testing.assert_allclose(lossjax.jensen_shannon_divergence(np.log(t), p, reduction="none"),
+                               expected, rtol=1e-12)  # symmetric
+
+
+def test_jensen_shannon_bounds_zeros_and_gradients():
+    p, t = _distributions((4, 5), 9)
+    np.testing.assert_allclose(lossjax.jensen_shannon_divergence(np.log(p), p), 0.0, atol=1e-14)
+    disjoint_p = jnp.array([[0.5, 0.5, 0.0, 0.0]])
+    disjoint_t = jnp.array([[0.0, 0.0, 0.25, 0.75]])
+    np.testing.assert_allclose(
+        lossjax.jensen_shannon_divergence(jnp.log(disjoint_p), disjoint_t), np.log(2.0),
+        rtol=1e-12)
+    check_grads(lambda lp, tt: lossjax.jensen_shannon_divergence(lp, tt), (np.log(p), t),
+                order=2, modes=["rev"])
+    # Zeros in both arguments (same and different classes): finite value and gradients.
+    zp = jnp.array([[0.0, 0.0, 0.4, 0.6], [0.0, 0.2, 0.3, 0.5]])
+    zt = jnp.array([[0.0, 0.5, 0.5, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    value, grads = jax.value_and_grad(
+        lambda lp, tt: lossjax.jensen_shannon_divergence(lp, tt), argnums=(0, 1))(
+        jnp.log(zp), zt)
+    np.testing.assert_allclose(value, ref.jensen_shannon(zp, zt).mean(), rtol=1e-12)
+    assert np.all(np.isfinite(grads[0])) and np.all(np.isfinite(grads[1]))
+    assert grads[0][0, 0] == 0.0 and grads[0][0, 1] == 0.0
+
+
+def test_new_divergences_where_weights_bad_input_and_half():
+    p, t = _distributions((6, 4), 10)
+    m = np.array([True, False, True, True, False, True])
+    w = np.linspace(0.5, 2.0, 6)
+    for fn, r in ((lossjax.generalized_kl_divergence, ref.generalized_kl),
+                  (lossjax.jensen_shannon_divergence, ref.jensen_shannon)):
+        np.testing.assert_allclose(fn(np.log(p), t, where=m), r(p, t)[m].mean(), rtol=1e-12)
+        np.testing.assert_allclose(fn(np.log(p), t, weights=w, reduction="sum"),
+                                   (w * r(p, t)).sum(), rtol=1e-12)
+        g = jax.grad(lambda lp, f=fn: f(lp, t, where=m))(np.log(p))
+        assert np.all(np.asarray(g)[~m] == 0.0)
+        assert fn(jnp.log(jnp.asarray(p, jnp.bfloat16)), jnp.asarray(t, jnp.bfloat16)).dtype \
+            == jnp.float32
+        np.testing.assert_allclose(jax.jit(fn)(np.log(p), t), r(p, t).mean(), rtol=1e-12)
+        with pytest.raises(ValueError, match=r"\(6, 4\).*\(6, 1, 4\)"):
+            fn(np.log(p), t[:, None, :])
+        with pytest.raises(ValueError, match="reduction"):
+            fn(np.log(p), t, reduction="batchmean")
