@@ -176,3 +176,57 @@ def ranking_softmax(s, y, mask=None, w=None):
 def margin_ranking(a, b, y, margin=0.0):
     y = np.where(f64(y) == 0, -1.0, f64(y))
     return np.maximum(0.0, -y * (f64(a) - f64(b)) + margin)
+
+
+def msle(p, t, eps=1e-7):
+    return (np.log(1 + np.maximum(f64(p), eps)) - np.log(1 + np.maximum(f64(t), eps))) ** 2
+
+
+def mape(p, t, eps=1e-7):
+    return 100 * np.abs(f64(p) - f64(t)) / np.maximum(np.abs(f64(t)), eps)
+
+
+def soft_margin(s, y):
+    y = np.where(f64(y) == 0, -1.0, f64(y))
+    return np.log1p(np.exp(-y * f64(s)))
+
+
+def perceptron(s, y):
+    y = np.where(f64(y) == 0, -1.0, f64(y))
+    return np.maximum(0.0, -y * f64(s))
+
+
+def multi_margin(s, y, p=1, margin=1.0, class_weights=None):
+    """PyTorch MultiMarginLoss, written as loops over the wrong classes."""
+    s = f64(s)
+    k = s.shape[-1]
+    w = np.ones(k) if class_weights is None else f64(class_weights)
+    out = []
+    for row, label in zip(s, y, strict=True):
+        total = sum(max(0.0, margin - row[label] + row[i]) ** p for i in range(k) if i != label)
+        out.append(w[label] * total / k)
+    return np.array(out)
+
+
+def multilabel_margin(s, y):
+    s, y = f64(s), f64(y)
+    k = s.shape[-1]
+    out = []
+    for row, lab in zip(s, y, strict=True):
+        pos, neg = np.flatnonzero(lab == 1), np.flatnonzero(lab == 0)
+        out.append(sum(max(0.0, 1 - (row[j] - row[i])) for j in pos for i in neg) / k)
+    return np.array(out)
+
+
+def multilabel_soft_margin(x, y, class_weights=None):
+    x, y = f64(x), f64(y)
+    w = np.ones(x.shape[-1]) if class_weights is None else f64(class_weights)
+    per = -(y * np.log(sigmoid(x)) + (1 - y) * np.log(sigmoid(-x)))
+    return np.mean(w * per, axis=-1)
+
+
+def softmax_focal(x, t, alpha=None, gamma=2.0):
+    p = softmax(x)
+    t = f64(t)
+    loss = -np.sum(np.where(t == 0, 0.0, t * (1 - p) ** gamma * np.log(p)), axis=-1)
+    return loss if alpha is None else alpha * loss

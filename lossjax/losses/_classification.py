@@ -27,11 +27,18 @@ __all__ = [
     "categorical_hinge",
     "hinge",
     "multiclass_hinge",
+    "multiclass_perceptron",
+    "multi_margin",
+    "multilabel_margin",
+    "multilabel_soft_margin",
+    "perceptron",
     "poly1_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
     "softmax_cross_entropy",
     "softmax_cross_entropy_with_integer_labels",
+    "softmax_focal_loss",
+    "soft_margin",
     "sparsemax",
     "sparsemax_loss",
     "squared_hinge",
@@ -459,3 +466,200 @@ def categorical_hinge(
     neg = jnp.max((1.0 - t) * s, axis=-1)
     return reduce_loss(jax.nn.relu(neg - pos + 1.0), weights=weights, where=where,
                        reduction=reduction)
+
+
+def soft_margin(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Soft-margin (logistic) loss, elementwise: ``log(1 + exp(−y·s))``.
+
+    PyTorch's ``SoftMarginLoss``; labels in {−1, 1} or {0, 1} (0 read as −1). It is
+    :func:`sigmoid_binary_cross_entropy` with {0, 1} labels, written as ``softplus(−y·s)``.
+    """
+    check_reduction(reduction)
+    s, y = _paired_float_inputs("scores", scores, "labels", labels)
+    return reduce_loss(jax.nn.softplus(-_signed_labels(y) * s), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def perceptron(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Perceptron loss, elementwise: ``max(0, −y·s)``; labels in {−1, 1} or {0, 1}.
+
+    Hinge without the margin; optax's ``perceptron_loss``. Subgradient 0 at ``y·s = 0``.
+    """
+    check_reduction(reduction)
+    s, y = _paired_float_inputs("scores", scores, "labels", labels)
+    return reduce_loss(jax.nn.relu(-_signed_labels(y) * s), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def _scores_and_integer_labels(scores: ArrayLike, labels: ArrayLike, axis: int):
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    axis = check_integer_labels(labels, tuple(scores.shape), axis)
+    scores = jnp.moveaxis(scores.astype(compute_dtype(scores.dtype)), axis, -1)
+    safe, _, out_of_range = integer_label_validity(labels, scores.shape[-1], None)
+    one_hot = jax.nn.one_hot(safe, scores.shape[-1], dtype=scores.dtype)
+    return scores, one_hot, out_of_range
+
+
+def multiclass_perceptron(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Multiclass perceptron loss, per example: ``max_k s_k − s_y`` (integer labels).
+
+    optax's ``multiclass_perceptron_loss``; an out-of-range label gives NaN.
+    """
+    check_reduction(reduction)
+    s, one_hot, out_of_range = _scores_and_integer_labels(scores, labels, axis)
+    loss = jnp.max(s, axis=-1) - jnp.sum(s * one_hot, axis=-1)
+    return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def multi_margin(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    p: int = 1,
+    margin: float = 1.0,
+    class_weights: ArrayLike | None = None,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Weston–Watkins multiclass hinge, per example (PyTorch's ``MultiMarginLoss``).
+
+    ``loss = w_y/K · Σ_{k≠y} max(0, margin − s_y + s_k)^p`` with ``p`` 1 or 2 and optional
+    per-class weights ``w`` ``[K]`` (PyTorch's ``weight``). Unlike :func:`multiclass_hinge`
+    (Crammer–Singer: the worst wrong class only) every violating class counts. Integer
+    labels; an out-of-range label gives NaN.
+    """
+    check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    check_non_negative("margin", margin)
+    s, one_hot, out_of_range = _scores_and_integer_labels(scores, labels, axis)
+    num_classes = s.shape[-1]
+    label_score = jnp.sum(s * one_hot, axis=-1, keepdims=True)
+    violation = jax.nn.relu(margin - label_score + s) * (1.0 - one_hot)
+    loss = jnp.sum(violation**p, axis=-1) / num_classes
+    if class_weights is not None:
+        class_weights = jnp.asarray(class_weights, s.dtype)
+        if class_weights.shape != (num_classes,):
+            raise ValueError(f"class_weights has shape {class_weights.shape}; expected "
+                             f"({num_classes},), one weight per class")
+        loss = loss * (one_hot @ class_weights)
+    return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def multilabel_margin(
+    scores: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Multi-label hinge, per example (PyTorch's ``MultiLabelMarginLoss``).
+
+    ``loss = 1/K · Σ_{j: y_j=1} Σ_{i: y_i=0} max(0, 1 − (s_j − s_i))``: every positive class
+    should beat every negative class by 1. ``labels`` is a multi-hot ``{0, 1}`` array of the
+    scores' shape (PyTorch takes −1-padded index lists instead; convert with
+    ``jnp.zeros(K).at[idx].set(1)``). A row with no positive or no negative class has loss 0.
+    """
+    check_reduction(reduction)
+    s, y = _paired_float_inputs("scores", scores, "labels", labels)
+    s, y = jnp.moveaxis(s, axis, -1), jnp.moveaxis(y, axis, -1)
+    # pairs[..., j, i] = hinge of positive j against negative i
+    pairs = jax.nn.relu(1.0 - (s[..., :, None] - s[..., None, :]))
+    pair_mask = y[..., :, None] * (1.0 - y[..., None, :])
+    loss = jnp.sum(pairs * pair_mask, axis=(-2, -1)) / s.shape[-1]
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def multilabel_soft_margin(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    class_weights: ArrayLike | None = None,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Multi-label logistic loss, per example (PyTorch's ``MultiLabelSoftMarginLoss``).
+
+    ``loss = 1/K · Σ_k w_k·[softplus(x_k) − y_k·x_k]``: the class-mean of
+    :func:`sigmoid_binary_cross_entropy`, one value per example; ``labels`` in {0, 1} (or
+    probabilities), ``class_weights`` optional ``[K]``.
+    """
+    check_reduction(reduction)
+    x, y = _paired_float_inputs("logits", logits, "labels", labels)
+    x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
+    per_class = jax.nn.softplus(x) - x * y
+    if class_weights is not None:
+        class_weights = jnp.asarray(class_weights, x.dtype)
+        if class_weights.shape != (x.shape[-1],):
+            raise ValueError(f"class_weights has shape {class_weights.shape}; expected "
+                             f"({x.shape[-1]},), one weight per class")
+        per_class = per_class * class_weights
+    return reduce_loss(jnp.mean(per_class, axis=-1), weights=weights, where=where,
+                       reduction=reduction)
+
+
+def softmax_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float | None = None,
+    gamma: float = 2.0,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Categorical focal loss from logits, per example: ``−α·Σ_k t_k (1 − p_k)^γ log p_k``.
+
+    ``p = softmax(logits)``; ``labels`` one-hot or soft, same shape. ``alpha = None`` means 1
+    (Keras' ``CategoricalFocalCrossentropy`` defaults to ``alpha = 0.25``, a constant factor);
+    ``gamma = 0`` and no alpha give :func:`softmax_cross_entropy`. Terms with ``t_k = 0``
+    count 0 even at ``−inf`` logits.
+
+    References: Lin et al., "Focal Loss for Dense Object Detection" (2017).
+    """
+    check_reduction(reduction)
+    check_non_negative("gamma", gamma)
+    if alpha is not None:
+        check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    x, t = _paired_float_inputs("logits", logits, "labels", labels)
+    x, t = jnp.moveaxis(x, axis, -1), jnp.moveaxis(t, axis, -1)
+    absent = t == 0
+    # Safe log-probabilities where t = 0 keep 0·(−inf) out of the backward pass too.
+    log_p = jnp.where(absent, -1.0, jax.nn.log_softmax(x, axis=-1))
+    modulating = 1.0 if gamma == 0 else (-jnp.expm1(log_p)) ** gamma
+    terms = jnp.where(absent, 0.0, t * modulating * log_p)
+    loss = -jnp.sum(terms, axis=-1)
+    if alpha is not None:
+        loss = alpha * loss
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

@@ -88,4 +88,42 @@ def log_cosh(predictions: Array, targets: Array) -> Array:
     return jnp.logaddexp(error, -error) - jnp.log(2.0).astype(error.dtype)
 
 
-__all__ = ["huber", "log_cosh", "mae", "mse", "smooth_l1"]
+@elementwise_loss
+def _msle(predictions: Array, targets: Array, *, eps: float) -> Array:
+    log_p = jnp.log1p(jnp.maximum(predictions, eps))
+    log_t = jnp.log1p(jnp.maximum(targets, eps))
+    return jnp.square(log_p - log_t)
+
+
+def msle(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
+         reduction: str = "mean") -> Array:
+    """Mean squared logarithmic error: ``(log(1 + max(p, ε)) − log(1 + max(t, ε)))²``.
+
+    Relative error for non-negative targets spanning orders of magnitude. Inputs are clamped
+    at ``eps`` (Keras' ``MeanSquaredLogarithmicError`` convention, so a negative prediction
+    gives a finite value and a zero gradient). ``eps`` must be >= 0.
+    """
+    check_non_negative("eps", eps)
+    return _msle(predictions, targets, eps=eps, weights=weights, where=where,
+                 reduction=reduction)
+
+
+@elementwise_loss
+def _mape(predictions: Array, targets: Array, *, eps: float) -> Array:
+    return 100.0 * abs_zero_subgradient(predictions - targets) / jnp.maximum(
+        jnp.abs(targets), eps)
+
+
+def mape(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
+         reduction: str = "mean") -> Array:
+    """Mean absolute percentage error: ``100·|p − t| / max(|t|, ε)``.
+
+    Keras' ``MeanAbsolutePercentageError`` (same ``eps``): finite at ``t = 0`` but huge there,
+    so mask such targets with ``where`` rather than relying on ``eps``. ``eps`` must be > 0.
+    """
+    check_positive("eps", eps)
+    return _mape(predictions, targets, eps=eps, weights=weights, where=where,
+                 reduction=reduction)
+
+
+__all__ = ["huber", "log_cosh", "mae", "mape", "mse", "msle", "smooth_l1"]

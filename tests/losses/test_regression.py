@@ -25,7 +25,8 @@ def _pair(shape, seed=0, dtype=np.float32):
 
 
 def test_textbook_example():
-    value = lossjax.mse(jnp.array([0.8, 2.1, 3.2], jnp.float32), jnp.array([1.0, 2, 3], jnp.float32))
+    value = lossjax.mse(jnp.array([0.8, 2.1, 3.2], jnp.float32),
+                        jnp.array([1.0, 2, 3], jnp.float32))
     np.testing.assert_allclose(value, 0.03, rtol=1e-5)
 
 
@@ -72,9 +73,10 @@ def test_subgradients_at_the_kinks():
     t = jnp.zeros(3)
     # MAE at e = 0 uses subgradient 0; Huber at |e| = delta is differentiable (slope delta)
     np.testing.assert_array_equal(jax.grad(lossjax.mae)(jnp.zeros(3), t), [0.0, 0.0, 0.0])
-    g = jax.grad(lambda p: lossjax.huber(p, t, delta=0.5, reduction="sum"))(jnp.array([0.5, -0.5, 0.0]))
+    at_kinks = jnp.array([0.5, -0.5, 0.0])
+    g = jax.grad(lambda p: lossjax.huber(p, t, delta=0.5, reduction="sum"))(at_kinks)
     np.testing.assert_allclose(g, [0.5, -0.5, 0.0])
-    g = jax.grad(lambda p: lossjax.smooth_l1(p, t, beta=0.5, reduction="sum"))(jnp.array([0.5, -0.5, 0.0]))
+    g = jax.grad(lambda p: lossjax.smooth_l1(p, t, beta=0.5, reduction="sum"))(at_kinks)
     np.testing.assert_allclose(g, [1.0, -1.0, 0.0])
 
 
@@ -95,7 +97,8 @@ def test_weights_and_where_compose(name):
     expected = reference(p, t, **opts) * w
     np.testing.assert_allclose(loss(p, t, weights=w, where=m, reduction="sum", **opts),
                                expected[m].sum(), rtol=1e-5)
-    np.testing.assert_allclose(loss(p, t, weights=w, where=m, **opts), expected[m].mean(), rtol=1e-5)
+    np.testing.assert_allclose(loss(p, t, weights=w, where=m, **opts), expected[m].mean(),
+                               rtol=1e-5)
     # masked mean equals the mean over the sliced arrays
     np.testing.assert_allclose(loss(p, t, where=m, **opts), loss(p[m], t[m], **opts), rtol=1e-6)
 
@@ -162,7 +165,8 @@ def test_half_precision_inputs_compute_in_float32(name, dtype):
     p_half, t_half = jnp.asarray(p, dtype), jnp.asarray(t, dtype)
     value = loss(p_half, t_half, **opts)
     assert value.dtype == jnp.float32
-    expected = reference(np.asarray(p_half, np.float64), np.asarray(t_half, np.float64), **opts).mean()
+    expected = reference(np.asarray(p_half, np.float64), np.asarray(t_half, np.float64),
+                         **opts).mean()
     np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
