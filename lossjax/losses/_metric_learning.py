@@ -1,3 +1,269 @@
-"""_metric_learning losses (being written)."""
+"""Metric-learning losses: triplet margin, pairwise contrastive, NT-Xent, hinge embedding.
 
-__all__: list[str] = []
+Each computes one loss per example (triplet, pair or anchor) and hands it to
+:func:`~lossjax.losses._reduce.reduce_loss`, so ``weights`` and ``where`` are per example.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lossjax._numerics import abs_zero_subgradient
+from lossjax._validation import check_non_negative, check_positive, concrete_value
+from lossjax.losses._reduce import (
+    broadcast_mask,
+    check_reduction,
+    check_same_shape,
+    compute_dtype,
+    mask_inputs,
+    reduce_loss,
+)
+from lossjax.losses._similarity import (
+    check_labels_shape,
+    mask_feature_inputs,
+    normalize_axis,
+    safe_normalize,
+)
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = ["contrastive", "hinge_embedding", "ntxent", "triplet_margin"]
+
+
+def _lp_distance(x: Array, y: Array, p: float, eps: float, axis: int) -> Array:
+    # (Σ|x − y|^p + eps)^(1/p); |·| has subgradient 0 at 0, so x == y gives a zero gradient
+    # whenever eps > 0.
+    diff = x - y
+    if concrete_value(p) == 2.0:
+        total = jnp.sum(jnp.square(diff), axis=axis)
+        return jnp.sqrt(total + eps)
+    total = jnp.sum(abs_zero_subgradient(diff) ** p, axis=axis)
+    return (total + eps) ** (1.0 / p)
+
+
+def triplet_margin(
+    anchors: ArrayLike,
+    positives: ArrayLike,
+    negatives: ArrayLike,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Triplet margin loss per triplet: ``max(0, d(a, pos) − d(a, neg) + margin)``.
+
+    ``d(x, y) = (Σ|x − y|^p + eps)^(1/p)`` along ``axis``: ``eps`` sits inside the sum
+    (optax's ``triplet_margin_loss`` convention), which keeps the value and the gradient
+    finite when embeddings coincide (the gradient there is 0). PyTorch instead adds ``eps``
+    to the difference vector, ``‖x − y + eps‖_p``, so the two differ by O(eps).
+    With ``swap=True`` the negative distance is ``min(d(a, neg), d(pos, neg))`` (PyTorch's
+    distance swap). At the hinge the subgradient used is 0. Equals optax for ``p = 2``
+    (optax omits ``|·|``, so odd ``p`` differ there).
+
+    Args:
+      anchors, positives, negatives: the same shape ``[..., D, ...]``; ``axis`` is the
+        feature axis.
+      margin: >= 0. p: the norm degree, >= 1. eps: >= 0 (``eps = 0`` gives a non-finite
+        gradient at coinciding embeddings for ``p > 1``).
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-triplet losses (``axis`` removed) for ``"none"``.
+
+    References: Balntas et al., "Learning local feature descriptors with triplets and
+    shallow convolutional neural networks" (BMVC 2016); Schroff et al., "FaceNet" (2015).
+    """
+    check_reduction(reduction)
+    check_non_negative("margin", margin)
+    check_non_negative("eps", eps)
+    pv = concrete_value(p)
+    if pv is not None and not pv >= 1:
+        raise ValueError(f"p must be >= 1, got {p!r}")
+    a, pos, neg = jnp.asarray(anchors), jnp.asarray(positives), jnp.asarray(negatives)
+    check_same_shape("anchors", a, "positives", pos)
+    check_same_shape("anchors", a, "negatives", neg)
+    axis = normalize_axis(axis, tuple(a.shape), "anchors")
+    dtype = compute_dtype(a.dtype, pos.dtype, neg.dtype)
+    a, pos, neg = (x.astype(dtype) for x in (a, pos, neg))
+    a, pos, neg = mask_feature_inputs(where, axis, a, pos, neg)
+    d_pos = _lp_distance(a, pos, p, eps, axis)
+    d_neg = _lp_distance(a, neg, p, eps, axis)
+    if swap:
+        d_neg = jnp.minimum(d_neg, _lp_distance(pos, neg, p, eps, axis))
+    loss = jax.nn.relu(d_pos - d_neg + margin)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def contrastive(
+    embeddings1: ArrayLike,
+    embeddings2: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 1.0,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Pairwise contrastive loss per pair, with ``d = ‖e1 − e2‖₂`` along ``axis``.
+
+    ``d²`` for a similar pair (label 1), ``max(0, margin − d)²`` for a dissimilar pair
+    (label 0). Labels must be in {0, 1} (TensorFlow Addons' ``contrastive_loss``
+    convention, without the ½ of Hadsell et al.); any other value gives NaN for that pair
+    (jit cannot raise). ``d²`` is summed directly; ``d`` uses a guarded square root, so at
+    identical embeddings the value is ``margin²`` (dissimilar) or 0 (similar) and the
+    gradient is the subgradient 0.
+
+    Args:
+      embeddings1, embeddings2: the same shape ``[..., D, ...]``; ``axis`` is the feature
+        axis.
+      labels: ``embeddings1``'s shape without ``axis``.
+      margin: >= 0.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-pair losses for ``"none"``.
+
+    References: Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning an Invariant
+    Mapping" (CVPR 2006).
+    """
+    check_reduction(reduction)
+    check_non_negative("margin", margin)
+    e1, e2 = jnp.asarray(embeddings1), jnp.asarray(embeddings2)
+    check_same_shape("embeddings1", e1, "embeddings2", e2)
+    axis = normalize_axis(axis, tuple(e1.shape), "embeddings1")
+    labels = jnp.asarray(labels)
+    check_labels_shape(labels, tuple(e1.shape), axis, "embeddings1")
+    dtype = compute_dtype(e1.dtype, e2.dtype)
+    e1, e2 = mask_feature_inputs(where, axis, e1.astype(dtype), e2.astype(dtype))
+    squared = jnp.sum(jnp.square(e1 - e2), axis=axis)
+    positive = squared > 0
+    distance = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+    loss = jnp.where(labels == 1, squared, jnp.square(jax.nn.relu(margin - distance)))
+    loss = jnp.where((labels == 0) | (labels == 1), loss, jnp.nan)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def ntxent(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    temperature: float = 0.07,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """NT-Xent (normalized temperature-scaled cross-entropy) per anchor, as in SimCLR.
+
+    With ``s_ij = cos(e_i, e_j) / temperature``, positives ``P(i) = {j ≠ i : y_j = y_i}`` and
+    negatives ``N(i) = {k : y_k ≠ y_i}``::
+
+        ℓ_ij = −log(exp(s_ij) / (exp(s_ij) + Σ_{k∈N(i)} exp(s_ik)))
+        loss_i = mean_{j∈P(i)} ℓ_ij
+
+    Other positives are not in the denominator (optax's and pytorch-metric-learning's
+    convention). An anchor with no positive is left out (loss 0, not counted by ``"mean"``,
+    zero gradient); with no negative every ``ℓ_ij`` is 0. Norms are clamped at 1e-8 as in
+    :func:`~lossjax.cosine_similarity`, so zero or identical embeddings stay finite.
+    ``"mean"`` averages over anchors; ``optax.losses.ntxent`` averages over positive pairs,
+    which is the same number when every label group has the same size (e.g. two views per
+    image).
+
+    Args:
+      embeddings: ``[B, D]``.
+      labels: integer ``[B]``; equal labels mark positive pairs.
+      temperature: > 0.
+      weights: optional per-anchor ``[B]`` weights.
+      where: optional boolean ``[B]``; a False row is dropped from the batch entirely (not
+        an anchor, positive or negative: padding), and its gradient is exactly 0.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; the ``[B]`` per-anchor losses for ``"none"``.
+
+    References: Chen et al., "A Simple Framework for Contrastive Learning of Visual
+    Representations" (ICML 2020); Sohn, "Improved Deep Metric Learning with Multi-class
+    N-pair Loss Objective" (NeurIPS 2016).
+    """
+    check_reduction(reduction)
+    check_positive("temperature", temperature)
+    e, labels = jnp.asarray(embeddings), jnp.asarray(labels)
+    if e.ndim != 2:
+        raise ValueError(f"embeddings must have shape [B, D], got shape {tuple(e.shape)}")
+    if labels.shape != (e.shape[0],):
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)} but embeddings has shape "
+            f"{tuple(e.shape)}; labels must have shape ({e.shape[0]},)"
+        )
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"labels must be integer group ids, got dtype {labels.dtype}")
+    e = e.astype(compute_dtype(e.dtype))
+    batch = e.shape[0]
+    valid = jnp.ones((batch,), bool)
+    if where is not None:
+        valid = broadcast_mask(where, (batch,))
+        (e,) = mask_inputs(jnp.broadcast_to(valid[:, None], e.shape), e)
+
+    u = safe_normalize(e, -1, 1e-8)
+    sims = (u @ u.T) / temperature
+    both_valid = valid[:, None] & valid[None, :]
+    same = labels[:, None] == labels[None, :]
+    positives = same & ~jnp.eye(batch, dtype=bool) & both_valid
+    negatives = ~same & both_valid
+
+    # Log-sum-exp over each anchor's negatives; rows without a negative get a safe stand-in.
+    has_negative = jnp.any(negatives, axis=1)
+    shift = jax.lax.stop_gradient(
+        jnp.max(jnp.where(negatives, sims, -jnp.inf), axis=1, initial=-jnp.inf))
+    shift = jnp.where(has_negative, shift, 0.0)
+    exp_neg = jnp.where(negatives, jnp.exp(jnp.where(negatives, sims - shift[:, None], 0.0)),
+                        0.0)
+    total = jnp.sum(exp_neg, axis=1)
+    lse_neg = jnp.log(jnp.where(has_negative, total, 1.0)) + shift
+
+    # ℓ_ij = log(1 + exp(L_i − s_ij)) = softplus(L_i − s_ij); 0 when there is no negative.
+    pair_loss = jax.nn.softplus(lse_neg[:, None] - sims)
+    pair_loss = jnp.where(positives & has_negative[:, None], pair_loss, 0.0)
+    num_positives = jnp.sum(positives, axis=1)
+    has_positive = num_positives > 0
+    loss = jnp.sum(pair_loss, axis=1) / jnp.maximum(num_positives, 1).astype(e.dtype)
+    return reduce_loss(loss, weights=weights, where=valid & has_positive, reduction=reduction)
+
+
+def hinge_embedding(
+    distances: ArrayLike,
+    labels: ArrayLike,
+    *,
+    margin: float = 1.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Hinge embedding loss, elementwise (PyTorch's ``HingeEmbeddingLoss``).
+
+    ``x`` for label 1 and ``max(0, margin − x)`` for label −1. A 0 label is read as −1, as
+    in :func:`~lossjax.hinge` (PyTorch adds both terms for any label other than ±1); any
+    other label gives NaN (jit cannot raise). ``distances`` are typically non-negative
+    (e.g. an L1 distance between two inputs). At ``x = margin`` the subgradient used is 0.
+
+    Args:
+      distances, labels: the same shape.
+      margin: any real number (PyTorch's default 1.0).
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; elementwise losses for ``"none"``.
+    """
+    check_reduction(reduction)
+    x, labels = jnp.asarray(distances), jnp.asarray(labels)
+    check_same_shape("distances", x, "labels", labels)
+    x = x.astype(compute_dtype(x.dtype))
+    if where is not None:
+        (x,) = mask_inputs(broadcast_mask(where, x.shape), x)
+    dissimilar = (labels == -1) | (labels == 0)
+    loss = jnp.where(labels == 1, x, jax.nn.relu(margin - x))
+    loss = jnp.where((labels == 1) | dissimilar, loss, jnp.nan)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

@@ -1,0 +1,467 @@
+"""triplet_margin, contrastive, ntxent, hinge_embedding against NumPy float64 and optax."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+
+import lossjax
+
+# --- independent NumPy float64 references, written from the formulas -----------------------
+
+
+def np_lp_distance(x, y, p=2.0, eps=1e-6, axis=-1):
+    return (np.sum(np.abs(x - y) ** p, axis=axis) + eps) ** (1.0 / p)
+
+
+def np_triplet(a, pos, neg, margin=1.0, p=2.0, eps=1e-6, swap=False, axis=-1):
+    d_pos = np_lp_distance(a, pos, p, eps, axis)
+    d_neg = np_lp_distance(a, neg, p, eps, axis)
+    if swap:
+        d_neg = np.minimum(d_neg, np_lp_distance(pos, neg, p, eps, axis))
+    return np.maximum(0.0, d_pos - d_neg + margin)
+
+
+def np_contrastive(e1, e2, y, margin=1.0, axis=-1):
+    d = np.sqrt(np.sum((e1 - e2) ** 2, axis=axis))
+    return np.where(y == 1, d**2, np.maximum(0.0, margin - d) ** 2)
+
+
+def np_ntxent(e, labels, temperature=0.07, valid=None):
+    """Per-anchor NT-Xent and the mask of anchors that have a positive, by explicit loops."""
+    e = np.asarray(e, np.float64)
+    n = len(labels)
+    valid = np.ones(n, bool) if valid is None else valid
+    unit = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-8)
+    s = unit @ unit.T / temperature
+    loss, has_pos = np.zeros(n), np.zeros(n, bool)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        negs = [k for k in range(n) if valid[k] and labels[k] != labels[i]]
+        pos = [j for j in range(n) if valid[j] and j != i and labels[j] == labels[i]]
+        terms = []
+        for j in pos:
+            denom = np.exp(s[i, j]) + sum(np.exp(s[i, k]) for k in negs)
+            terms.append(-np.log(np.exp(s[i, j]) / denom))
+        if terms:
+            loss[i], has_pos[i] = np.mean(terms), True
+    return loss, has_pos
+
+
+def np_hinge_embedding(x, y, margin=1.0):
+    return np.where(y == 1, x, np.maximum(0.0, margin - x))
+
+
+def _normal(shape, seed, count):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=shape) for _ in range(count)]
+
+
+# --- triplet_margin -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("swap", [False, True])
+def test_triplet_matches_numpy(p, swap):
+    a, pos, neg = _normal((6, 4), 0, 3)
+    for margin in (0.0, 1.0, 2.5):
+        expected = np_triplet(a, pos, neg, margin, p, 1e-6, swap)
+        got = lossjax.triplet_margin(a, pos, neg, margin=margin, p=p, swap=swap,
+                                     reduction="none")
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            lossjax.triplet_margin(a, pos, neg, margin=margin, p=p, swap=swap),
+            expected.mean(), rtol=1e-12, atol=1e-14)
+
+
+def test_triplet_matches_optax_and_axis():
+    a, pos, neg = _normal((2, 5, 3), 1, 3)
+    for margin, eps in ((1.0, 1e-6), (0.3, 1e-3)):
+        # optax: (Σ (a − b)^norm_degree + eps)^(1/norm_degree), eps inside the sum as here.
+        expected = optax.losses.triplet_margin_loss(a, pos, neg, norm_degree=2, margin=margin,
+                                                    eps=eps)
+        got = lossjax.triplet_margin(a, pos, neg, margin=margin, eps=eps, reduction="none")
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # Even p: optax's missing |·| does not matter.
+    np.testing.assert_allclose(
+        lossjax.triplet_margin(a, pos, neg, p=4.0, reduction="none"),
+        optax.losses.triplet_margin_loss(a, pos, neg, norm_degree=4), rtol=1e-12)
+    np.testing.assert_allclose(
+        lossjax.triplet_margin(a, pos, neg, axis=1, reduction="none"),
+        np_triplet(a, pos, neg, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("p,swap", [(2.0, False), (1.5, True), (3.0, False)])
+def test_triplet_gradients(p, swap):
+    a, pos, neg = _normal((4, 3), 2, 3)
+    pos = a + 0.3 * pos  # the positive is close and the margin wide: every hinge active
+    margin = 6.0
+    d_pos = np_lp_distance(a, pos, p)
+    d_neg = np.minimum(np_lp_distance(a, neg, p), np_lp_distance(pos, neg, p)) if swap \
+        else np_lp_distance(a, neg, p)
+    assert np.all(d_pos - d_neg + margin > 0.1)
+    check_grads(lambda x, y, z: lossjax.triplet_margin(x, y, z, margin=margin, p=p, swap=swap),
+                (a, pos, neg), order=1, modes=["rev", "fwd"])
+    # Independent analytic gradient w.r.t. the anchor for p = 2 (no swap):
+    # d/da [d(a, pos) − d(a, neg)] = (a − pos)/d_pos − (a − neg)/d_neg.
+    if p == 2.0 and not swap:
+        g = jax.grad(lambda x: lossjax.triplet_margin(x, pos, neg, margin=margin,
+                                                      reduction="sum"))(a)
+        expected = (a - pos) / d_pos[:, None] - (a - neg) / d_neg[:, None]
+        np.testing.assert_allclose(g, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_triplet_identical_embeddings_are_finite(p, dtype):
+    x = jnp.asarray(np.arange(6.0).reshape(2, 3), dtype)
+    for swap in (False, True):
+        value, grads = jax.value_and_grad(
+            lambda a, b, c, s=swap: lossjax.triplet_margin(a, b, c, p=p, swap=s),
+            argnums=(0, 1, 2))(x, x, x)
+        np.testing.assert_allclose(value, 1.0, rtol=1e-6)
+        for g in grads:
+            assert np.all(np.isfinite(g))
+            np.testing.assert_array_equal(g, 0.0)
+
+
+def test_triplet_weights_where_jit_vmap_half():
+    a, pos, neg = _normal((5, 3), 3, 3)
+    w = np.array([1.0, 0.5, 2.0, 0.0, 1.0])
+    m = np.array([True, False, True, True, False])
+    expected = np_triplet(a, pos, neg)
+    np.testing.assert_allclose(lossjax.triplet_margin(a, pos, neg, weights=w, reduction="sum"),
+                               (w * expected).sum(), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.triplet_margin(a, pos, neg, weights=w, where=m),
+                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.triplet_margin(a, pos, neg, where=m, reduction="none"),
+                               np.where(m, expected, 0.0), rtol=1e-12)
+    # Masked triplets get exactly zero gradient, even with eps = 0 at identical embeddings.
+    a0, pos0 = a.copy(), pos.copy()
+    a0[1] = pos0[1] = neg[1]
+    grads = jax.grad(lambda x, y, z: lossjax.triplet_margin(x, y, z, eps=0.0, where=m),
+                     argnums=(0, 1, 2))(a0, pos0, neg)
+    for g in grads:
+        assert np.all(g[~m] == 0.0) and np.all(np.isfinite(g))
+    jitted = jax.jit(lambda x, y, z: lossjax.triplet_margin(x, y, z, margin=0.5, swap=True))
+    np.testing.assert_allclose(jitted(a, pos, neg), np_triplet(a, pos, neg, 0.5, swap=True)
+                               .mean(), rtol=1e-12)
+    stacked = [np.stack([x, x[::-1]]) for x in (a, pos, neg)]
+    batched = jax.vmap(lambda x, y, z: lossjax.triplet_margin(x, y, z, reduction="sum"))(
+        *stacked)
+    np.testing.assert_allclose(batched, [expected.sum()] * 2, rtol=1e-12)
+    v = lossjax.triplet_margin(*(jnp.asarray(x, jnp.bfloat16) for x in (a, pos, neg)))
+    assert v.dtype == jnp.float32
+    np.testing.assert_allclose(v, expected.mean(), rtol=5e-2)
+
+
+def test_triplet_bad_input_raises():
+    x = jnp.ones((3, 2))
+    with pytest.raises(ValueError, match=r"\(3, 2\).*\(3, 1\)"):
+        lossjax.triplet_margin(x, jnp.ones((3, 1)), x)
+    with pytest.raises(ValueError, match=r"negatives has shape \(2, 2\)"):
+        lossjax.triplet_margin(x, x, jnp.ones((2, 2)))
+    with pytest.raises(ValueError, match="p must be >= 1"):
+        lossjax.triplet_margin(x, x, x, p=0.5)
+    with pytest.raises(ValueError, match="margin"):
+        lossjax.triplet_margin(x, x, x, margin=-1.0)
+    with pytest.raises(ValueError, match="eps"):
+        lossjax.triplet_margin(x, x, x, eps=-1e-6)
+    with pytest.raises(ValueError, match="reduction"):
+        lossjax.triplet_margin(x, x, x, reduction="max")
+
+
+# --- contrastive --------------------------------------------------------------------------
+
+
+def test_contrastive_matches_numpy():
+    e1, e2 = _normal((8, 3), 4, 2)
+    y = np.array([1, 0, 0, 1, 0, 1, 0, 0])
+    for margin in (0.0, 1.0, 3.0):
+        expected = np_contrastive(e1, e2, y, margin)
+        np.testing.assert_allclose(
+            lossjax.contrastive(e1, e2, y, margin=margin, reduction="none"), expected,
+            rtol=1e-12)
+        np.testing.assert_allclose(lossjax.contrastive(e1, e2, y, margin=margin),
+                                   expected.mean(), rtol=1e-12)
+        np.testing.assert_allclose(
+            lossjax.contrastive(e1, e2, y, margin=margin, reduction="sum"), expected.sum(),
+            rtol=1e-12)
+    np.testing.assert_allclose(
+        lossjax.contrastive(e1.T, e2.T, y, axis=0, reduction="none"),
+        np_contrastive(e1, e2, y), rtol=1e-12)
+    # Float labels work the same way.
+    np.testing.assert_allclose(lossjax.contrastive(e1, e2, y.astype(float), margin=2.0),
+                               np_contrastive(e1, e2, y, 2.0).mean(), rtol=1e-12)
+
+
+def test_contrastive_gradients():
+    e1, e2 = _normal((6, 3), 5, 2)
+    y = np.array([1, 0, 1, 0, 0, 1])
+    margin = 5.0  # every dissimilar pair inside the margin, away from the kink
+    d = np.linalg.norm(e1 - e2, axis=1)
+    assert np.all(margin - d[y == 0] > 0.1)
+    check_grads(lambda a, b: lossjax.contrastive(a, b, y, margin=margin), (e1, e2), order=2,
+                modes=["rev"])
+    # Analytic: similar 2(e1 − e2); dissimilar −2(m − d)(e1 − e2)/d.
+    g = jax.grad(lambda a: lossjax.contrastive(a, e2, y, margin=margin, reduction="sum"))(e1)
+    coef = np.where(y == 1, 2.0, -2.0 * (margin - d) / d)[:, None]
+    np.testing.assert_allclose(g, coef * (e1 - e2), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_contrastive_identical_embeddings_are_finite(dtype):
+    x = jnp.asarray(np.arange(6.0).reshape(2, 3), dtype)
+    value, grads = jax.value_and_grad(
+        lambda a, b: lossjax.contrastive(a, b, jnp.array([1, 0]), margin=2.0,
+                                         reduction="none").sum(), argnums=(0, 1))(x, x)
+    np.testing.assert_allclose(value, 4.0)  # 0 for the similar pair, margin² for the other
+    for g in grads:
+        np.testing.assert_array_equal(g, 0.0)
+
+
+def test_contrastive_weights_where_jit_vmap_half_and_bad_labels():
+    e1, e2 = _normal((5, 2), 6, 2)
+    y = np.array([1, 0, 1, 0, 0])
+    w = np.array([2.0, 1.0, 0.5, 1.0, 3.0])
+    m = np.array([True, True, False, False, True])
+    expected = np_contrastive(e1, e2, y, 1.5)
+    np.testing.assert_allclose(
+        lossjax.contrastive(e1, e2, y, margin=1.5, weights=w, where=m),
+        (w * expected)[m].sum() / m.sum(), rtol=1e-12)
+    grads = jax.grad(lambda a, b: lossjax.contrastive(a, b, y, where=m), argnums=(0, 1))(e1, e2)
+    for g in grads:
+        assert np.all(g[~m] == 0.0)
+    jitted = jax.jit(lambda a, b, c: lossjax.contrastive(a, b, c, margin=1.5, reduction="none"))
+    np.testing.assert_allclose(jitted(e1, e2, y), expected, rtol=1e-12)
+    batched = jax.vmap(lambda a, b: lossjax.contrastive(a, b, y, margin=1.5))(
+        np.stack([e1, e2]), np.stack([e2, e1]))
+    np.testing.assert_allclose(batched, [expected.mean()] * 2, rtol=1e-12)
+    v = lossjax.contrastive(jnp.asarray(e1, jnp.bfloat16), jnp.asarray(e2, jnp.bfloat16), y)
+    assert v.dtype == jnp.float32
+    got = np.asarray(lossjax.contrastive(e1, e2, np.array([1, -1, 0, 2, 0]), reduction="none"))
+    assert np.isnan(got[1]) and np.isnan(got[3]) and np.all(np.isfinite(got[[0, 2, 4]]))
+
+
+def test_contrastive_bad_input_raises():
+    x = jnp.ones((4, 3))
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(3, 4\)"):
+        lossjax.contrastive(x, jnp.ones((3, 4)), jnp.ones(4))
+    with pytest.raises(ValueError, match=r"labels has shape \(4, 1\).*\(4,\)"):
+        lossjax.contrastive(x, x, jnp.ones((4, 1)))
+    with pytest.raises(ValueError, match="margin"):
+        lossjax.contrastive(x, x, jnp.ones(4), margin=-0.1)
+    with pytest.raises(ValueError, match="reduction"):
+        lossjax.contrastive(x, x, jnp.ones(4), reduction=None)
+
+
+# --- ntxent -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1, 1, 2, 2], [2, 0, 1, 0, 2, 1], [0, 1, 0, 1, 0, 1],
+                                    [3, 3, 3, 7, 7, 7]])
+@pytest.mark.parametrize("temperature", [0.07, 0.5])
+def test_ntxent_equal_groups_match_optax(labels, temperature):
+    # Equal-sized groups: our mean over anchors equals optax's mean over positive pairs.
+    (e,) = _normal((6, 4), 7, 1)
+    labels = np.array(labels)
+    expected = optax.losses.ntxent(jnp.asarray(e), jnp.asarray(labels), temperature)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=temperature), expected,
+                               rtol=1e-10)
+    per_anchor, has_pos = np_ntxent(e, labels, temperature)
+    assert has_pos.all()
+    np.testing.assert_allclose(
+        lossjax.ntxent(e, labels, temperature=temperature, reduction="none"), per_anchor,
+        rtol=1e-10)
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 1, 1, 2], [5, 1, 5, 5, 5, 1, 9]])
+def test_ntxent_unequal_groups_match_numpy(labels):
+    labels = np.array(labels)
+    (e,) = _normal((len(labels), 3), 8, 1)
+    per_anchor, has_pos = np_ntxent(e, labels, 0.2)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=0.2, reduction="none"),
+                               per_anchor, rtol=1e-10)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=0.2),
+                               per_anchor[has_pos].mean(), rtol=1e-10)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=0.2, reduction="sum"),
+                               per_anchor.sum(), rtol=1e-10)
+
+
+def test_ntxent_gradients():
+    labels = np.array([0, 0, 0, 1, 1, 2])  # a singleton group included
+    (e,) = _normal((6, 3), 9, 1)
+    check_grads(lambda x: lossjax.ntxent(x, labels, temperature=0.5), (e,), order=2,
+                modes=["rev"])
+    # Finite differences of the NumPy reference, independent of JAX.
+    g = jax.grad(lambda x: lossjax.ntxent(x, labels, temperature=0.5))(e)
+
+    def ref_mean(x):
+        per_anchor, has_pos = np_ntxent(x, labels, 0.5)
+        return per_anchor[has_pos].mean()
+
+    h = 1e-6
+    numeric = np.zeros_like(e)
+    for idx in np.ndindex(e.shape):
+        step = np.zeros_like(e)
+        step[idx] = h
+        numeric[idx] = (ref_mean(e + step) - ref_mean(e - step)) / (2 * h)
+    np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_ntxent_degenerate_batches_are_finite(dtype):
+    (e,) = _normal((5, 3), 10, 1)
+    e = jnp.asarray(e, dtype)
+
+    def value_and_grad(x, labels, reduction="mean"):
+        return jax.value_and_grad(
+            lambda y: jnp.sum(lossjax.ntxent(y, jnp.asarray(labels), reduction=reduction)))(x)
+
+    # One group only: no negatives, so every ℓ_ij = −log 1 = 0.
+    value, grad = value_and_grad(e, [4, 4, 4, 4, 4])
+    assert value == 0.0 and np.all(grad == 0.0)
+    # Every anchor a singleton: no positives, nothing counted, mean 0.
+    value, grad = value_and_grad(e, [0, 1, 2, 3, 4])
+    assert value == 0.0 and np.all(grad == 0.0)
+    # A singleton among groups: it is left out of the mean but still a negative for others.
+    labels = np.array([0, 0, 1, 1, 2])
+    value, grad = value_and_grad(e, labels)
+    per_anchor, has_pos = np_ntxent(np.asarray(e, np.float64), labels)
+    np.testing.assert_allclose(value, per_anchor[has_pos].mean(), rtol=1e-4)
+    assert np.all(np.isfinite(grad)) and np.any(grad[4] != 0.0)
+    none = lossjax.ntxent(e, jnp.asarray(labels), reduction="none")
+    assert none[4] == 0.0
+    # Identical embeddings: all s_ij = 1/T, so ℓ_ij = log(1 + #negatives).
+    same = jnp.tile(e[:1], (5, 1))
+    value, grad = value_and_grad(same, [0, 0, 1, 1, 1], reduction="none")
+    np.testing.assert_allclose(value, 2 * np.log(4.0) + 3 * np.log(3.0), rtol=1e-5)
+    assert np.all(np.isfinite(grad))
+    # Zero embeddings (clamped norms): s_ij = 0 everywhere.
+    value, grad = value_and_grad(jnp.zeros((4, 3), dtype), [0, 0, 1, 1])
+    np.testing.assert_allclose(value, np.log(3.0), rtol=1e-6)
+    assert np.all(np.isfinite(grad))
+    # Extreme temperature in float32 stays finite.
+    v_cold, g_cold = jax.value_and_grad(
+        lambda y: lossjax.ntxent(y, jnp.asarray([0, 0, 1, 1, 2]), temperature=1e-3))(e)
+    assert np.isfinite(v_cold) and np.all(np.isfinite(g_cold))
+
+
+def test_ntxent_weights_where():
+    labels = np.array([0, 0, 1, 1, 2, 2, 1])
+    (e,) = _normal((7, 3), 11, 1)
+    w = np.array([1.0, 2.0, 0.5, 1.0, 3.0, 1.0, 2.0])
+    per_anchor, has_pos = np_ntxent(e, labels, 0.3)
+    np.testing.assert_allclose(
+        lossjax.ntxent(e, labels, temperature=0.3, weights=w, reduction="sum"),
+        (w * per_anchor).sum(), rtol=1e-10)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=0.3, weights=w),
+                               (w * per_anchor)[has_pos].sum() / has_pos.sum(), rtol=1e-10)
+    # where=False drops the row from the batch: not an anchor, positive or negative.
+    m = np.array([True, True, True, False, True, True, True])
+    per_anchor_m, has_pos_m = np_ntxent(e, labels, 0.3, valid=m)
+    np.testing.assert_allclose(
+        lossjax.ntxent(e, labels, temperature=0.3, where=m, reduction="none"), per_anchor_m,
+        rtol=1e-10)
+    sub_per_anchor, sub_has_pos = np_ntxent(e[m], labels[m], 0.3)
+    np.testing.assert_allclose(lossjax.ntxent(e, labels, temperature=0.3, where=m),
+                               sub_per_anchor[sub_has_pos].mean(), rtol=1e-10)
+    e_nan_free = e.copy()
+    e_nan_free[3] = 0.0  # a padded all-zero row
+    grad = jax.grad(lambda x: lossjax.ntxent(x, labels, where=m, weights=w))(e_nan_free)
+    assert np.all(grad[3] == 0.0) and np.all(np.isfinite(grad))
+    assert lossjax.ntxent(e, labels, where=np.zeros(7, bool)) == 0.0
+
+
+def test_ntxent_jit_vmap_half():
+    labels = np.array([0, 1, 0, 1])
+    (e,) = _normal((3, 4, 2), 12, 1)
+    jitted = jax.jit(lambda x, y: lossjax.ntxent(x, y, temperature=0.1))
+    for batch in e:
+        per_anchor, has_pos = np_ntxent(batch, labels, 0.1)
+        np.testing.assert_allclose(jitted(batch, labels), per_anchor[has_pos].mean(),
+                                   rtol=1e-10)
+    batched = jax.vmap(lambda x: lossjax.ntxent(x, jnp.asarray(labels), temperature=0.1))(e)
+    np.testing.assert_allclose(batched, [np_ntxent(b, labels, 0.1)[0].mean() for b in e],
+                               rtol=1e-10)
+    v = lossjax.ntxent(jnp.asarray(e[0], jnp.bfloat16), labels, temperature=0.5)
+    assert v.dtype == jnp.float32
+    np.testing.assert_allclose(v, np_ntxent(e[0], labels, 0.5)[0].mean(), rtol=5e-2)
+
+
+def test_ntxent_bad_input_raises():
+    e = jnp.ones((4, 2))
+    labels = jnp.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match=r"labels has shape \(3,\).*\(4, 2\)"):
+        lossjax.ntxent(e, labels[:3])
+    with pytest.raises(ValueError, match=r"\[B, D\].*\(4,\)"):
+        lossjax.ntxent(jnp.ones(4), labels)
+    with pytest.raises(ValueError, match="integer"):
+        lossjax.ntxent(e, labels.astype(float))
+    with pytest.raises(ValueError, match="temperature"):
+        lossjax.ntxent(e, labels, temperature=0.0)
+    with pytest.raises(ValueError, match="reduction"):
+        lossjax.ntxent(e, labels, reduction="pairs")
+    with pytest.raises(ValueError, match="where"):
+        lossjax.ntxent(e, labels, where=jnp.ones((4, 4), bool))
+
+
+# --- hinge_embedding ----------------------------------------------------------------------
+
+
+def test_hinge_embedding_matches_numpy_and_gradients():
+    rng = np.random.default_rng(13)
+    x = rng.uniform(0.0, 2.0, size=(3, 4))
+    y = rng.choice([-1, 1], size=(3, 4))
+    for margin in (0.5, 1.0, 2.0):
+        expected = np_hinge_embedding(x, y, margin)
+        np.testing.assert_allclose(
+            lossjax.hinge_embedding(x, y, margin=margin, reduction="none"), expected,
+            rtol=1e-12)
+        np.testing.assert_allclose(lossjax.hinge_embedding(x, y, margin=margin),
+                                   expected.mean(), rtol=1e-12)
+        np.testing.assert_allclose(
+            lossjax.hinge_embedding(x, y, margin=margin, reduction="sum"), expected.sum(),
+            rtol=1e-12)
+    # {0, 1} labels: 0 is read as −1.
+    np.testing.assert_allclose(lossjax.hinge_embedding(x, (y + 1) // 2, reduction="none"),
+                               np_hinge_embedding(x, y), rtol=1e-12)
+    margin = 1.0
+    x = np.where(np.abs(x - margin) < 0.05, x + 0.1, x)  # away from the kink
+    g = jax.grad(lambda d: lossjax.hinge_embedding(d, y, margin=margin, reduction="sum"))(x)
+    np.testing.assert_array_equal(g, np.where(y == 1, 1.0, np.where(x < margin, -1.0, 0.0)))
+    check_grads(lambda d: lossjax.hinge_embedding(d, y, margin=margin), (x,), order=2,
+                modes=["rev"])
+
+
+def test_hinge_embedding_weights_where_jit_half_and_bad_input():
+    x = np.array([0.2, 1.5, 0.7, 3.0, 0.0])
+    y = np.array([1, -1, -1, 1, 0])
+    w = np.array([1.0, 2.0, 3.0, 0.5, 1.0])
+    m = np.array([True, False, True, True, True])
+    expected = np_hinge_embedding(x, np.where(y == 0, -1, y))
+    np.testing.assert_allclose(lossjax.hinge_embedding(x, y, weights=w, where=m),
+                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
+    g = jax.grad(lambda d: lossjax.hinge_embedding(d, y, where=m))(x)
+    assert g[1] == 0.0
+    # The kink x = margin gets subgradient 0; finite everywhere.
+    g_kink = jax.grad(lambda d: lossjax.hinge_embedding(d, jnp.array([-1])))(jnp.array([1.0]))
+    np.testing.assert_array_equal(g_kink, 0.0)
+    jitted = jax.jit(lambda d, t: lossjax.hinge_embedding(d, t, margin=0.8, reduction="none"))
+    np.testing.assert_allclose(jitted(x, y), np_hinge_embedding(x, np.where(y == 0, -1, y), 0.8),
+                               rtol=1e-12)
+    batched = jax.vmap(lambda d: lossjax.hinge_embedding(d, y, reduction="sum"))(
+        np.stack([x, 2.0 * x]))
+    np.testing.assert_allclose(
+        batched, [np_hinge_embedding(v, np.where(y == 0, -1, y)).sum() for v in (x, 2.0 * x)],
+        rtol=1e-12)
+    assert lossjax.hinge_embedding(jnp.asarray(x, jnp.bfloat16), y).dtype == jnp.float32
+    got = np.asarray(lossjax.hinge_embedding(x[:2], np.array([2, 1]), reduction="none"))
+    assert np.isnan(got[0]) and np.isfinite(got[1])
+    with pytest.raises(ValueError, match=r"\(5,\).*\(5, 1\)"):
+        lossjax.hinge_embedding(x, y[:, None])
+    with pytest.raises(ValueError, match="reduction"):
+        lossjax.hinge_embedding(x, y, reduction="elementwise")

@@ -1,0 +1,241 @@
+"""cosine_similarity, cosine_distance, cosine_embedding against NumPy float64 and optax."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from jax.test_util import check_grads
+
+import lossjax
+
+# --- independent NumPy float64 references, written from the formulas -----------------------
+
+
+def np_cosine(p, t, axis=-1, eps=1e-8):
+    p, t = np.asarray(p, np.float64), np.asarray(t, np.float64)
+    norm_p = np.maximum(np.sqrt(np.sum(p * p, axis=axis)), eps)
+    norm_t = np.maximum(np.sqrt(np.sum(t * t, axis=axis)), eps)
+    return np.sum(p * t, axis=axis) / (norm_p * norm_t)
+
+
+def np_cosine_grad_p(p, t):
+    """d cos(p, t) / dp for rows of nonzero p, t: t/(|p||t|) − cos · p/|p|²."""
+    norm_p = np.linalg.norm(p, axis=-1, keepdims=True)
+    norm_t = np.linalg.norm(t, axis=-1, keepdims=True)
+    cos = np.sum(p * t, axis=-1, keepdims=True) / (norm_p * norm_t)
+    return t / (norm_p * norm_t) - cos * p / norm_p**2
+
+
+def np_cosine_embedding(x1, x2, y, margin=0.0):
+    cos = np_cosine(x1, x2)
+    return np.where(y == 1, 1.0 - cos, np.maximum(0.0, cos - margin))
+
+
+def _pair(shape, seed):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=shape), rng.normal(size=shape)
+
+
+# --- cosine_similarity / cosine_distance --------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,axis", [((5, 3), -1), ((2, 3, 4), 1), ((4,), 0)])
+def test_cosine_matches_numpy_and_optax(shape, axis):
+    p, t = _pair(shape, 0)
+    expected = np_cosine(p, t, axis)
+    sim = lossjax.cosine_similarity(p, t, axis=axis, reduction="none")
+    dist = lossjax.cosine_distance(p, t, axis=axis, reduction="none")
+    np.testing.assert_allclose(sim, expected, rtol=1e-12)
+    np.testing.assert_allclose(dist, 1.0 - expected, rtol=1e-12)
+    np.testing.assert_allclose(lossjax.cosine_similarity(p, t, axis=axis), expected.mean(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, t, axis=axis, reduction="sum"),
+                               (1.0 - expected).sum(), rtol=1e-12)
+    # optax clamps the squared norm: epsilon = eps**2 maps onto our per-norm clamp.
+    np.testing.assert_allclose(
+        sim, optax.losses.cosine_similarity(p, t, epsilon=1e-16, axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(
+        dist, optax.losses.cosine_distance(p, t, epsilon=1e-16, axis=axis), rtol=1e-12)
+
+
+def test_cosine_clamp_matches_optax_for_tiny_vectors():
+    # Norms below eps are clamped: both conventions agree with the per-norm formula.
+    p = np.array([[1e-3, 2e-3], [3.0, -1.0]])
+    t = np.array([[0.5, 0.1], [1e-4, 0.0]])
+    eps = 0.1
+    got = lossjax.cosine_similarity(p, t, eps=eps, reduction="none")
+    np.testing.assert_allclose(got, np_cosine(p, t, eps=eps), rtol=1e-12)
+    np.testing.assert_allclose(got, optax.losses.cosine_similarity(p, t, epsilon=eps**2),
+                               rtol=1e-12)
+
+
+def test_cosine_gradients():
+    p, t = _pair((4, 3), 1)
+    grad = jax.grad(lambda a: lossjax.cosine_similarity(a, t, reduction="sum"))(p)
+    np.testing.assert_allclose(grad, np_cosine_grad_p(p, t), rtol=1e-10)
+    grad_d = jax.grad(lambda a: lossjax.cosine_distance(a, t, reduction="sum"))(p)
+    np.testing.assert_allclose(grad_d, -np_cosine_grad_p(p, t), rtol=1e-10)
+    check_grads(lambda a, b: lossjax.cosine_similarity(a, b), (p, t), order=2, modes=["rev"])
+    check_grads(lambda a, b: lossjax.cosine_distance(a, b, axis=0), (p, t), order=1,
+                modes=["rev", "fwd"])
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_cosine_zero_vector_is_finite(dtype):
+    p = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], dtype)
+    t = jnp.array([[1.0, -1.0, 2.0], [0.0, 0.0, 0.0]], dtype)
+    for fn, zero_value in ((lossjax.cosine_similarity, 0.0), (lossjax.cosine_distance, 1.0)):
+        values = fn(p, t, reduction="none")
+        np.testing.assert_array_equal(values, [zero_value, zero_value])
+        grads = jax.grad(lambda a, b, f=fn: f(a, b), argnums=(0, 1))(p, t)
+        assert all(np.all(np.isfinite(g)) for g in grads)
+        both_zero = jax.grad(lambda a, f=fn: f(a, jnp.zeros_like(a)))(jnp.zeros((2, 3), dtype))
+        assert np.all(np.isfinite(both_zero))
+
+
+def test_cosine_distance_parallel_is_zero_and_non_negative():
+    p, t = _pair((6, 4), 2)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, 3.0 * p, reduction="none"), 0.0,
+                               atol=1e-12)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, -p, reduction="none"), 2.0,
+                               rtol=1e-12)
+    assert np.all(np.asarray(lossjax.cosine_distance(p, t, reduction="none")) >= -1e-12)
+
+
+def test_cosine_weights_where():
+    p, t = _pair((5, 3), 3)
+    w = np.array([1.0, 2.0, 0.5, 0.0, 3.0])
+    m = np.array([True, False, True, True, False])
+    expected = 1.0 - np_cosine(p, t)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, t, weights=w, reduction="sum"),
+                               (w * expected).sum(), rtol=1e-12)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, t, where=m), expected[m].mean(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lossjax.cosine_distance(p, t, weights=w, where=m),
+                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
+    none = lossjax.cosine_similarity(p, t, where=m, reduction="none")
+    np.testing.assert_allclose(none, np.where(m, np_cosine(p, t), 0.0), rtol=1e-12)
+    # Masked rows get exactly zero gradient, even a zero vector there.
+    p0 = p.copy()
+    p0[1] = 0.0
+    gp, gt = jax.grad(lambda a, b: lossjax.cosine_distance(a, b, where=m), argnums=(0, 1))(p0, t)
+    assert np.all(gp[~m] == 0.0) and np.all(gt[~m] == 0.0)
+    np.testing.assert_allclose(gp[m], -np_cosine_grad_p(p, t)[m] / m.sum(), rtol=1e-10)
+    assert lossjax.cosine_distance(p, t, where=np.zeros(5, bool)) == 0.0
+
+
+def test_cosine_jit_vmap():
+    p, t = _pair((3, 4, 5), 4)
+    jitted = jax.jit(lambda a, b: lossjax.cosine_similarity(a, b, reduction="none"))
+    np.testing.assert_allclose(jitted(p, t), np_cosine(p, t), rtol=1e-12)
+    batched = jax.vmap(lambda a, b: lossjax.cosine_distance(a, b))(p, t)
+    np.testing.assert_allclose(batched, (1.0 - np_cosine(p, t)).mean(axis=1), rtol=1e-12)
+
+
+def test_cosine_half_precision_gives_float32():
+    p, t = _pair((4, 3), 5)
+    for fn in (lossjax.cosine_similarity, lossjax.cosine_distance):
+        v = fn(jnp.asarray(p, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16))
+        assert v.dtype == jnp.float32
+        np.testing.assert_allclose(v, fn(p, t), atol=2e-2)
+        assert fn(jnp.asarray(p, jnp.float16), t.astype(np.float32)).dtype == jnp.float32
+
+
+def test_cosine_bad_input_raises():
+    for fn in (lossjax.cosine_similarity, lossjax.cosine_distance):
+        with pytest.raises(ValueError, match=r"\(3,\).*\(3, 1\)"):
+            fn(jnp.zeros(3), jnp.zeros((3, 1)))
+        with pytest.raises(ValueError, match="reduction"):
+            fn(jnp.ones(3), jnp.ones(3), reduction="avg")
+        with pytest.raises(ValueError, match="eps"):
+            fn(jnp.ones(3), jnp.ones(3), eps=0.0)
+        with pytest.raises(ValueError, match="axis"):
+            fn(jnp.ones((2, 3)), jnp.ones((2, 3)), axis=2)
+        with pytest.raises(ValueError, match="where"):
+            fn(jnp.ones((2, 3)), jnp.ones((2, 3)), where=jnp.ones((2, 3), bool))
+
+
+# --- cosine_embedding ---------------------------------------------------------------------
+
+
+def test_cosine_embedding_matches_numpy():
+    x1, x2 = _pair((8, 3), 6)
+    y = np.array([1, -1, 1, -1, -1, 1, -1, -1])
+    for margin in (0.0, 0.3, -0.5):
+        expected = np_cosine_embedding(x1, x2, y, margin)
+        got = lossjax.cosine_embedding(x1, x2, y, margin=margin, reduction="none")
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+        np.testing.assert_allclose(lossjax.cosine_embedding(x1, x2, y, margin=margin),
+                                   expected.mean(), rtol=1e-12)
+        np.testing.assert_allclose(
+            lossjax.cosine_embedding(x1, x2, y, margin=margin, reduction="sum"),
+            expected.sum(), rtol=1e-12)
+    # {0, 1} labels: 0 is read as −1.
+    np.testing.assert_allclose(
+        lossjax.cosine_embedding(x1, x2, (y + 1) // 2, margin=0.3, reduction="none"),
+        np_cosine_embedding(x1, x2, y, 0.3), rtol=1e-12)
+    # Feature axis elsewhere.
+    np.testing.assert_allclose(
+        lossjax.cosine_embedding(x1.T, x2.T, y, axis=0, reduction="none"),
+        np_cosine_embedding(x1, x2, y), rtol=1e-12)
+
+
+def test_cosine_embedding_gradients():
+    x1, x2 = _pair((6, 3), 7)
+    y = np.array([1, -1, 1, -1, -1, 1])
+    margin = -0.9  # cos − margin > 0 for these pairs, away from the kink
+    cos = np_cosine(x1, x2)
+    assert np.all(np.abs(cos - margin)[y == -1] > 1e-2)
+    g = jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, margin=margin,
+                                                    reduction="sum"))(x1)
+    sign = np.where(y == 1, -1.0, (cos > margin).astype(float))[:, None]
+    np.testing.assert_allclose(g, sign * np_cosine_grad_p(x1, x2), rtol=1e-10)
+    check_grads(lambda a, b: lossjax.cosine_embedding(a, b, y, margin=margin), (x1, x2),
+                order=2, modes=["rev"])
+
+
+def test_cosine_embedding_weights_where_jit_and_degenerate():
+    x1, x2 = _pair((5, 4), 8)
+    y = np.array([1, -1, -1, 1, -1])
+    w = np.array([0.5, 1.0, 2.0, 3.0, 1.5])
+    m = np.array([True, True, False, True, False])
+    expected = np_cosine_embedding(x1, x2, y)
+    np.testing.assert_allclose(lossjax.cosine_embedding(x1, x2, y, weights=w, where=m),
+                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
+    g = jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, where=m))(x1)
+    assert np.all(g[~m] == 0.0)
+    jitted = jax.jit(lambda a, b, c: lossjax.cosine_embedding(a, b, c, margin=0.2))
+    np.testing.assert_allclose(jitted(x1, x2, y), np_cosine_embedding(x1, x2, y, 0.2).mean(),
+                               rtol=1e-12)
+    batched = jax.vmap(lambda a, b: lossjax.cosine_embedding(a, b, y, reduction="sum"))(
+        np.stack([x1, x2]), np.stack([x2, -x1]))
+    np.testing.assert_allclose(
+        batched, [np_cosine_embedding(x1, x2, y).sum(), np_cosine_embedding(x2, -x1, y).sum()],
+        rtol=1e-12)
+    zero = jnp.zeros((2, 4))
+    value, grads = jax.value_and_grad(
+        lambda a, b: lossjax.cosine_embedding(a, b, jnp.array([1, -1])), argnums=(0, 1))(
+            zero, zero)
+    np.testing.assert_allclose(value, 0.5)  # (1 − 0 + max(0, 0 − 0)) / 2
+    assert all(np.all(np.isfinite(gr)) for gr in grads)
+    v = lossjax.cosine_embedding(jnp.asarray(x1, jnp.bfloat16), jnp.asarray(x2, jnp.bfloat16), y)
+    assert v.dtype == jnp.float32
+
+
+def test_cosine_embedding_invalid_label_is_nan():
+    x1, x2 = _pair((3, 2), 9)
+    got = np.asarray(lossjax.cosine_embedding(x1, x2, np.array([1, 2, -1]), reduction="none"))
+    assert np.isnan(got[1]) and np.all(np.isfinite(got[[0, 2]]))
+
+
+def test_cosine_embedding_bad_input_raises():
+    x = jnp.ones((4, 3))
+    with pytest.raises(ValueError, match=r"\(4, 3\).*\(4, 2\)"):
+        lossjax.cosine_embedding(x, jnp.ones((4, 2)), jnp.ones(4))
+    with pytest.raises(ValueError, match=r"labels has shape \(3,\).*\(4,\)"):
+        lossjax.cosine_embedding(x, x, jnp.ones(3))
+    with pytest.raises(ValueError, match="margin"):
+        lossjax.cosine_embedding(x, x, jnp.ones(4), margin=1.5)
+    with pytest.raises(ValueError, match="reduction"):
+        lossjax.cosine_embedding(x, x, jnp.ones(4), reduction="mean ")
