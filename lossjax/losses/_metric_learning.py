@@ -1,10 +1,12 @@
-"""Metric-learning losses: triplet margin, pairwise contrastive, NT-Xent, hinge embedding.
+"""Metric-learning losses: triplet margin, contrastive, NT-Xent, circle, hinge embedding.
 
 Each computes one loss per example (triplet, pair or anchor) and hands it to
 :func:`~lossjax.losses._reduce.reduce_loss`, so ``weights`` and ``where`` are per example.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,7 +31,7 @@ from lossjax.losses._similarity import (
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["contrastive", "hinge_embedding", "ntxent", "triplet_margin"]
+__all__ = ["circle", "contrastive", "hinge_embedding", "ntxent", "triplet_margin"]
 
 
 def _lp_distance(x: Array, y: Array, p: float, eps: float, axis: int) -> Array:
@@ -52,6 +54,7 @@ def triplet_margin(
     p: float = 2.0,
     eps: float = 1e-6,
     swap: bool = False,
+    distance: Callable[[Array, Array], Array] | None = None,
     axis: int = -1,
     weights: ArrayLike | None = None,
     where: ArrayLike | None = None,
@@ -66,6 +69,11 @@ def triplet_margin(
     With ``swap=True`` the negative distance is ``min(d(a, neg), d(pos, neg))`` (PyTorch's
     distance swap). At the hinge the subgradient used is 0. Equals optax for ``p = 2``
     (optax omits ``|·|``, so odd ``p`` differ there).
+
+    ``distance``, when given, replaces the p-norm (``p`` and ``eps`` are then unused): a
+    function ``(x, y) -> d`` of two arrays of the inputs' shape with the feature axis moved
+    last, returning one distance per example, e.g. ``lambda x, y: 1 − cos(x, y)``. That is
+    PyTorch's ``TripletMarginWithDistanceLoss``; its finiteness is the function's own.
 
     Args:
       anchors, positives, negatives: the same shape ``[..., D, ...]``; ``axis`` is the
@@ -92,12 +100,31 @@ def triplet_margin(
     dtype = compute_dtype(a.dtype, pos.dtype, neg.dtype)
     a, pos, neg = (x.astype(dtype) for x in (a, pos, neg))
     a, pos, neg = mask_feature_inputs(where, axis, a, pos, neg)
-    d_pos = _lp_distance(a, pos, p, eps, axis)
-    d_neg = _lp_distance(a, neg, p, eps, axis)
+    if distance is None:
+        def dist(x: Array, y: Array) -> Array:
+            return _lp_distance(x, y, p, eps, axis)
+    else:
+        def dist(x: Array, y: Array) -> Array:
+            return _checked_distance(distance, x, y, axis)
+    d_pos = dist(a, pos)
+    d_neg = dist(a, neg)
     if swap:
-        d_neg = jnp.minimum(d_neg, _lp_distance(pos, neg, p, eps, axis))
+        d_neg = jnp.minimum(d_neg, dist(pos, neg))
     loss = jax.nn.relu(d_pos - d_neg + margin)
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def _checked_distance(
+    distance: Callable[[Array, Array], Array], x: Array, y: Array, axis: int
+) -> Array:
+    x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
+    d = jnp.asarray(distance(x, y))
+    if tuple(d.shape) != tuple(x.shape[:-1]):
+        raise ValueError(
+            f"distance returned shape {tuple(d.shape)}; it must return one distance per "
+            f"example, shape {tuple(x.shape[:-1])} (the feature axis is moved last)"
+        )
+    return d
 
 
 def contrastive(
@@ -191,23 +218,8 @@ def ntxent(
     """
     check_reduction(reduction)
     check_positive("temperature", temperature)
-    e, labels = jnp.asarray(embeddings), jnp.asarray(labels)
-    if e.ndim != 2:
-        raise ValueError(f"embeddings must have shape [B, D], got shape {tuple(e.shape)}")
-    if labels.shape != (e.shape[0],):
-        raise ValueError(
-            f"labels has shape {tuple(labels.shape)} but embeddings has shape "
-            f"{tuple(e.shape)}; labels must have shape ({e.shape[0]},)"
-        )
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(f"labels must be integer group ids, got dtype {labels.dtype}")
-    e = e.astype(compute_dtype(e.dtype))
+    e, labels, valid = _batch_embeddings_and_labels(embeddings, labels, where)
     batch = e.shape[0]
-    valid = jnp.ones((batch,), bool)
-    if where is not None:
-        valid = broadcast_mask(where, (batch,))
-        (e,) = mask_inputs(jnp.broadcast_to(valid[:, None], e.shape), e)
-
     u = safe_normalize(e, -1, 1e-8)
     sims = (u @ u.T) / temperature
     both_valid = valid[:, None] & valid[None, :]
@@ -215,15 +227,8 @@ def ntxent(
     positives = same & ~jnp.eye(batch, dtype=bool) & both_valid
     negatives = ~same & both_valid
 
-    # Log-sum-exp over each anchor's negatives; rows without a negative get a safe stand-in.
     has_negative = jnp.any(negatives, axis=1)
-    shift = jax.lax.stop_gradient(
-        jnp.max(jnp.where(negatives, sims, -jnp.inf), axis=1, initial=-jnp.inf))
-    shift = jnp.where(has_negative, shift, 0.0)
-    exp_neg = jnp.where(negatives, jnp.exp(jnp.where(negatives, sims - shift[:, None], 0.0)),
-                        0.0)
-    total = jnp.sum(exp_neg, axis=1)
-    lse_neg = jnp.log(jnp.where(has_negative, total, 1.0)) + shift
+    lse_neg = _masked_logsumexp(sims, negatives)
 
     # ℓ_ij = log(1 + exp(L_i − s_ij)) = softplus(L_i − s_ij); 0 when there is no negative.
     pair_loss = jax.nn.softplus(lse_neg[:, None] - sims)
@@ -267,3 +272,96 @@ def hinge_embedding(
     loss = jnp.where(labels == 1, x, jax.nn.relu(margin - x))
     loss = jnp.where((labels == 1) | dissimilar, loss, jnp.nan)
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def circle(
+    embeddings: ArrayLike,
+    labels: ArrayLike,
+    *,
+    gamma: float = 80.0,
+    margin: float = 0.4,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Circle loss per anchor (Keras 3's ``Circle``; pytorch-metric-learning's ``CircleLoss``).
+
+    With cosine similarities ``s`` of the anchor to its positives ``P`` (same label, itself
+    excluded) and negatives ``N``, ``m = margin``::
+
+        α_p = max(0, 1 + m − s_p),  α_n = max(0, s_n + m)        (self-paced weights)
+        loss = softplus(logsumexp_P(−γ·α_p·(s_p − (1 − m))) + logsumexp_N(γ·α_n·(s_n − m)))
+
+    The weights ``α`` are constants for the gradient, as in the paper. The embeddings are
+    L2-normalised here (norms clamped at 1e-8, so zero vectors stay finite); Keras expects
+    normalised inputs and clamps the cosine distance at 0, which is the same value for
+    normalised inputs. An anchor with no positive or no negative is left out (loss 0, not
+    counted by ``"mean"``, zero gradient). Keras' ``ref_embeddings``/``ref_labels`` are not
+    supported: concatenate the references into the batch and mask them with ``where``.
+
+    Args:
+      embeddings: ``[B, D]``. labels: integer ``[B]`` class ids.
+      gamma: > 0, the scale. margin: the relaxation ``m``, in [0, 1).
+      where: optional boolean ``[B]``; a False row is dropped from the batch entirely.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; the ``[B]`` per-anchor losses for ``"none"``.
+
+    References: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
+    Optimization" (CVPR 2020).
+    """
+    check_reduction(reduction)
+    check_positive("gamma", gamma)
+    mv = concrete_value(margin)
+    if mv is not None and not 0.0 <= mv < 1.0:
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+    e, labels, valid = _batch_embeddings_and_labels(embeddings, labels, where)
+    u = safe_normalize(e, -1, 1e-8)
+    sims = u @ u.T
+    batch = e.shape[0]
+    both_valid = valid[:, None] & valid[None, :]
+    same = labels[:, None] == labels[None, :]
+    positives = same & ~jnp.eye(batch, dtype=bool) & both_valid
+    negatives = ~same & both_valid
+    alpha_p = jax.lax.stop_gradient(jax.nn.relu(1.0 + margin - sims))
+    alpha_n = jax.lax.stop_gradient(jax.nn.relu(sims + margin))
+    lse_p = _masked_logsumexp(-gamma * alpha_p * (sims - (1.0 - margin)), positives)
+    lse_n = _masked_logsumexp(gamma * alpha_n * (sims - margin), negatives)
+    has_both = jnp.any(positives, axis=1) & jnp.any(negatives, axis=1)
+    loss = jnp.where(has_both, jax.nn.softplus(lse_p + lse_n), 0.0)
+    return reduce_loss(loss, weights=weights, where=has_both, reduction=reduction)
+
+
+def _batch_embeddings_and_labels(
+    embeddings: ArrayLike, labels: ArrayLike, where: ArrayLike | None
+) -> tuple[Array, Array, Array]:
+    """Check ``[B, D]`` embeddings and integer ``[B]`` labels; return them with the row mask
+    (``where`` rows masked out get a stopped gradient)."""
+    e, labels = jnp.asarray(embeddings), jnp.asarray(labels)
+    if e.ndim != 2:
+        raise ValueError(f"embeddings must have shape [B, D], got shape {tuple(e.shape)}")
+    if labels.shape != (e.shape[0],):
+        raise ValueError(
+            f"labels has shape {tuple(labels.shape)} but embeddings has shape "
+            f"{tuple(e.shape)}; labels must have shape ({e.shape[0]},)"
+        )
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"labels must be integer group ids, got dtype {labels.dtype}")
+    e = e.astype(compute_dtype(e.dtype))
+    valid = jnp.ones((e.shape[0],), bool)
+    if where is not None:
+        valid = broadcast_mask(where, (e.shape[0],))
+        (e,) = mask_inputs(jnp.broadcast_to(valid[:, None], e.shape), e)
+    return e, labels, valid
+
+
+def _masked_logsumexp(values: Array, mask: Array) -> Array:
+    """Row-wise ``log Σ_{mask} exp(values)``; 0 (not −inf) for a row with nothing in ``mask``,
+    with finite gradients everywhere and exactly 0 for the masked entries."""
+    has_any = jnp.any(mask, axis=1)
+    shift = jax.lax.stop_gradient(
+        jnp.max(jnp.where(mask, values, -jnp.inf), axis=1, initial=-jnp.inf))
+    shift = jnp.where(has_any, shift, 0.0)
+    exp = jnp.where(mask, jnp.exp(jnp.where(mask, values - shift[:, None], 0.0)), 0.0)
+    total = jnp.sum(exp, axis=1)
+    return jnp.where(has_any, jnp.log(jnp.where(has_any, total, 1.0)) + shift, 0.0)

@@ -465,3 +465,135 @@ def test_hinge_embedding_weights_where_jit_half_and_bad_input():
         lossjax.hinge_embedding(x, y[:, None])
     with pytest.raises(ValueError, match="reduction"):
         lossjax.hinge_embedding(x, y, reduction="elementwise")
+
+
+# --- circle ---------------------------------------------------------------------------------
+
+
+def np_circle(e, labels, gamma=80.0, margin=0.4, frozen=None, valid=None):
+    """Per-anchor circle loss by loops (Sun et al. 2020); the weights alpha are computed from
+    ``frozen`` embeddings (default: ``e``) so finite differences can hold them constant."""
+    def unit(x):
+        x = np.asarray(x, np.float64)
+        return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-8)
+
+    s = unit(e) @ unit(e).T
+    s_frozen = s if frozen is None else unit(frozen) @ unit(frozen).T
+    n = len(labels)
+    valid = np.ones(n, bool) if valid is None else valid
+    loss, kept = np.zeros(n), np.zeros(n, bool)
+    for i in range(n):
+        pos = [j for j in range(n) if valid[i] and valid[j] and j != i and labels[j] == labels[i]]
+        neg = [k for k in range(n) if valid[i] and valid[k] and labels[k] != labels[i]]
+        if not pos or not neg:
+            continue
+        sum_p = sum(np.exp(-gamma * max(0.0, 1 + margin - s_frozen[i, j]) * (s[i, j] - 1 + margin))
+                    for j in pos)
+        sum_n = sum(np.exp(gamma * max(0.0, s_frozen[i, k] + margin) * (s[i, k] - margin))
+                    for k in neg)
+        loss[i], kept[i] = np.log1p(sum_p * sum_n), True
+    return loss, kept
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 1, 1, 2, 2], [3, 3, 3, 1, 1, 7]])
+@pytest.mark.parametrize("gamma,margin", [(80.0, 0.4), (4.0, 0.25)])
+def test_circle_matches_numpy(labels, gamma, margin):
+    labels = np.array(labels)
+    (e,) = _normal((6, 5), 30, 1)
+    expected, kept = np_circle(e, labels, gamma, margin)
+    got = lossjax.circle(e, labels, gamma=gamma, margin=margin, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lossjax.circle(e, labels, gamma=gamma, margin=margin),
+                               expected[kept].mean(), rtol=1e-10)
+    # Scale invariance: the embeddings are normalised inside.
+    np.testing.assert_allclose(lossjax.circle(3.0 * e, labels, gamma=gamma, margin=margin,
+                                              reduction="none"), expected, rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_circle_gradient_holds_weights_constant():
+    labels = np.array([0, 0, 1, 1, 2, 2, 0])
+    (e,) = _normal((7, 4), 31, 1)
+    grad = jax.grad(lambda x: lossjax.circle(x, labels, gamma=4.0, reduction="sum"))(e)
+    h, fd = 1e-6, np.zeros_like(e)
+    for idx in np.ndindex(e.shape):
+        plus, minus = e.copy(), e.copy()
+        plus[idx] += h
+        minus[idx] -= h
+        fd[idx] = (np_circle(plus, labels, 4.0, frozen=e)[0].sum()
+                   - np_circle(minus, labels, 4.0, frozen=e)[0].sum()) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_circle_degenerate_batches_are_finite(dtype):
+    cases = [
+        (np.zeros((4, 3)), [0, 0, 1, 1]),                      # zero embeddings
+        (np.ones((4, 3)), [0, 0, 1, 1]),                       # identical embeddings
+        (np.random.default_rng(0).normal(size=(4, 3)), [0, 0, 0, 0]),  # no negatives
+        (np.random.default_rng(1).normal(size=(4, 3)), [0, 1, 2, 3]),  # no positives
+    ]
+    for e, labels in cases:
+        e, labels = jnp.asarray(e, dtype), jnp.asarray(labels)
+        value, grad = jax.value_and_grad(lambda x, lab=labels: lossjax.circle(x, lab))(e)
+        assert np.isfinite(value) and np.all(np.isfinite(grad))
+    value = lossjax.circle(jnp.ones((3, 2), dtype), jnp.array([0, 0, 0]))
+    assert value == 0.0  # no anchor has a negative: nothing counts, the mean is 0
+
+
+def test_circle_where_weights_jit_half_and_bad_input():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    (e,) = _normal((6, 4), 32, 1)
+    keep = np.array([True, True, True, False, True, True])
+    expected, kept = np_circle(e, labels, valid=keep)
+    np.testing.assert_allclose(lossjax.circle(e, labels, where=keep, reduction="none"),
+                               expected, rtol=1e-10, atol=1e-12)
+    grad = jax.grad(lambda x: lossjax.circle(x, labels, where=keep))(e)
+    assert np.all(np.asarray(grad)[3] == 0.0)
+    w = np.linspace(0.5, 2.0, 6)
+    full, _ = np_circle(e, labels)
+    np.testing.assert_allclose(lossjax.circle(e, labels, weights=w, reduction="sum"),
+                               (w * full).sum(), rtol=1e-10)
+    np.testing.assert_allclose(jax.jit(lossjax.circle)(e, labels), full.mean(), rtol=1e-10)
+    assert lossjax.circle(jnp.asarray(e, jnp.bfloat16), labels).dtype == jnp.float32
+    with pytest.raises(ValueError, match="gamma"):
+        lossjax.circle(e, labels, gamma=0.0)
+    with pytest.raises(ValueError, match="margin"):
+        lossjax.circle(e, labels, margin=1.0)
+    with pytest.raises(ValueError, match="integer"):
+        lossjax.circle(e, labels.astype(float))
+    with pytest.raises(ValueError, match=r"\[B, D\]"):
+        lossjax.circle(e[None], labels)
+
+
+def test_triplet_with_a_distance_function():
+    a, pos, neg = _normal((5, 4), 33, 3)
+
+    def cosine_distance(x, y):
+        norms = jnp.linalg.norm(x, axis=-1) * jnp.linalg.norm(y, axis=-1)
+        return 1.0 - jnp.sum(x * y, -1) / norms
+
+    def np_cos_d(x, y):
+        return 1 - np.sum(x * y, -1) / (np.linalg.norm(x, axis=-1) * np.linalg.norm(y, axis=-1))
+
+    for swap in (False, True):
+        d_neg = np_cos_d(a, neg)
+        if swap:
+            d_neg = np.minimum(d_neg, np_cos_d(pos, neg))
+        expected = np.maximum(0.0, np_cos_d(a, pos) - d_neg + 0.5)
+        got = lossjax.triplet_margin(a, pos, neg, margin=0.5, swap=swap, distance=cosine_distance,
+                                     reduction="none")
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+    # The feature axis is moved last before the function sees it.
+    np.testing.assert_allclose(
+        lossjax.triplet_margin(a.T, pos.T, neg.T, axis=0, distance=cosine_distance,
+                               reduction="none"),
+        lossjax.triplet_margin(a, pos, neg, distance=cosine_distance, reduction="none"),
+        rtol=1e-12)
+    # The p-norm through `distance` equals the built-in one.
+    np.testing.assert_allclose(
+        lossjax.triplet_margin(a, pos, neg, distance=lambda x, y: jnp.sqrt(
+            jnp.sum((x - y) ** 2, -1) + 1e-6)),
+        lossjax.triplet_margin(a, pos, neg), rtol=1e-12)
+    with pytest.raises(ValueError, match="distance returned shape"):
+        lossjax.triplet_margin(a, pos, neg, distance=lambda x, y: x - y)
