@@ -1,4 +1,4 @@
-"""Overlap losses for segmentation: Tversky and Sørensen–Dice.
+"""Overlap losses for segmentation: Tversky, Sørensen–Dice and generalized Dice.
 
 Both take predictions and targets of one shape ``[B, *spatial, C]`` (the class axis last;
 binary segmentation uses ``C = 1``), sum soft counts over the spatial axes, score every
@@ -26,7 +26,7 @@ from lossjax.losses._reduce import (
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["dice", "tversky"]
+__all__ = ["dice", "generalized_dice", "tversky"]
 
 
 def _summed_axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
@@ -70,6 +70,29 @@ def _safe_ratio(numerator: Array, denominator: Array) -> Array:
     return jnp.where(empty, 1.0, numerator / jnp.where(empty, 1.0, denominator))
 
 
+def _segmentation_inputs(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    axis: int | Sequence[int] | None,
+    from_logits: bool,
+    where: ArrayLike | None,
+) -> tuple[Array, Array, tuple[int, ...]]:
+    """Check and cast ``[B, *spatial, C]`` inputs, stop the gradient of examples ``where``
+    drops, and turn logits into probabilities; return ``(probs, targets, summed_axes)``."""
+    p, t = jnp.asarray(predictions), jnp.asarray(targets)
+    check_same_shape("predictions", p, "targets", t)
+    axes = _summed_axes(axis, p.ndim)
+    kept_axes = tuple(a for a in range(p.ndim - 1) if a not in axes)
+    example_shape = tuple(p.shape[a] for a in kept_axes)
+    dtype = compute_dtype(p.dtype, t.dtype)
+    p, t = p.astype(dtype), t.astype(dtype)
+    if where is not None:
+        mask = broadcast_mask(where, example_shape)
+        mask = jnp.broadcast_to(jnp.expand_dims(mask, axes + (p.ndim - 1,)), p.shape)
+        p, t = mask_inputs(mask, p, t)
+    return _class_probabilities(p, from_logits), t, axes
+
+
 def _overlap_loss(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -86,20 +109,9 @@ def _overlap_loss(
     reduction: str,
 ) -> Array:
     """``1 − (s·TP + smooth) / (s·TP + α·FP + β·FN + smooth)`` per example and class."""
-    p, t = jnp.asarray(predictions), jnp.asarray(targets)
-    check_same_shape("predictions", p, "targets", t)
-    axes = _summed_axes(axis, p.ndim)
-    kept_axes = tuple(a for a in range(p.ndim - 1) if a not in axes)
-    example_shape = tuple(p.shape[a] for a in kept_axes)
+    p, t, axes = _segmentation_inputs(predictions, targets, axis, from_logits, where)
     num_classes = p.shape[-1]
-    dtype = compute_dtype(p.dtype, t.dtype)
-    p, t = p.astype(dtype), t.astype(dtype)
-    if where is not None:
-        mask = broadcast_mask(where, example_shape)
-        mask = jnp.broadcast_to(jnp.expand_dims(mask, axes + (p.ndim - 1,)), p.shape)
-        p, t = mask_inputs(mask, p, t)
-
-    p = _class_probabilities(p, from_logits)
+    dtype = p.dtype
     tp = jnp.sum(p * t, axis=axes)
     fp = jnp.sum(p * (1.0 - t), axis=axes)
     fn = jnp.sum((1.0 - p) * t, axis=axes)
@@ -238,3 +250,55 @@ def dice(
         from_logits=from_logits, class_weights=class_weights, weights=weights, where=where,
         reduction=reduction,
     )
+
+
+def generalized_dice(
+    predictions: ArrayLike,
+    targets: ArrayLike,
+    *,
+    smooth: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    from_logits: bool = False,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Generalized Dice loss (Sudre et al.), one value per example.
+
+    Classes are pooled with weights ``w_c = 1 / (Σ t_c)²`` (inverse squared target volume, so
+    small structures count as much as large ones)::
+
+        loss = 1 − (2·Σ_c w_c Σ p·t + smooth) / (Σ_c w_c Σ (p + t) + smooth)
+
+    sums over ``axis`` as in :func:`dice`. A class absent from an example's target would get
+    an infinite weight; it takes the largest finite weight of that example instead (MONAI's
+    convention), and an example with no target at all weighs every class 1. ``smooth``
+    defaults to MONAI's 1e-5 (the weights are ~1/volume², so 1 would swamp them).
+    optax's ``multiclass_generalized_dice_loss`` is a different estimator: per-class Dice
+    losses averaged with batch-level inverse-frequency weights (use :func:`dice` with
+    ``class_weights`` for that).
+
+    Args:
+      predictions: ``[B, *spatial, C]`` probabilities, or logits with ``from_logits=True``.
+      targets: the same shape; one-hot (or soft) targets.
+      smooth: >= 0.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-example losses (``[B]`` by default) for
+      ``"none"``.
+
+    References: Sudre et al., "Generalised Dice overlap as a deep learning loss function for
+    highly unbalanced segmentations" (DLMIA 2017).
+    """
+    check_reduction(reduction)
+    check_non_negative("smooth", smooth)
+    p, t, axes = _segmentation_inputs(predictions, targets, axis, from_logits, where)
+    volume = jnp.sum(t, axis=axes)
+    present = volume > 0
+    raw = 1.0 / jnp.square(jnp.where(present, volume, 1.0))
+    largest = jnp.max(jnp.where(present, raw, 0.0), axis=-1, keepdims=True)
+    class_w = jnp.where(present, raw, jnp.where(largest > 0, largest, 1.0))
+    intersection = jnp.sum(class_w * jnp.sum(p * t, axis=axes), axis=-1)
+    union = jnp.sum(class_w * jnp.sum(p + t, axis=axes), axis=-1)
+    loss = 1.0 - _safe_ratio(2.0 * intersection + smooth, union + smooth)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

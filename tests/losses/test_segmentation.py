@@ -403,3 +403,96 @@ def test_bad_input_raises():
         lossjax.dice(p, p, where=jnp.ones(2))
     with pytest.raises(ValueError, match="weights"):
         lossjax.dice(p, p, weights=jnp.ones(3))
+
+
+# --- generalized_dice -----------------------------------------------------------------------
+
+
+def _np_generalized_dice(p, t, smooth=1e-5):
+    """Sudre et al. 2017, per example by loops; absent classes take the largest finite weight."""
+    p, t = np.asarray(p, np.float64), np.asarray(t, np.float64)
+    out = []
+    for pb, tb in zip(p, t, strict=True):
+        pb, tb = pb.reshape(-1, pb.shape[-1]), tb.reshape(-1, tb.shape[-1])
+        volume = tb.sum(0)
+        w = np.array([1 / v**2 if v > 0 else np.nan for v in volume])
+        fill = np.nanmax(w) if np.any(volume > 0) else 1.0
+        w = np.where(np.isnan(w), fill, w)
+        num = 2 * np.sum(w * (pb * tb).sum(0)) + smooth
+        den = np.sum(w * (pb + tb).sum(0)) + smooth
+        out.append(1 - num / den if den != 0 else 0.0)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 3), (3, 4, 4, 2), (2, 6, 1)])
+@pytest.mark.parametrize("smooth", [0.0, 1e-5, 1.0])
+def test_generalized_dice_matches_numpy(shape, smooth):
+    _, p, t = _segmentation_batch(shape, seed=40)
+    t = np.asarray(t).copy()
+    t[0, ..., -1] = 0.0  # a class absent from the first example's target
+    expected = _np_generalized_dice(p, t, smooth)
+    got = lossjax.generalized_dice(p, t, smooth=smooth, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lossjax.generalized_dice(p, t, smooth=smooth), expected.mean(),
+                               rtol=1e-10)
+    logits = np.log(np.asarray(p) + 1e-3)
+    np.testing.assert_allclose(
+        lossjax.generalized_dice(logits, t, smooth=smooth, from_logits=True, reduction="none"),
+        _np_generalized_dice(_np_probs(logits), t, smooth), rtol=1e-10, atol=1e-12)
+
+
+def test_generalized_dice_with_one_class_is_dice_and_weights_favour_small_classes():
+    _, p, t = _segmentation_batch((3, 8, 1), seed=41)
+    np.testing.assert_allclose(lossjax.generalized_dice(p, t, smooth=0.0, reduction="none"),
+                               lossjax.dice(p, t, smooth=0.0, reduction="none"), rtol=1e-10)
+    # A miss on a 1-pixel class costs as much as a miss on a 7-pixel class.
+    t2 = np.zeros((1, 8, 2))
+    t2[0, 0, 0] = 1.0
+    t2[0, 1:, 1] = 1.0
+    miss_small = t2.copy()
+    miss_small[0, 0] = [0.0, 1.0]
+    miss_large = t2.copy()
+    miss_large[0, 1:] = [1.0, 0.0]
+    # By hand: w = (1, 1/49); either miss gives 1 − 2·(1/7)/(64/49) = 1 − 2/(64/7) = 50/64,
+    # where the class-mean Dice gives 0.533 and 0.889.
+    for pred in (miss_small, miss_large):
+        np.testing.assert_allclose(lossjax.generalized_dice(pred, t2, smooth=0.0), 50 / 64,
+                                   rtol=1e-12)
+    np.testing.assert_allclose(lossjax.dice(miss_small, t2, smooth=0.0), (1 + 1 / 15) / 2,
+                               rtol=1e-12)
+
+
+def test_generalized_dice_gradients_and_degenerate_points():
+    _, p, t = _segmentation_batch((2, 5, 3), seed=42)
+    check_grads(lambda x: lossjax.generalized_dice(x, t), (np.asarray(p),), order=2,
+                modes=["rev"])
+    empty = jnp.zeros((2, 4, 3))
+    for smooth in (0.0, 1e-5):
+        value, grad = jax.value_and_grad(
+            lambda x, s=smooth: lossjax.generalized_dice(x, empty, smooth=s))(empty)
+        assert value == 0.0 and np.all(np.isfinite(grad))
+    value, grad = jax.value_and_grad(lambda x: lossjax.generalized_dice(
+        x, jnp.zeros((2, 4, 3), jnp.float32), from_logits=True))(jnp.full((2, 4, 3), -1e4))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_generalized_dice_contract():
+    _, p, t = _segmentation_batch((4, 5, 3), seed=43)
+    per = np.asarray(lossjax.generalized_dice(p, t, reduction="none"))
+    m = np.array([True, False, True, True])
+    w = np.array([0.5, 1.0, 2.0, 1.5])
+    np.testing.assert_allclose(lossjax.generalized_dice(p, t, where=m), per[m].mean(),
+                               rtol=1e-12)
+    np.testing.assert_allclose(lossjax.generalized_dice(p, t, weights=w, reduction="sum"),
+                               (w * per).sum(), rtol=1e-12)
+    grad = jax.grad(lambda x: lossjax.generalized_dice(x, t, where=m))(np.asarray(p))
+    assert np.all(np.asarray(grad)[~m] == 0.0)
+    np.testing.assert_allclose(jax.jit(lossjax.generalized_dice)(p, t), per.mean(), rtol=1e-12)
+    half = lossjax.generalized_dice(jnp.asarray(p, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16))
+    assert half.dtype == jnp.float32
+    with pytest.raises(ValueError, match="smooth"):
+        lossjax.generalized_dice(p, t, smooth=-1.0)
+    with pytest.raises(ValueError, match="class axis"):
+        lossjax.generalized_dice(p, t, axis=-1)
+    with pytest.raises(ValueError, match=r"\(4, 5, 3\).*\(4, 5, 1\)"):
+        lossjax.generalized_dice(p, np.asarray(t)[..., :1])
