@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lossjax._validation import check_in_range, check_non_negative
+from lossjax._validation import check_in_range, check_non_negative, concrete_value
 from lossjax.losses._reduce import (
     check_broadcastable_to,
     check_reduction,
@@ -25,6 +25,7 @@ ArrayLike = jax.typing.ArrayLike
 __all__ = [
     "binary_cross_entropy",
     "categorical_hinge",
+    "generalized_cross_entropy",
     "hinge",
     "multiclass_hinge",
     "multiclass_perceptron",
@@ -663,3 +664,37 @@ def softmax_focal_loss(
     if alpha is not None:
         loss = alpha * loss
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def generalized_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    q: float = 0.5,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Generalized cross-entropy, per example: ``(1 − p_y^q) / q`` with ``p = softmax(x)``.
+
+    A noise-robust loss between cross-entropy (``q → 0``) and MAE on probabilities
+    (``q = 1``); computed as ``−expm1(q·log p_y)/q`` so it stays accurate for small ``q``.
+    Integer labels; an out-of-range label gives NaN. Keras 3's
+    ``CategoricalGeneralizedCrossEntropy`` (which takes probabilities, not logits).
+
+    Args:
+      q: in (0, 1].
+
+    References: Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural
+    Networks with Noisy Labels" (NeurIPS 2018).
+    """
+    check_reduction(reduction)
+    check_in_range("q", q, 0.0, 1.0, high_inclusive=True)
+    if concrete_value(q) == 0.0:
+        raise ValueError("q must be > 0 (q → 0 is softmax_cross_entropy_with_integer_labels)")
+    x, one_hot, out_of_range = _scores_and_integer_labels(logits, labels, axis)
+    log_p_y = jnp.sum(jax.nn.log_softmax(x, axis=-1) * one_hot, axis=-1)
+    loss = -jnp.expm1(q * log_p_y) / q
+    return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=where,
+                       reduction=reduction)

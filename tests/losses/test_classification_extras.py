@@ -167,3 +167,37 @@ def test_jit_and_vmap():
         np.testing.assert_allclose(jax.jit(fn)(x, labels), np.mean(eager), rtol=1e-12)
         batched = jax.vmap(lambda a, b, f=fn: f(a, b))(x, labels)
         np.testing.assert_allclose(batched, np.mean(eager, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 1.0])
+def test_generalized_cross_entropy_matches_numpy(q):
+    x, y = _scores((6, 5), seed=11)
+    p_y = ref.softmax(x)[np.arange(6), y]
+    expected = (1 - p_y**q) / q
+    got = lossjax.generalized_cross_entropy(x, y, q=q, reduction="none")
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    check_grads(lambda s: lossjax.generalized_cross_entropy(s, y, q=q), (x,), order=2,
+                modes=["rev"])
+    # d/dx of -(p_y^q)/q = -p_y^q (onehot - p)
+    grad = jax.grad(lambda s: lossjax.generalized_cross_entropy(s, y, q=q, reduction="sum"))(x)
+    np.testing.assert_allclose(grad, -(p_y**q)[:, None] * (np.eye(5)[y] - ref.softmax(x)),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_generalized_cross_entropy_limits_and_contract():
+    x, y = _scores((6, 5), seed=12)
+    np.testing.assert_allclose(lossjax.generalized_cross_entropy(x, y, q=1e-8),
+                               lossjax.softmax_cross_entropy_with_integer_labels(x, y),
+                               rtol=1e-6)
+    m = np.array([True, False, True, True, False, True])
+    per = np.asarray(lossjax.generalized_cross_entropy(x, y, reduction="none"))
+    np.testing.assert_allclose(lossjax.generalized_cross_entropy(x, y, where=m), per[m].mean(),
+                               rtol=1e-12)
+    assert np.isnan(lossjax.generalized_cross_entropy(x[:1], np.array([9]), reduction="none")[0])
+    big = jnp.array([[1e4, -1e4, 0.0]], jnp.float32)
+    value, grad = jax.value_and_grad(lossjax.generalized_cross_entropy)(big, jnp.array([1]))
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+    assert lossjax.generalized_cross_entropy(jnp.asarray(x, jnp.bfloat16), y).dtype == jnp.float32
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="q must"):
+            lossjax.generalized_cross_entropy(x, y, q=bad)
