@@ -159,6 +159,7 @@ def main() -> int:
                 lambda x: lossjax.multilabel_margin(x, jnp.asarray(multi_hot)),
                 lambda x: F.multilabel_margin_loss(x, torch.tensor(index_lists)), logits),
         _compare_ctc(),
+        _compare_linear_cross_entropy(),
     ]
     failed = checks.count(False)
     print(f"\n{len(checks) - failed}/{len(checks)} agree within tolerance")
@@ -183,6 +184,26 @@ def _compare_ctc() -> bool:
 
     return compare("ctc_loss (mean: per-sequence NLL / label length, then mean)", ours, theirs,
                    logits, tol=1e-9)
+
+
+def _compare_linear_cross_entropy() -> bool:
+    n, d, v = 16, 8, 40
+    hidden = RNG.normal(size=(n, d))
+    weight = RNG.normal(size=(d, v)) / np.sqrt(d)  # lossjax: [D, V]; PyTorch: [V, D]
+    labels = RNG.integers(0, v, size=n)
+    labels[3] = -100
+
+    def ours(h):
+        return lossjax.linear_cross_entropy(h, jnp.asarray(weight), jnp.asarray(labels),
+                                            ignore_index=-100, label_smoothing=0.1,
+                                            chunk_size=8)
+
+    def theirs(h):
+        return F.linear_cross_entropy(h, torch.tensor(weight.T), torch.tensor(labels),
+                                      ignore_index=-100, label_smoothing=0.1)
+
+    return compare("linear_cross_entropy (ignore_index, label_smoothing, chunked)", ours, theirs,
+                   hidden)
 
 
 if __name__ == "__main__":
