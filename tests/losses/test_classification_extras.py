@@ -201,3 +201,15 @@ def test_generalized_cross_entropy_limits_and_contract():
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="q must"):
             lossjax.generalized_cross_entropy(x, y, q=bad)
+
+
+def test_sparsemax_jacobian_and_loss_hessian_are_the_closed_form():
+    z, y = _scores((4, 7), seed=13)
+    for row, label in zip(z, y, strict=True):
+        support = (ref.sparsemax(row) > 0).astype(np.float64)
+        expected = np.diag(support) - np.outer(support, support) / support.sum()
+        np.testing.assert_allclose(jax.jacfwd(lossjax.sparsemax)(row), expected, atol=1e-12)
+        np.testing.assert_allclose(jax.jacrev(lossjax.sparsemax)(row), expected, atol=1e-12)
+        hessian = jax.hessian(lambda s, lab=label: lossjax.sparsemax_loss(
+            s[None], jnp.array([lab]), reduction="sum"))(row)
+        np.testing.assert_allclose(hessian, expected, atol=1e-12)
