@@ -166,8 +166,10 @@ def tversky(
     Equals ``optax.losses.dice_loss(p, t, alpha=α, beta=β, smooth=smooth,
     apply_softmax=from_logits)`` (up to rounding: optax forms ``FP = Σp − TP``), except
     that lossjax does not check that probabilities sum to 1 and reduces over the batch
-    through ``reduction``. Keras 3's ``Tversky`` uses an epsilon instead of ``smooth`` and
-    pools every axis, classes included, into one score.
+    through ``reduction``. Keras 3's ``Tversky`` uses an epsilon instead of ``smooth``, pools
+    every axis, classes included, into one score, and (as of Keras 3.15) applies ``alpha`` to
+    ``Σ(1 − p)·t`` and ``beta`` to ``Σp·(1 − t)``: Keras ``tversky(alpha=a, beta=b)`` is
+    lossjax ``tversky(alpha=b, beta=a)`` (checked by ``bench/keras_parity.py``).
 
     Args:
       predictions: ``[B, *spatial, C]`` probabilities, or logits with ``from_logits=True``
