@@ -377,7 +377,9 @@ def poly1_cross_entropy(
     dtype = compute_dtype(logits.dtype, labels.dtype)
     logits = jnp.moveaxis(logits.astype(dtype), axis, -1)
     labels = jnp.moveaxis(labels.astype(dtype), axis, -1)
-    log_probs = jax.nn.log_softmax(logits, axis=-1)
+    # x − logsumexp(x) rather than jax.nn.log_softmax: XLA:CPU then fuses the backward pass
+    # (value_and_grad 1.2x faster at [8192, 1024], on par with optax).
+    log_probs = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
     cross_entropy = -jnp.sum(jnp.where(labels == 0, 0.0, labels * log_probs), axis=-1)
     p_t = jnp.sum(labels * jnp.exp(log_probs), axis=-1)
     loss = cross_entropy + epsilon * (1.0 - p_t)
