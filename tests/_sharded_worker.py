@@ -63,6 +63,32 @@ def mesh_runs(steps: int) -> dict:
     return out
 
 
+def ctc_batch() -> tuple[np.ndarray, ...]:
+    """A fixed CTC batch: logits [8, 12, 5], labels [8, 4] and their lengths."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(8, 12, 5)).astype(np.float32)
+    labels = rng.integers(1, 5, size=(8, 4)).astype(np.int32)
+    return logits, labels, np.full(8, 12, np.int32), np.array([4, 3, 2, 1] * 2, np.int32)
+
+
+def _global_ctc_loss(mesh) -> float:
+    """Eager ctc_loss on arrays sharded over both processes (not fully addressable here)."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    import lossjax
+
+    def put(x):
+        sharding = NamedSharding(mesh, P(("data", "fsdp")))
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+    arrays = [put(x) for x in ctc_batch()]
+    assert not arrays[1].is_fully_addressable
+    loss = lossjax.ctc_loss(arrays[0], arrays[1], logit_lengths=arrays[2],
+                            label_lengths=arrays[3])
+    return float(np.asarray(loss))
+
+
 def multihost_run(steps: int, coordinator: str, num_processes: int, process_id: int) -> dict:
     # Short timeouts: if the other process dies, fail within a minute instead of five.
     jax.distributed.initialize(coordinator, num_processes, process_id, initialization_timeout=60,
@@ -79,6 +105,7 @@ def multihost_run(steps: int, coordinator: str, num_processes: int, process_id: 
         "row_processes": [sorted({d.process_index for d in row}) for row in mesh.devices],
         "losses": run.losses.tolist(),
         "params": {k: np.asarray(v).tolist() for k, v in params.items()},
+        "global_ctc_loss": _global_ctc_loss(mesh),
     }
 
 

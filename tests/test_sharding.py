@@ -18,6 +18,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import lossjax
+
 STEPS = 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "_sharded_worker.py")
@@ -137,6 +139,16 @@ def test_two_processes_match_one_device(runs, multihost):
     np.testing.assert_allclose(multihost["losses"], single["losses"], rtol=2e-5, atol=2e-5)
     for key, value in single["params"].items():
         np.testing.assert_allclose(multihost["params"][key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_eager_ctc_loss_on_arrays_spanning_two_processes(multihost):
+    # The eager argument checks must skip arrays this host cannot read in full.
+    from tests._sharded_worker import ctc_batch
+
+    logits, labels, logit_lengths, label_lengths = ctc_batch()
+    expected = lossjax.ctc_loss(logits, labels, logit_lengths=logit_lengths,
+                                label_lengths=label_lengths)
+    np.testing.assert_allclose(multihost["global_ctc_loss"], expected, rtol=1e-5)
 
 
 def test_parameters_are_sharded_along_fsdp_only_with_fsdp(runs):

@@ -63,10 +63,15 @@ def _check_ctc_values(labels: Array, logit_lengths: Array, label_lengths: Array,
                       max_time: int, num_classes: int, blank_id: int) -> None:
     """Lengths in range and valid labels in ``[0, K)`` other than blank.
 
-    Runs only when all three arrays are concrete (an eager call); under ``jit`` the same
-    conditions are checked on device and make that sequence's loss NaN instead.
+    Runs only when all three arrays are concrete and fully addressable (an eager call on
+    this host's data); under ``jit``, and for arrays sharded across hosts (which a host
+    copy would fail on or gather), the same conditions are checked on device and make that
+    sequence's loss NaN instead.
     """
-    if any(isinstance(a, jax.core.Tracer) for a in (labels, logit_lengths, label_lengths)):
+    arrays = (labels, logit_lengths, label_lengths)
+    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        return
+    if any(isinstance(a, jax.Array) and not a.is_fully_addressable for a in arrays):
         return
     labels = np.asarray(labels)
     max_label = labels.shape[1]
