@@ -66,6 +66,17 @@ def check_integer_labels(labels: Array, logits_shape: tuple[int, ...], axis: int
     return axis
 
 
+def checked_class_weights(class_weights: ArrayLike, num_classes: int, dtype) -> Array:
+    """``class_weights`` as a ``[K]`` array of ``dtype``; ``ValueError`` for another shape."""
+    class_weights = jnp.asarray(class_weights, dtype)
+    if class_weights.shape != (num_classes,):
+        raise ValueError(
+            f"class_weights has shape {class_weights.shape}; expected ({num_classes},), "
+            "one weight per class"
+        )
+    return class_weights
+
+
 def integer_label_validity(
     labels: Array, num_classes: int, ignore_index: int | None
 ) -> tuple[Array, Array, Array]:
@@ -132,12 +143,7 @@ def softmax_cross_entropy_with_integer_labels(
         label_weight = jnp.ones((), logits.dtype)
         smooth_term = lse - jnp.mean(logits, axis=-1)
     else:
-        class_weights = jnp.asarray(class_weights, logits.dtype)
-        if class_weights.shape != (num_classes,):
-            raise ValueError(
-                f"class_weights has shape {class_weights.shape}; expected ({num_classes},), "
-                "one weight per class"
-            )
+        class_weights = checked_class_weights(class_weights, num_classes, logits.dtype)
         label_weight = class_weights[safe_labels]
         smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
     loss = label_weight * (lse - label_logit)
@@ -583,11 +589,7 @@ def multi_margin(
     violation = jax.nn.relu(margin - label_score + s) * (1.0 - one_hot)
     loss = jnp.sum(violation**p, axis=-1) / num_classes
     if class_weights is not None:
-        class_weights = jnp.asarray(class_weights, s.dtype)
-        if class_weights.shape != (num_classes,):
-            raise ValueError(f"class_weights has shape {class_weights.shape}; expected "
-                             f"({num_classes},), one weight per class")
-        loss = loss * (one_hot @ class_weights)
+        loss = loss * (one_hot @ checked_class_weights(class_weights, num_classes, s.dtype))
     return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=where,
                        reduction=reduction)
 
@@ -639,11 +641,7 @@ def multilabel_soft_margin(
     x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
     per_class = jax.nn.softplus(x) - x * y
     if class_weights is not None:
-        class_weights = jnp.asarray(class_weights, x.dtype)
-        if class_weights.shape != (x.shape[-1],):
-            raise ValueError(f"class_weights has shape {class_weights.shape}; expected "
-                             f"({x.shape[-1]},), one weight per class")
-        per_class = per_class * class_weights
+        per_class = per_class * checked_class_weights(class_weights, x.shape[-1], x.dtype)
     return reduce_loss(jnp.mean(per_class, axis=-1), weights=weights, where=where,
                        reduction=reduction)
 
