@@ -319,6 +319,16 @@ def multiclass_hinge(
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
 
 
+def _safe_power(base: Array, exponent: float) -> Array:
+    """``base ** exponent`` for ``base >= 0`` whose gradient is 0, not inf or NaN, at 0.
+
+    The focal factor ``(1 − p)^γ`` with ``0 < γ < 1`` has an infinite slope at ``p = 1``;
+    there the loss term it multiplies vanishes faster, so the true gradient is 0.
+    """
+    positive = base > 0
+    return jnp.where(positive, jnp.where(positive, base, 1.0) ** exponent, 0.0)
+
+
 def sigmoid_focal_loss(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -343,7 +353,7 @@ def sigmoid_focal_loss(
     bce = jax.nn.softplus(x) - x * y
     p = jax.nn.sigmoid(x)
     one_minus_pt = p + y - 2.0 * p * y
-    loss = bce if gamma == 0 else bce * one_minus_pt**gamma
+    loss = bce if gamma == 0 else bce * _safe_power(one_minus_pt, gamma)
     if alpha is not None:
         loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
@@ -675,7 +685,7 @@ def softmax_focal_loss(
     absent = t == 0
     # Safe log-probabilities where t = 0 keep 0·(−inf) out of the backward pass too.
     log_p = jnp.where(absent, -1.0, jax.nn.log_softmax(x, axis=-1))
-    modulating = 1.0 if gamma == 0 else (-jnp.expm1(log_p)) ** gamma
+    modulating = 1.0 if gamma == 0 else _safe_power(-jnp.expm1(log_p), gamma)
     terms = jnp.where(absent, 0.0, t * modulating * log_p)
     loss = -jnp.sum(terms, axis=-1)
     if alpha is not None:

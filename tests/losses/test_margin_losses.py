@@ -170,3 +170,18 @@ def test_margin_losses_bad_input_raises():
         lossjax.softmax_focal_loss(s, np.eye(5)[y], gamma=-1.0)
     with pytest.raises(ValueError, match="eps"):
         lossjax.mape(s, s, eps=0.0)
+
+
+@pytest.mark.parametrize("gamma", [0.25, 0.5, 1.0, 2.0])
+def test_focal_losses_with_any_gamma_are_finite_at_certain_predictions(gamma):
+    # (1 - p)^gamma has an infinite slope at p = 1 for gamma < 1; the loss's true gradient
+    # there is 0 (the log term vanishes faster), and float32 reaches p = 1 exactly.
+    x = jnp.array([[1e4, 0.0, -1e4], [30.0, -30.0, 0.0]], jnp.float32)
+    soft_labels = jnp.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], jnp.float32)
+    for fn in (lossjax.softmax_focal_loss, lossjax.sigmoid_focal_loss):
+        value, grad = jax.value_and_grad(lambda z, f=fn: f(z, soft_labels, gamma=gamma))(x)
+        assert np.isfinite(value) and np.all(np.isfinite(grad)), fn.__name__
+    np.testing.assert_allclose(
+        lossjax.softmax_focal_loss(np.asarray(x[1:], np.float64), np.asarray(soft_labels[1:]),
+                                   gamma=gamma, reduction="none"),
+        ref.softmax_focal(x[1:], soft_labels[1:], None, gamma), rtol=1e-10)
