@@ -6,7 +6,9 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_non_negative
+from lossjax.losses._classification import signed_labels
 from lossjax.losses._reduce import (
+    broadcast_mask,
     check_broadcastable_to,
     check_reduction,
     check_same_shape,
@@ -85,10 +87,7 @@ def ranking_softmax(
     log_probs = jax.nn.log_softmax(s, axis=-1)
     loss = -jnp.sum(jnp.where(y == 0, 0.0, y * log_probs), axis=-1)
     if where is not None:
-        where = jnp.asarray(where)
-        if where.dtype != jnp.bool_:
-            raise ValueError(f"where must be a boolean array, got dtype {where.dtype}")
-        check_broadcastable_to("where", where.shape, loss.shape)
+        where = broadcast_mask(where, loss.shape)
         list_mask = where if list_mask is None else list_mask & where
     return reduce_loss(loss, weights=weights, where=list_mask, reduction=reduction)
 
@@ -116,6 +115,5 @@ def margin_ranking(
     check_same_shape("scores1", s1, "labels", y)
     dtype = compute_dtype(s1.dtype, s2.dtype, y.dtype)
     s1, s2, y = s1.astype(dtype), s2.astype(dtype), y.astype(dtype)
-    y = jnp.where(y == 0, -1.0, y)
-    return reduce_loss(jax.nn.relu(margin - y * (s1 - s2)), weights=weights, where=where,
-                       reduction=reduction)
+    loss = jax.nn.relu(margin - signed_labels(y) * (s1 - s2))
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

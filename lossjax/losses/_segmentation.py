@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_non_negative
+from lossjax.losses._classification import checked_class_weights
 from lossjax.losses._reduce import (
     broadcast_mask,
     check_reduction,
@@ -110,8 +111,6 @@ def _overlap_loss(
 ) -> Array:
     """``1 − (s·TP + smooth) / (s·TP + α·FP + β·FN + smooth)`` per example and class."""
     p, t, axes = _segmentation_inputs(predictions, targets, axis, from_logits, where)
-    num_classes = p.shape[-1]
-    dtype = p.dtype
     # FP = Σp·(1 − t) and FN = Σ(1 − p)·t, formed from three reductions instead of five.
     tp = jnp.sum(p * t, axis=axes)
     fp = jnp.sum(p, axis=axes) - tp
@@ -121,13 +120,7 @@ def _overlap_loss(
     per_class = 1.0 - _safe_ratio(numerator, denominator)  # example_shape + (C,)
 
     if class_weights is not None:
-        class_weights = jnp.asarray(class_weights)
-        if class_weights.shape != (num_classes,):
-            raise ValueError(
-                f"class_weights has shape {class_weights.shape}; expected ({num_classes},), "
-                "one weight per class"
-            )
-        per_class = per_class * class_weights.astype(dtype)
+        per_class = per_class * checked_class_weights(class_weights, p.shape[-1], p.dtype)
     per_example = jnp.mean(per_class, axis=-1)
     return reduce_loss(per_example, weights=weights, where=where, reduction=reduction)
 
