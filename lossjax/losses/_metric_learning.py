@@ -25,6 +25,7 @@ from lossjax.losses._similarity import (
     check_labels_shape,
     mask_feature_inputs,
     normalize_axis,
+    pair_loss_by_label,
     safe_normalize,
 )
 
@@ -100,12 +101,12 @@ def triplet_margin(
     dtype = compute_dtype(a.dtype, pos.dtype, neg.dtype)
     a, pos, neg = (x.astype(dtype) for x in (a, pos, neg))
     a, pos, neg = mask_feature_inputs(where, axis, a, pos, neg)
-    if distance is None:
-        def dist(x: Array, y: Array) -> Array:
+
+    def dist(x: Array, y: Array) -> Array:
+        if distance is None:
             return _lp_distance(x, y, p, eps, axis)
-    else:
-        def dist(x: Array, y: Array) -> Array:
-            return _checked_distance(distance, x, y, axis)
+        return _checked_distance(distance, x, y, axis)
+
     d_pos = dist(a, pos)
     d_neg = dist(a, neg)
     if swap:
@@ -171,8 +172,8 @@ def contrastive(
     squared = jnp.sum(jnp.square(e1 - e2), axis=axis)
     positive = squared > 0
     distance = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
-    loss = jnp.where(labels == 1, squared, jnp.square(jax.nn.relu(margin - distance)))
-    loss = jnp.where((labels == 0) | (labels == 1), loss, jnp.nan)
+    loss = pair_loss_by_label(labels, squared, jnp.square(jax.nn.relu(margin - distance)),
+                              dissimilar_labels=(0,))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
 
 
@@ -268,9 +269,7 @@ def hinge_embedding(
     x = x.astype(compute_dtype(x.dtype))
     if where is not None:
         (x,) = mask_inputs(broadcast_mask(where, x.shape), x)
-    dissimilar = (labels == -1) | (labels == 0)
-    loss = jnp.where(labels == 1, x, jax.nn.relu(margin - x))
-    loss = jnp.where((labels == 1) | dissimilar, loss, jnp.nan)
+    loss = pair_loss_by_label(labels, x, jax.nn.relu(margin - x))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
 
 

@@ -73,6 +73,17 @@ def _paired_feature_inputs(
     return a.astype(dtype), b.astype(dtype), axis
 
 
+def _masked_cosine(
+    predictions: ArrayLike, targets: ArrayLike, axis: int, eps: float, where: ArrayLike | None
+) -> Array:
+    """Checked, per-example cosine of two same-shape arrays; ``where``-dropped examples get
+    a stopped gradient."""
+    check_positive("eps", eps)
+    p, t, axis = _paired_feature_inputs("predictions", predictions, "targets", targets, axis)
+    p, t = mask_feature_inputs(where, axis, p, t)
+    return _cosine(p, t, axis, eps)
+
+
 def cosine_similarity(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -101,11 +112,8 @@ def cosine_similarity(
       for ``"none"``.
     """
     check_reduction(reduction)
-    check_positive("eps", eps)
-    p, t, axis = _paired_feature_inputs("predictions", predictions, "targets", targets, axis)
-    p, t = mask_feature_inputs(where, axis, p, t)
-    return reduce_loss(_cosine(p, t, axis, eps), weights=weights, where=where,
-                       reduction=reduction)
+    cos = _masked_cosine(predictions, targets, axis, eps, where)
+    return reduce_loss(cos, weights=weights, where=where, reduction=reduction)
 
 
 def cosine_distance(
@@ -129,11 +137,21 @@ def cosine_distance(
       Scalar for ``"mean"``/``"sum"``; per-example distances (``axis`` removed) for ``"none"``.
     """
     check_reduction(reduction)
-    check_positive("eps", eps)
-    p, t, axis = _paired_feature_inputs("predictions", predictions, "targets", targets, axis)
-    p, t = mask_feature_inputs(where, axis, p, t)
-    return reduce_loss(1.0 - _cosine(p, t, axis, eps), weights=weights, where=where,
-                       reduction=reduction)
+    cos = _masked_cosine(predictions, targets, axis, eps, where)
+    return reduce_loss(1.0 - cos, weights=weights, where=where, reduction=reduction)
+
+
+def pair_loss_by_label(
+    labels: Array,
+    similar: Array,
+    dissimilar: Array,
+    dissimilar_labels: tuple[int, ...] = (-1, 0),
+) -> Array:
+    """``similar`` where the label is 1, ``dissimilar`` where it is one of
+    ``dissimilar_labels``, NaN for any other label (jit cannot raise)."""
+    is_dissimilar = jnp.isin(labels, jnp.asarray(dissimilar_labels))
+    loss = jnp.where(labels == 1, similar, dissimilar)
+    return jnp.where((labels == 1) | is_dissimilar, loss, jnp.nan)
 
 
 def check_labels_shape(labels: Array, shape: tuple[int, ...], axis: int, name: str) -> None:
@@ -184,7 +202,5 @@ def cosine_embedding(
     check_labels_shape(labels, tuple(a.shape), axis, "x1")
     a, b = mask_feature_inputs(where, axis, a, b)
     cos = _cosine(a, b, axis, eps)
-    dissimilar = (labels == -1) | (labels == 0)
-    loss = jnp.where(labels == 1, 1.0 - cos, jax.nn.relu(cos - margin))
-    loss = jnp.where((labels == 1) | dissimilar, loss, jnp.nan)
+    loss = pair_loss_by_label(labels, 1.0 - cos, jax.nn.relu(cos - margin))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
