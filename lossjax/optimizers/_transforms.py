@@ -19,14 +19,21 @@ Two rules hold throughout:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from lossjax._validation import check_in_range, check_non_negative, check_positive
+from lossjax._validation import (
+    check_in_range,
+    check_non_negative,
+    check_positive,
+    concrete_value,
+)
 
 Array = jax.Array
 Schedule = Callable[[Array], Array]
@@ -38,18 +45,31 @@ def _compute_dtype(dtype: Any) -> Any:
     return jnp.promote_types(dtype, jnp.float32)
 
 
+def _update_dtype(dtype: Any) -> Any:
+    """The dtype of an update for a leaf of ``dtype``: the same float dtype, and float32
+    for an integer leaf (as optax: an integer update would truncate the step to 0)."""
+    return dtype if jnp.issubdtype(dtype, jnp.inexact) else _compute_dtype(dtype)
+
+
+def _is_float0(x: Any) -> bool:
+    """A ``float0`` gradient: what ``jax.grad(allow_int=True)`` gives for integer leaves."""
+    return getattr(x, "dtype", None) == jax.dtypes.float0
+
+
 def _f32(x: Array) -> Array:
     return x.astype(_compute_dtype(x.dtype))
 
 
 def _scalar_dtype(tree: Any) -> Any:
     """float32, or float64 when some leaf is float64: the dtype of per-step scalars."""
-    return jnp.result_type(jnp.float32, *(x.dtype for x in jax.tree.leaves(tree)))
+    dtypes = (x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
+    return jnp.result_type(jnp.float32, *dtypes)
 
 
 def _full(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
-    """An array shaped like ``p`` (an array or a ``jax.ShapeDtypeStruct``)."""
-    return jnp.full(p.shape, value, dtype or p.dtype)
+    """An array shaped like ``p`` (an array or a ``jax.ShapeDtypeStruct``); a moment of an
+    integer leaf is float32 (it holds fractions of the gradient)."""
+    return jnp.full(p.shape, value, dtype or _update_dtype(p.dtype))
 
 
 def _increment(count: Array) -> Array:
@@ -57,9 +77,38 @@ def _increment(count: Array) -> Array:
     return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
 
 
-def _bias_correction(decay: float, count: Array) -> Array:
-    """``1 − decay^count``: a scalar per step, in the default float dtype."""
-    return 1.0 - decay**count
+def _log(decay: Any) -> Array | float:
+    """``log(decay)``: in float64 on the host for a known value (so ``b2 = 1 − 1e-9``,
+    which is 1.0 in float32, keeps its distance from 1), traced otherwise."""
+    value = concrete_value(decay)
+    if value is None:
+        return jnp.log(decay)
+    return math.log(value) if value > 0 else -math.inf
+
+
+def _bias_correction(decay: Any, count: Array, dtype: Any = jnp.float32) -> Array:
+    """``1 − decay^count`` as ``−expm1(count·log(decay))``: a scalar per step in ``dtype``.
+
+    ``1.0 − decay**count`` in float32 is exactly 0 for ``decay`` within 6e-8 of 1 (then
+    Adam's ``v̂ = v/0`` and every update is 0 forever) and loses digits near it; the
+    ``expm1`` form keeps full relative precision.
+    """
+    return -jnp.expm1(count.astype(dtype) * jnp.asarray(_log(decay), dtype))
+
+
+def _may_be_zero(eps: Any) -> bool:
+    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
+    value = concrete_value(eps)
+    return value is None or value == 0
+
+
+def _safe_div(numerator: Array, denominator: Array, guard: bool) -> Array:
+    """``numerator/denominator``, and 0 where ``denominator`` is 0 when ``guard``: with
+    ``eps = 0`` a zero gradient has ``m = v = 0``, and the step is 0, not 0/0 = NaN."""
+    if not guard:
+        return numerator / denominator
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
 
 
 def _per_leaf(
@@ -73,16 +122,53 @@ def _per_leaf(
     not 200. For a one-operation ``fn`` the call costs more than it saves: pass ``False``.
 
     Returns ``n_out`` trees with the structure of ``trees[0]``.
+
+    By convention ``trees[0]`` holds the updates and output ``k >= 1`` is the new value of
+    input ``k`` (a state tree). A ``float0`` update (the gradient of an integer leaf from
+    ``jax.grad(allow_int=True)``) is not an array to compute with: its leaf gets a float32
+    zero update, so ``optax.apply_updates`` leaves the integer parameter as it is, and its
+    state leaves are kept unchanged.
     """
     leaf_fn = jax.jit(fn) if trace_once else fn
+
+    def leaf_or_skip(leaves, scalars):
+        if _is_float0(leaves[0]):
+            return (jnp.zeros(leaves[0].shape, jnp.float32), *leaves[1:n_out])
+        return leaf_fn(*leaves, *scalars)
 
     def apply(trees: Sequence[Any], scalars: Sequence[Array] = ()) -> tuple[Any, ...]:
         treedef = jax.tree.structure(trees[0])
         columns = [treedef.flatten_up_to(tree) for tree in trees]
-        results = [leaf_fn(*leaves, *scalars) for leaves in zip(*columns, strict=True)]
+        results = [leaf_or_skip(leaves, scalars) for leaves in zip(*columns, strict=True)]
         return tuple(treedef.unflatten([r[k] for r in results]) for k in range(n_out))
 
     return apply
+
+
+def _as_update(x: Array, g: Array) -> Array:
+    """``x`` cast to the dtype of the update for gradient leaf ``g``."""
+    return x.astype(_update_dtype(g.dtype))
+
+
+def _check_moment_hyperparameters(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
+    check_in_range("b1", b1, 0.0, 1.0)
+    check_in_range("b2", b2, 0.0, 1.0)
+    check_non_negative("eps", eps)
+    check_non_negative("eps_root", eps_root)
+
+
+def _moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Array, ...]:
+    """``1 − b1ᵗ``, ``1 − b1ᵗ⁺¹`` (Nesterov's look-ahead) and ``1 − b2ᵗ`` for step ``t``."""
+    return (_bias_correction(b1, count, dtype), _bias_correction(b1, _increment(count), dtype),
+            _bias_correction(b2, count, dtype))
+
+
+def _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
+    """``m̂ = m/(1 − b1ᵗ)``; Nesterov (Dozat's NAdam): ``b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
+    dtype = m32.dtype
+    if nesterov:
+        return b1 * (m32 / c1_next.astype(dtype)) + (1.0 - b1) * (g32 / c1.astype(dtype))
+    return m32 / c1.astype(dtype)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -97,35 +183,52 @@ def scale_by_adam(
     b1: float = 0.9,
     b2: float = 0.999,
     eps: float = 1e-8,
-    *,
+    eps_root: float = 0.0,
     mu_dtype: Any = None,
+    *,
+    nesterov: bool = False,
 ) -> optax.GradientTransformation:
-    """Adam's direction: ``m̂ / (√v̂ + eps)``.
+    """Adam's direction: ``m̂ / (√(v̂ + eps_root) + eps)``.
 
     ``m ← b1·m + (1 − b1)·g``, ``v ← b2·v + (1 − b2)·g²``, ``m̂ = m/(1 − b1ᵗ)``,
-    ``v̂ = v/(1 − b2ᵗ)``; the bias corrections ``1 − bᵗ`` are scalars computed once per step.
+    ``v̂ = v/(1 − b2ᵗ)``; the bias corrections ``1 − bᵗ`` are scalars computed once per step
+    (as ``−expm1(t·log b)``, so a ``b2`` that rounds to 1.0 in float32 still works).
+    ``nesterov=True`` is NAdam: ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)`` (Dozat's
+    form, as optax; PyTorch's ``NAdam`` adds a momentum-decay schedule ``ψ`` on top).
 
     Args:
       b1, b2: moment decay rates in ``[0, 1)``.
-      eps: ``>= 0``, added to ``√v̂``.
+      eps: ``>= 0``, added to ``√v̂`` (Keras adds it to ``√v`` before bias correction).
+        With ``eps = 0`` a zero second moment gives a zero step, not NaN.
+      eps_root: ``>= 0``, added to ``v̂`` inside the square root.
       mu_dtype: dtype to store the first moment in (e.g. ``jnp.bfloat16`` to save memory);
         ``None`` keeps the parameters' dtype. The update is computed in float32 from the
         stored moment and only the new stored copy is rounded (optax also rounds
         ``b1·m`` to ``mu_dtype`` first, so its numbers differ slightly here).
+      nesterov: use Nesterov momentum (NAdam).
 
-    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014).
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014); Dozat,
+    "Incorporating Nesterov Momentum into Adam" (2016).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.scale_by_adam()
+      >>> direction, _ = tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))
+      >>> direction
+      Array([ 1., -1.], dtype=float32)
     """
-    check_in_range("b1", b1, 0.0, 1.0)
-    check_in_range("b2", b2, 0.0, 1.0)
-    check_non_negative("eps", eps)
+    _check_moment_hyperparameters(b1, b2, eps, eps_root)
+    guard = _may_be_zero(eps) and _may_be_zero(eps_root)
 
-    def leaf(g, m, v, c1, c2):
+    def leaf(g, m, v, c1, c1_next, c2):
         g32 = _f32(g)
         m32 = b1 * _f32(m) + (1.0 - b1) * g32
         v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
-        dtype = m32.dtype
-        direction = (m32 / c1.astype(dtype)) / (jnp.sqrt(v32 / c2.astype(dtype)) + eps)
-        return direction.astype(g.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
+        m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
+        denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
+        direction = _safe_div(m_hat, denominator, guard)
+        return _as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
     apply = _per_leaf(leaf, 3)
 
@@ -137,9 +240,8 @@ def scale_by_adam(
     def update(updates, state, params=None):
         del params
         count = _increment(state.count)
-        dtype = _scalar_dtype(updates)
-        c1, c2 = (_bias_correction(b, count).astype(dtype) for b in (b1, b2))
-        direction, mu, nu = apply((updates, state.mu, state.nu), (c1, c2))
+        scalars = _moment_corrections(b1, b2, count, _scalar_dtype(updates))
+        direction, mu, nu = apply((updates, state.mu, state.nu), scalars)
         return direction, ScaleByAdamState(count, mu, nu)
 
     return optax.GradientTransformation(init, update)
@@ -151,11 +253,23 @@ class TraceState(NamedTuple):
     trace: Any
 
 
-def trace(momentum: float, *, nesterov: bool = False) -> optax.GradientTransformation:
+def trace(
+    momentum: float, *, nesterov: bool = False, accumulator_dtype: Any = None
+) -> optax.GradientTransformation:
     """Heavy-ball momentum: ``b ← g + μ·b``; the update is ``b`` (Nesterov: ``g + μ·b``).
 
-    ``momentum`` is ``μ >= 0``. References: Polyak (1964); Sutskever et al., "On the
-    importance of initialization and momentum in deep learning" (2013).
+    ``momentum`` is ``μ >= 0``; ``accumulator_dtype`` stores ``b`` in another dtype (e.g.
+    ``jnp.bfloat16``; ``None``: the parameters'). References: Polyak (1964); Sutskever et
+    al., "On the importance of initialization and momentum in deep learning" (2013).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.trace(0.5)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> _, state = tx.update(jnp.array([1.0]), state)
+      >>> tx.update(jnp.array([1.0]), state)[0]
+      Array([1.5], dtype=float32)
     """
     check_non_negative("momentum", momentum)
 
@@ -163,12 +277,12 @@ def trace(momentum: float, *, nesterov: bool = False) -> optax.GradientTransform
         g32 = _f32(g)
         new = g32 + momentum * _f32(b)
         out = g32 + momentum * new if nesterov else new
-        return out.astype(g.dtype), new.astype(b.dtype)
+        return _as_update(out, g), new.astype(b.dtype)
 
     apply = _per_leaf(leaf, 2)
 
     def init(params):
-        return TraceState(jax.tree.map(_full, params))
+        return TraceState(jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
 
     def update(updates, state, params=None):
         del params
@@ -179,10 +293,12 @@ def trace(momentum: float, *, nesterov: bool = False) -> optax.GradientTransform
 
 
 class ScaleByRmsState(NamedTuple):
-    """``mu``: running mean of ``g`` (``None`` unless centered); ``nu``: of ``g²``."""
+    """``mu``: running mean of ``g`` (``None`` unless centered); ``nu``: of ``g²``;
+    ``count``: steps taken (int32; ``None`` unless ``bias_correction``)."""
 
     mu: Any
     nu: Any
+    count: Any = None
 
 
 def scale_by_rms(
@@ -190,6 +306,7 @@ def scale_by_rms(
     eps: float = 1e-8,
     initial_scale: float = 0.0,
     eps_in_sqrt: bool = True,
+    bias_correction: bool = False,
     *,
     centered: bool = False,
 ) -> optax.GradientTransformation:
@@ -197,44 +314,61 @@ def scale_by_rms(
 
     ``eps_in_sqrt=False`` gives ``g / (√v + eps)``. ``centered`` also tracks
     ``m ← d·m + (1 − d)·g`` and uses the variance ``v − m²`` in place of ``v``.
-    ``nu`` starts at ``initial_scale``.
+    ``nu`` starts at ``initial_scale``; ``bias_correction`` divides ``v`` (and ``m``) by
+    ``1 − dᵗ`` as Adam does. With ``eps = 0`` a zero ``v`` gives a zero step, not NaN.
 
     References: Hinton, Lecture 6e of "Neural Networks for Machine Learning" (2012);
     Graves, "Generating Sequences With Recurrent Neural Networks" (2013) for centering.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.scale_by_rms(decay=0.75, eps=0.0)
+      >>> tx.update(jnp.array([2.0]), tx.init(jnp.zeros(1)))[0]
+      Array([2.], dtype=float32)
     """
     check_in_range("decay", decay, 0.0, 1.0)
     check_non_negative("eps", eps)
     check_non_negative("initial_scale", initial_scale)
+    guard = _may_be_zero(eps)
 
     def scale(g32, second):
         if eps_in_sqrt:
-            return g32 * jax.lax.rsqrt(second + eps)
-        return g32 / (jnp.sqrt(second) + eps)
+            return _safe_div(g32, jnp.sqrt(second + eps), guard)
+        return _safe_div(g32, jnp.sqrt(second) + eps, guard)
 
-    def leaf(g, v):
+    def leaf(g, v, correction):
         g32 = _f32(g)
         v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
-        return scale(g32, v32).astype(g.dtype), v32.astype(v.dtype)
+        return _as_update(scale(g32, v32 / correction.astype(v32.dtype)), g), v32.astype(v.dtype)
 
-    def centered_leaf(g, m, v):
+    def centered_leaf(g, m, v, correction):
         g32 = _f32(g)
         m32 = decay * _f32(m) + (1.0 - decay) * g32
         v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
-        return scale(g32, v32 - m32 * m32).astype(g.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
+        c = correction.astype(v32.dtype)
+        variance = v32 / c - (m32 / c) ** 2
+        return _as_update(scale(g32, variance), g), m32.astype(m.dtype), v32.astype(v.dtype)
 
     apply = _per_leaf(centered_leaf, 3) if centered else _per_leaf(leaf, 2)
 
     def init(params):
         mu = jax.tree.map(_full, params) if centered else None
-        return ScaleByRmsState(mu, jax.tree.map(lambda p: _full(p, initial_scale), params))
+        count = jnp.zeros([], jnp.int32) if bias_correction else None
+        nu = jax.tree.map(lambda p: _full(p, initial_scale), params)
+        return ScaleByRmsState(mu, nu, count)
 
     def update(updates, state, params=None):
         del params
+        dtype = _scalar_dtype(updates)
+        count = _increment(state.count) if bias_correction else None
+        correction = (_bias_correction(decay, count, dtype) if bias_correction
+                      else jnp.ones([], dtype))
         if centered:
-            updates, mu, nu = apply((updates, state.mu, state.nu))
-            return updates, ScaleByRmsState(mu, nu)
-        updates, nu = apply((updates, state.nu))
-        return updates, ScaleByRmsState(None, nu)
+            updates, mu, nu = apply((updates, state.mu, state.nu), (correction,))
+            return updates, ScaleByRmsState(mu, nu, count)
+        updates, nu = apply((updates, state.nu), (correction,))
+        return updates, ScaleByRmsState(None, nu, count)
 
     return optax.GradientTransformation(init, update)
 
@@ -261,7 +395,7 @@ def scale_by_sum_of_squares(
         g32 = _f32(g)
         s32 = _f32(s) + g32 * g32
         out = jnp.where(s32 > 0, g32 * jax.lax.rsqrt(s32 + eps), 0.0)
-        return out.astype(g.dtype), s32.astype(s.dtype)
+        return _as_update(out, g), s32.astype(s.dtype)
 
     apply = _per_leaf(leaf, 2)
 
@@ -286,7 +420,15 @@ class LearningRateState(NamedTuple):
 
 
 def _scale_leaf(u, factor):
-    return ((_f32(u) * factor.astype(_compute_dtype(u.dtype))).astype(u.dtype),)
+    return (_as_update(_f32(u) * factor.astype(_compute_dtype(u.dtype)), u),)
+
+
+def _scalar_rate(rate: Any, name: str = "learning_rate") -> Array:
+    """A rate as a 0-d array: a ``(1,)`` rate must not broadcast a scalar parameter to
+    shape ``(1,)``; a rate with more than one element is a mistake (``ValueError``)."""
+    if np.size(rate) != 1:
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(rate)}")
+    return jnp.reshape(rate, ())
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
@@ -299,17 +441,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:
         check_non_negative("learning_rate", learning_rate)
+        _scalar_rate(learning_rate)
     apply = _per_leaf(_scale_leaf, 1, trace_once=False)
 
     def init(params):
         del params
         initial = 0.0 if schedule is not None else learning_rate
-        return LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
+        return LearningRateState(jnp.zeros([], jnp.int32),
+                                 _scalar_rate(jnp.asarray(initial, jnp.float32)))
 
     def update(updates, state, params=None):
         del params
         lr = state.learning_rate if schedule is None else schedule(state.count)
-        (updates,) = apply((updates,), (-jnp.asarray(lr, _scalar_dtype(updates)),))
+        (updates,) = apply((updates,), (-_scalar_rate(jnp.asarray(lr, _scalar_dtype(updates))),))
         return updates, LearningRateState(_increment(state.count), state.learning_rate)
 
     return optax.GradientTransformation(init, update)
@@ -333,7 +477,7 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
     ``ValueError``.
     """
     check_non_negative("learning_rate", learning_rate)
-    new_rate = jnp.asarray(learning_rate, jnp.float32)
+    new_rate = _scalar_rate(jnp.asarray(learning_rate, jnp.float32))
 
     def replace(node):
         if not isinstance(node, LearningRateState):
@@ -351,10 +495,31 @@ class ClipByGlobalNormState(NamedTuple):
     """Clipping keeps no state."""
 
 
+def _scaled_norm(leaves: list[Array]) -> Array:
+    """``s·√(Σ (x/s)²)`` with ``s = max |x|``: no ``x²`` overflows (or underflows)."""
+    scale = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
+    safe = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1)
+    return safe * jnp.sqrt(sum(jnp.sum(jnp.square(x / safe)) for x in leaves))
+
+
 def global_norm(tree: Any) -> Array:
-    """``√(Σ_leaves Σ x²)`` in float32 at least; under sharding an all-reduce of a scalar."""
-    squares = [jnp.sum(jnp.square(_f32(x))) for x in jax.tree.leaves(tree)]
-    return jnp.sqrt(sum(squares)) if squares else jnp.zeros([], jnp.float32)
+    """``√(Σ_leaves Σ x²)`` in float32 at least; under sharding an all-reduce of a scalar.
+
+    The plain sum of squares overflows float32 for entries near 1e19 (an inf norm would
+    make ``clip_by_global_norm`` return zeros); only then, the norm is recomputed scaled by
+    ``max |x|``, which is finite for any finite tree. ``float0`` leaves count as zeros.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.global_norm({"a": jnp.array([3e20]), "b": jnp.array([4e20])})
+      Array(5.e+20, dtype=float32)
+    """
+    leaves = [_f32(x) for x in jax.tree.leaves(tree) if not _is_float0(x) and x.size]
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    plain = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+    return jax.lax.cond(jnp.isinf(plain), _scaled_norm, lambda _: plain, leaves)
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
