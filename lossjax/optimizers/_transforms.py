@@ -102,6 +102,11 @@ def _may_be_zero(eps: Any) -> bool:
     return value is None or value == 0
 
 
+def _guard_eps(eps: Any, eps_root: Any = 0.0) -> bool:
+    """Whether ``x/(√(v + eps_root) + eps)`` needs :func:`_safe_div`'s 0/0 guard."""
+    return _may_be_zero(eps) and _may_be_zero(eps_root)
+
+
 def _safe_div(numerator: Array, denominator: Array, guard: bool) -> Array:
     """``numerator/denominator``, and 0 where ``denominator`` is 0 when ``guard``: with
     ``eps = 0`` a zero gradient has ``m = v = 0``, and the step is 0, not 0/0 = NaN."""
@@ -164,7 +169,8 @@ def _moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Arr
 
 
 def _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
-    """``m̂ = m/(1 − b1ᵗ)``; Nesterov (Dozat's NAdam): ``b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
+    """``m̂ = m/(1 − b1ᵗ)``; with Nesterov (Dozat's NAdam)
+    ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
     dtype = m32.dtype
     if nesterov:
         return b1 * (m32 / c1_next.astype(dtype)) + (1.0 - b1) * (g32 / c1.astype(dtype))
@@ -543,5 +549,45 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
         factor = max_norm / jnp.maximum(norm, max_norm)
         (updates,) = apply((updates,), (factor,))
         return updates, state
+
+    return optax.GradientTransformation(init, update)
+
+
+class _NegateState(NamedTuple):
+    """Negating keeps no state."""
+
+
+def _negate() -> optax.GradientTransformation:
+    """``u ← −u``: turns a step size that is part of the direction into descent."""
+
+    def negate_leaf(u):
+        return (-u,)
+
+    apply = _per_leaf(negate_leaf, 1, trace_once=False)
+
+    def update(updates, state, params=None):
+        del params
+        return apply((updates,))[0], state
+
+    return optax.GradientTransformation(lambda params: _NegateState(), update)
+
+
+def _ema(decay: Any, accumulator_dtype: Any = None) -> optax.GradientTransformation:
+    """``b ← decay·b + (1 − decay)·u``, the update being ``b`` (no debiasing); the state is
+    a :class:`TraceState` holding ``b``."""
+
+    def leaf(u, b):
+        b32 = decay * _f32(b) + (1.0 - decay) * _f32(u)
+        return _as_update(b32, u), b32.astype(b.dtype)
+
+    apply = _per_leaf(leaf, 2)
+
+    def init(params):
+        return TraceState(jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
+
+    def update(updates, state, params=None):
+        del params
+        updates, new = apply((updates, state.trace))
+        return updates, TraceState(new)
 
     return optax.GradientTransformation(init, update)

@@ -1,0 +1,168 @@
+"""Sign-based optimizers: signSGD, Signum and Lion.
+
+Each step moves every coordinate by ``±lr`` (Lion: plus decoupled weight decay), so these
+keep at most one moment: Lion's state is half of Adam's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lossjax._validation import check_in_range
+from lossjax.optimizers._transforms import (
+    ScalarOrSchedule,
+    _as_update,
+    _ema,
+    _f32,
+    _full,
+    _increment,
+    _per_leaf,
+    scale_by_learning_rate,
+)
+from lossjax.regularizers._mask import Mask
+from lossjax.regularizers._transforms import add_decayed_weights
+
+Array = jax.Array
+
+
+class ScaleBySignState(NamedTuple):
+    """Taking signs keeps no state."""
+
+
+def scale_by_sign() -> optax.GradientTransformation:
+    """``u ← sign(u)`` (``sign(0) = 0``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.scale_by_sign().update(jnp.array([0.3, 0.0, -2.0]), None)[0]
+      Array([ 1.,  0., -1.], dtype=float32)
+    """
+
+    def sign_leaf(u):
+        return (_as_update(jnp.sign(_f32(u)), u),)
+
+    apply = _per_leaf(sign_leaf, 1, trace_once=False)
+
+    def update(updates, state, params=None):
+        del params
+        return apply((updates,))[0], state
+
+    return optax.GradientTransformation(lambda params: ScaleBySignState(), update)
+
+
+def sign_sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+    """signSGD: ``w ← w − lr·sign(g)``.
+
+    References: Bernstein et al., "signSGD: Compressed Optimisation for Non-Convex
+    Problems" (2018).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> opt = lossjax.sign_sgd(0.1)
+      >>> opt.update(jnp.array([0.3, -2.0]), opt.init(jnp.zeros(2)))[0]
+      Array([-0.1,  0.1], dtype=float32)
+    """
+    return optax.chain(scale_by_sign(), scale_by_learning_rate(learning_rate))
+
+
+def signum(
+    learning_rate: ScalarOrSchedule, beta: float = 0.9, accumulator_dtype: Any = None
+) -> optax.GradientTransformation:
+    """Signum (signSGD with momentum): ``m ← β·m + (1 − β)·g``, ``w ← w − lr·sign(m)``.
+
+    ``accumulator_dtype`` stores ``m`` in another dtype (only its sign matters).
+
+    References: Bernstein et al., "signSGD: Compressed Optimisation for Non-Convex
+    Problems" (2018).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> opt = lossjax.signum(0.1)
+      >>> opt.update(jnp.array([0.3, -2.0]), opt.init(jnp.zeros(2)))[0]
+      Array([-0.1,  0.1], dtype=float32)
+    """
+    check_in_range("beta", beta, 0.0, 1.0)
+    return optax.chain(_ema(beta, accumulator_dtype), scale_by_sign(),
+                       scale_by_learning_rate(learning_rate))
+
+
+class ScaleByLionState(NamedTuple):
+    """``count``: steps taken (int32); ``mu``: the momentum ``m``."""
+
+    count: Array
+    mu: Any
+
+
+def scale_by_lion(
+    b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None
+) -> optax.GradientTransformation:
+    """Lion's direction: ``sign(b1·m + (1 − b1)·g)``, then ``m ← b2·m + (1 − b2)·g``.
+
+    ``mu_dtype`` stores ``m`` in another dtype (e.g. ``jnp.bfloat16``).
+
+    References: Chen et al., "Symbolic Discovery of Optimization Algorithms" (2023).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.scale_by_lion()
+      >>> tx.update(jnp.array([0.3, -2.0]), tx.init(jnp.zeros(2)))[0]
+      Array([ 1., -1.], dtype=float32)
+    """
+    check_in_range("b1", b1, 0.0, 1.0)
+    check_in_range("b2", b2, 0.0, 1.0)
+
+    def leaf(g, m):
+        g32, m32 = _f32(g), _f32(m)
+        direction = jnp.sign(b1 * m32 + (1.0 - b1) * g32)
+        new = b2 * m32 + (1.0 - b2) * g32
+        return _as_update(direction, g), new.astype(m.dtype)
+
+    apply = _per_leaf(leaf, 2)
+
+    def init(params):
+        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
+        return ScaleByLionState(jnp.zeros([], jnp.int32), mu)
+
+    def update(updates, state, params=None):
+        del params
+        direction, mu = apply((updates, state.mu))
+        return direction, ScaleByLionState(_increment(state.count), mu)
+
+    return optax.GradientTransformation(init, update)
+
+
+def lion(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.99,
+    mu_dtype: Any = None,
+    weight_decay: float = 1e-3,
+    mask: Mask = None,
+) -> optax.GradientTransformation:
+    """Lion: ``w ← w − lr·(sign(b1·m + (1 − b1)·g) + wd·w)``, ``m ← b2·m + (1 − b2)·g``.
+
+    One moment (half of Adam's state). Use a learning rate 3–10× smaller and a weight
+    decay 3–10× larger than AdamW's. PyTorch has no Lion; Keras' ``Lion`` has no weight
+    decay by default (optax and lossjax: ``1e-3``).
+
+    References: Chen et al., "Symbolic Discovery of Optimization Algorithms" (2023).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> opt = lossjax.lion(0.1, weight_decay=0.5)
+      >>> params = jnp.array([1.0, 1.0])
+      >>> opt.update(jnp.array([0.3, -2.0]), opt.init(params), params)[0]
+      Array([-0.15,  0.05], dtype=float32)
+    """
+    return optax.chain(scale_by_lion(b1, b2, mu_dtype),
+                       add_decayed_weights(weight_decay, mask=mask),
+                       scale_by_learning_rate(learning_rate))
