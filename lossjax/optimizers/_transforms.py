@@ -419,7 +419,8 @@ def scale_by_sum_of_squares(
 
 class LearningRateState(NamedTuple):
     """``count``: steps taken (int32); ``learning_rate``: the rate applied when it is a float
-    (float32; with a schedule it is not used, the schedule is evaluated at ``count``)."""
+    (float32, float64 for float64 parameters; with a schedule it is not used, the schedule is
+    evaluated at ``count``)."""
 
     count: Array
     learning_rate: Array
@@ -440,8 +441,8 @@ def _scalar_rate(rate: Any, name: str = "learning_rate") -> Array:
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
     """Descend: ``u ← −lr·u``, with ``lr`` a float or ``schedule(step)``, step = 0, 1, ...
 
-    A float rate lives in the state as a float32 array: :func:`set_learning_rate` changes
-    it between steps without recompiling the jitted step. ``learning_rate`` must be >= 0
+    A float rate lives in the state as a 0-d array (float32; float64 for float64
+    parameters): :func:`set_learning_rate` changes it between steps without recompiling the jitted step. ``learning_rate`` must be >= 0
     (``ValueError`` otherwise; a schedule's values are not checked).
     """
     schedule = learning_rate if callable(learning_rate) else None
@@ -451,10 +452,9 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     apply = _per_leaf(_scale_leaf, 1, trace_once=False)
 
     def init(params):
-        del params
         initial = 0.0 if schedule is not None else learning_rate
-        return LearningRateState(jnp.zeros([], jnp.int32),
-                                 _scalar_rate(jnp.asarray(initial, jnp.float32)))
+        rate = jnp.asarray(initial, _scalar_dtype(params))
+        return LearningRateState(jnp.zeros([], jnp.int32), _scalar_rate(rate))
 
     def update(updates, state, params=None):
         del params
@@ -490,9 +490,9 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
             return node
         held = node.learning_rate
         if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
-            held.set_value(new_rate)
+            held.set_value(new_rate.astype(held.value.dtype))
             return node
-        return node._replace(learning_rate=new_rate)
+        return node._replace(learning_rate=new_rate.astype(held.dtype))
 
     return jax.tree.map(replace, opt_state, is_leaf=lambda n: isinstance(n, LearningRateState))
 
