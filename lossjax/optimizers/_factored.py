@@ -36,7 +36,7 @@ Array = jax.Array
 
 def _decay_rate_pow(step: Array, exponent: float = 0.8) -> Array:
     """Adafactor's second-moment decay ``1 − (step + 1)^(−exponent)``."""
-    return 1.0 - jnp.asarray(step + 1, jnp.float32) ** (-exponent)
+    return 1.0 - (jnp.asarray(step, jnp.float32) + 1) ** (-exponent)
 
 
 def _factored_dims(shape: tuple[int, ...], factored: bool, min_dim_size_to_factor: int):
@@ -71,7 +71,7 @@ def scale_by_factored_rms(
 ) -> optax.GradientTransformation:
     """Adafactor's direction ``g/√v̂``, ``v̂`` a rank-1 estimate of the second moment.
 
-    With ``d_t = decay_rate_fn(t − step_offset, decay_rate)`` (default
+    With ``d_t = decay_rate_fn(t − step_offset, decay_rate)`` (``t`` as a float; default
     ``1 − (t + 1)^(−0.8)``) and ``G = g² + epsilon``: for a factored leaf (two axes of size
     ``>= min_dim_size_to_factor``; the two largest are used)
     ``R ← d_t·R + (1 − d_t)·mean(G, largest axis)``,
@@ -135,7 +135,8 @@ def scale_by_factored_rms(
         if params is None:
             raise ValueError("scale_by_factored_rms needs the parameters: call "
                              "update(updates, state, params)")
-        decay = decay_rate_fn(state.count - step_offset, decay_rate)
+        # the step in float: ``count − offset + 1`` must not wrap around at the int32 limit
+        decay = decay_rate_fn(state.count.astype(jnp.float32) - step_offset, decay_rate)
         out, v_row, v_col, v = apply((updates, state.v_row, state.v_col, state.v), (decay,))
         return out, FactoredState(_increment(state.count), v_row, v_col, v)
 

@@ -442,8 +442,9 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     """Descend: ``u ← −lr·u``, with ``lr`` a float or ``schedule(step)``, step = 0, 1, ...
 
     A float rate lives in the state as a 0-d array (float32; float64 for float64
-    parameters): :func:`set_learning_rate` changes it between steps without recompiling the jitted step. ``learning_rate`` must be >= 0
-    (``ValueError`` otherwise; a schedule's values are not checked).
+    parameters): :func:`set_learning_rate` changes it between steps without recompiling
+    the jitted step. ``learning_rate`` must be >= 0 (``ValueError`` otherwise; a
+    schedule's values are not checked).
     """
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:

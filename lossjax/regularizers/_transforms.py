@@ -38,7 +38,8 @@ def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.Grad
 
     Where it sits decides what it is: before the optimizer's scaling (first in the chain) it
     is L2 regularisation, the gradient of ``wd·l2_penalty(params)``; after the scaling and
-    before the learning rate (as in AdamW) it is decoupled weight decay.
+    before the learning rate (as in AdamW) it is decoupled weight decay. Integer leaves
+    (and ``float0`` gradients) pass through: there is no weight to decay.
 
     Args:
       weight_decay: ``wd >= 0`` (``ValueError`` otherwise, when built).
@@ -50,6 +51,9 @@ def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.Grad
     check_non_negative("weight_decay", weight_decay)
 
     def step(u, w):
+        # integer leaves (counters, indices; float0 gradients) are not weights to decay
+        if not jnp.issubdtype(w.dtype, jnp.inexact) or u.dtype == jax.dtypes.float0:
+            return u
         return (u + weight_decay * w).astype(u.dtype)
 
     def update(updates, state, params=None):
