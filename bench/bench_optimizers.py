@@ -1,6 +1,7 @@
 """Optimizers: lossjax vs optax, one donated jitted step ``params, state <- step(...)``.
 
     python -m bench.bench_optimizers [--quick]
+    python -m bench.bench_optimizers --wave2 [--quick]   # every optimizer, and state memory
 
 Cases, float32, the two contenders timed in alternation in one process:
 
@@ -27,6 +28,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
+import optax.contrib
 
 import lossjax
 from bench._timing import compile_seconds, interleaved_medians, print_table
@@ -134,14 +136,68 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+WAVE2 = ["sgd", "adagrad", "rmsprop", "adadelta", "rprop", "adam", "adamw", "amsgrad",
+         "adamax", "adamaxw", "nadam", "nadamw", "radam", "adabelief", "yogi", "adan", "adopt",
+         "ademamix", "novograd", "sign_sgd", "signum", "lion", "lamb", "lars", "adafactor"]
+
+
+def _pair(name: str) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    reference = getattr(optax, name, None) or getattr(optax.contrib, name)
+    return getattr(lossjax, name)(1e-3), reference(1e-3)
+
+
+def state_bytes(opt: optax.GradientTransformation, params: Any) -> int:
+    """Bytes of the optimizer state for ``params``, from ``eval_shape`` (nothing allocated)."""
+    shapes = jax.eval_shape(opt.init, params)
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+
+
+def wave2(quick: bool = False) -> list[dict[str, Any]]:
+    """Every optimizer's donated step on 99 × [256, 384] + a [384] bias (9.7M float32
+    parameters; 9 matrices with ``--quick``), timed in alternation with optax's, and the
+    state memory of Adafactor and Lion for a [4096, 4096] matrix against Adam's."""
+    repeats, matrices = (5, 9) if quick else (20, 99)
+    keys = jax.random.split(jax.random.key(0), matrices + 1)
+    params = {f"w{i:02d}": jax.random.normal(k, (256, 384), jnp.float32)
+              for i, k in enumerate(keys[:-1])}
+    params["bias"] = jax.random.normal(keys[-1], (384,), jnp.float32)
+    grads = jax.tree.map(lambda p: 0.01 * p, params)
+    rows = []
+    for name in WAVE2:
+        ours, theirs = _pair(name)
+        runs = [_donated_call(make_step(opt), params, opt.init(params), grads)
+                for opt in (ours, theirs)]
+        medians = [1e3 * t for t in interleaved_medians(runs, repeats=repeats)]
+        rows.append({"name": name, "lossjax_ms": medians[0], "optax_ms": medians[1],
+                     "ratio": medians[0] / medians[1]})
+        del runs
+    print_table(
+        f"Every optimizer: donated step, {matrices} x [256, 384] + bias, float32, CPU "
+        "(ratio = lossjax / optax)",
+        ["optimizer", "lossjax ms", "optax ms", "ratio"],
+        [[r["name"], r["lossjax_ms"], r["optax_ms"], r["ratio"]] for r in rows])
+    matrix = {"w": jax.ShapeDtypeStruct((4096, 4096), jnp.float32)}
+    adam = state_bytes(lossjax.adam(1e-3), matrix)
+    memory = [[name, state_bytes(getattr(lossjax, name)(1e-3), matrix),
+               state_bytes(getattr(lossjax, name)(1e-3), matrix) / adam]
+              for name in ("adam", "lion", "adafactor")]
+    print_table("Optimizer state for one [4096, 4096] float32 matrix (eval_shape)",
+                ["optimizer", "state bytes", "fraction of Adam's"], memory)
+    return rows
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
+    parser.add_argument("--wave2", action="store_true",
+                        help="every optimizer against optax, and state memory")
     parser.add_argument("--cold-compile", nargs=4, metavar=("NAME", "WHO", "LEAVES", "SIZE"),
                         help="(internal) print one cold compile time and exit")
     args = parser.parse_args()
     if args.cold_compile:
         name, who, leaves, size = args.cold_compile
         _child_compile(name, who, int(leaves), int(size))
+    elif args.wave2:
+        wave2(args.quick)
     else:
         main(args.quick)
