@@ -21,6 +21,7 @@ from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._transforms import (
     ScalarOrSchedule,
     ScaleByAdamState,
+    _adam_moments,
     _as_update,
     _bias_correction,
     _check_moment_hyperparameters,
@@ -98,9 +99,7 @@ def scale_by_amsgrad(
     guard = _guard_eps(eps, eps_root)
 
     def leaf(g, m, v, v_max, c1, c2):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
-        v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
         m_hat = m32 / c1.astype(m32.dtype) if bias_correction_mu else m32
         v_eff = v32 / c2.astype(v32.dtype) if bias_correction_nu else v32
         v_max32 = jnp.maximum(_f32(v_max), v_eff)
@@ -335,9 +334,7 @@ def scale_by_radam(
     rho_inf = 2.0 / (1.0 - b2) - 1.0
 
     def leaf(g, m, v, c1, c1_next, c2, rectify, r):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
-        v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
         m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
         adapted = r.astype(m32.dtype) * _safe_div(
             m_hat, jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps, guard)

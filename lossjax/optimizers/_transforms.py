@@ -168,6 +168,13 @@ def _moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Arr
             _bias_correction(b2, count, dtype))
 
 
+def _adam_moments(g, m, v, b1, b2) -> tuple[Array, Array, Array]:
+    """``g`` in at least float32 and Adam's new moments ``b1·m + (1 − b1)·g`` and
+    ``b2·v + (1 − b2)·g²``, in the same dtype."""
+    g32 = _f32(g)
+    return g32, b1 * _f32(m) + (1.0 - b1) * g32, b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+
+
 def _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
     """``m̂ = m/(1 − b1ᵗ)``; with Nesterov (Dozat's NAdam)
     ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
@@ -228,9 +235,7 @@ def scale_by_adam(
     guard = _may_be_zero(eps) and _may_be_zero(eps_root)
 
     def leaf(g, m, v, c1, c1_next, c2):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
-        v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
         m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
         denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
         direction = _safe_div(m_hat, denominator, guard)
