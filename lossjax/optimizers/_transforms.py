@@ -496,7 +496,7 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
             return node
         held = node.learning_rate
         if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
-            held.set_value(new_rate.astype(held.value.dtype))
+            held.set_value(new_rate.astype(held.get_value().dtype))
             return node
         return node._replace(learning_rate=new_rate.astype(held.dtype))
 
