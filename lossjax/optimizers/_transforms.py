@@ -348,17 +348,19 @@ def scale_by_rms(
             return _safe_div(g32, jnp.sqrt(second + eps), guard)
         return _safe_div(g32, jnp.sqrt(second) + eps, guard)
 
+    def corrected(x, correction):
+        return x / correction.astype(x.dtype) if bias_correction else x
+
     def leaf(g, v, correction):
         g32 = _f32(g)
         v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
-        return _as_update(scale(g32, v32 / correction.astype(v32.dtype)), g), v32.astype(v.dtype)
+        return _as_update(scale(g32, corrected(v32, correction)), g), v32.astype(v.dtype)
 
     def centered_leaf(g, m, v, correction):
         g32 = _f32(g)
         m32 = decay * _f32(m) + (1.0 - decay) * g32
         v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
-        c = correction.astype(v32.dtype)
-        variance = v32 / c - (m32 / c) ** 2
+        variance = corrected(v32, correction) - corrected(m32, correction) ** 2
         return _as_update(scale(g32, variance), g), m32.astype(m.dtype), v32.astype(v.dtype)
 
     apply = _per_leaf(centered_leaf, 3) if centered else _per_leaf(leaf, 2)
