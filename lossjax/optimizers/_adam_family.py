@@ -35,11 +35,11 @@ from lossjax.optimizers._transforms import (
     _per_leaf,
     _safe_div,
     _scalar_dtype,
+    _weight_decay_parts,
     scale_by_adam,
     scale_by_learning_rate,
 )
 from lossjax.regularizers._mask import Mask
-from lossjax.regularizers._transforms import add_decayed_weights
 
 Array = jax.Array
 
@@ -55,7 +55,7 @@ def _zero_count() -> Array:
 
 def _with_decay(direction, weight_decay, mask, learning_rate) -> optax.GradientTransformation:
     """``direction``, then ``u ← u + wd·w`` (decoupled decay), then ``−lr``."""
-    return optax.chain(direction, add_decayed_weights(weight_decay, mask=mask),
+    return optax.chain(direction, *_weight_decay_parts(weight_decay, mask),
                        scale_by_learning_rate(learning_rate))
 
 

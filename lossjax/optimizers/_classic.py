@@ -24,10 +24,10 @@ from lossjax.optimizers._transforms import (
     _per_leaf,
     _safe_div,
     _update_dtype,
+    _weight_decay_parts,
     scale_by_learning_rate,
 )
 from lossjax.regularizers._mask import Mask
-from lossjax.regularizers._transforms import add_decayed_weights
 
 Array = jax.Array
 
@@ -99,7 +99,7 @@ def adadelta(
       >>> opt.update(jnp.array([3.0]), opt.init(jnp.zeros(1)), jnp.zeros(1))[0]
       Array([-0.9486833], dtype=float32)
     """
-    return optax.chain(add_decayed_weights(weight_decay, mask=weight_decay_mask),
+    return optax.chain(*_weight_decay_parts(weight_decay, weight_decay_mask),
                        scale_by_adadelta(rho, eps),
                        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate))
 

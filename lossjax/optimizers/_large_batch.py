@@ -18,12 +18,12 @@ from lossjax.optimizers._transforms import (
     _as_update,
     _f32,
     _per_leaf,
+    _weight_decay_parts,
     scale_by_adam,
     scale_by_learning_rate,
     trace,
 )
 from lossjax.regularizers._mask import Mask, mask_flags
-from lossjax.regularizers._transforms import add_decayed_weights
 
 
 class ScaleByTrustRatioState(NamedTuple):
@@ -108,7 +108,7 @@ def lamb(
       Array([-0.3535..., -0.3535...], dtype=float32)
     """
     return optax.chain(scale_by_adam(b1, b2, eps, eps_root),
-                       add_decayed_weights(weight_decay, mask=mask),
+                       *_weight_decay_parts(weight_decay, mask),
                        scale_by_trust_ratio(),
                        scale_by_learning_rate(learning_rate))
 
@@ -140,7 +140,7 @@ def lars(
       Array([ 0. , -0.5], dtype=float32)
     """
     return optax.chain(
-        add_decayed_weights(weight_decay, mask=weight_decay_mask),
+        *_weight_decay_parts(weight_decay, weight_decay_mask),
         scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps,
                              mask=trust_ratio_mask),
         scale_by_learning_rate(learning_rate),

@@ -34,6 +34,7 @@ from lossjax._validation import (
     check_positive,
     concrete_value,
 )
+from lossjax.regularizers._transforms import add_decayed_weights
 
 Array = jax.Array
 Schedule = Callable[[Array], Array]
@@ -100,6 +101,15 @@ def _may_be_zero(eps: Any) -> bool:
     """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
     value = concrete_value(eps)
     return value is None or value == 0
+
+
+def _weight_decay_parts(weight_decay: Any, mask: Any) -> list[optax.GradientTransformation]:
+    """``[add_decayed_weights(weight_decay, mask=mask)]``, or nothing for a known 0: adding
+    ``0·w`` would still read every parameter once more per step."""
+    value = concrete_value(weight_decay)
+    if value is not None and value == 0:
+        return []
+    return [add_decayed_weights(weight_decay, mask=mask)]
 
 
 def _guard_eps(eps: Any, eps_root: Any = 0.0) -> bool:
