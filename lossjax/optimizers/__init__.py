@@ -5,6 +5,24 @@ optax provides only the protocol (``GradientTransformation``), ``optax.chain`` a
 """
 
 from lossjax.optimizers._alias import adagrad, adam, adamw, rmsprop, sgd
+from lossjax.optimizers._orthogonal import MuonDimensionNumbers, MuonState, muon
+from lossjax.optimizers._parameter_free import (
+    DAdaptAdamWState,
+    DoGState,
+    ProdigyState,
+    dadapt_adamw,
+    dog,
+    prodigy,
+    scale_by_dog,
+)
+from lossjax.optimizers._plateau import ReduceLROnPlateauState, reduce_on_plateau
+from lossjax.optimizers._schedule_free import (
+    ScheduleFreeAdamWState,
+    ScheduleFreeState,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+)
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
     LearningRateState,
@@ -23,6 +41,23 @@ from lossjax.optimizers._transforms import (
 )
 
 __all__ = [
+    "MuonDimensionNumbers",
+    "MuonState",
+    "muon",
+    "DAdaptAdamWState",
+    "DoGState",
+    "ProdigyState",
+    "dadapt_adamw",
+    "dog",
+    "prodigy",
+    "scale_by_dog",
+    "ReduceLROnPlateauState",
+    "reduce_on_plateau",
+    "ScheduleFreeAdamWState",
+    "ScheduleFreeState",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "ClipByGlobalNormState",
     "LearningRateState",
     "ScaleByAdamState",
