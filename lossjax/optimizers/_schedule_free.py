@@ -86,7 +86,7 @@ def schedule_free_eval_params(state: Any, params: Any) -> Any:
       ...     updates, state = opt.update(params, state, params)  # gradient of ½‖w‖²
       ...     params = optax.apply_updates(params, updates)
       >>> params  # y: where the gradients are taken
-      Array([ 0.3625, -0.725 ], dtype=float32)
+      Array([ 0.3625, -0.725], dtype=float32)
       >>> lossjax.schedule_free_eval_params(state, params)  # x: where to evaluate
       Array([ 0.375, -0.75 ], dtype=float32)
     """
