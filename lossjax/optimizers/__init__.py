@@ -5,6 +5,7 @@ optax provides only the protocol (``GradientTransformation``), ``optax.chain`` a
 """
 
 from lossjax.optimizers._alias import adagrad, adam, adamw, rmsprop, sgd
+from lossjax.optimizers._lr_find import LRFindResult, lr_find
 from lossjax.optimizers._orthogonal import MuonDimensionNumbers, MuonState, muon
 from lossjax.optimizers._parameter_free import (
     DAdaptAdamWState,
@@ -41,6 +42,8 @@ from lossjax.optimizers._transforms import (
 )
 
 __all__ = [
+    "LRFindResult",
+    "lr_find",
     "MuonDimensionNumbers",
     "MuonState",
     "muon",
