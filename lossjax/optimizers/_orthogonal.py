@@ -10,8 +10,8 @@ values in roughly ``[0.7, 1.2]`` after 5 steps rather than exactly at 1.
 
 Leaves that are not matrices (biases, norm scales, and by default anything that is not
 2-D) are trained with AdamW instead, as in optax. Same arguments, defaults and numbers as
-``optax.contrib.muon`` (0.2.8). Same-shaped matrices are orthogonalised together as one
-batched iteration (``batch_newton_schulz=True``), which is faster than one call per leaf.
+``optax.contrib.muon`` (0.2.8). On one device, same-shaped matrices are orthogonalised
+together as one batched iteration, which is faster than one call per leaf.
 """
 
 from __future__ import annotations
@@ -222,8 +222,8 @@ def muon(
     adam_learning_rate: ScalarOrSchedule | None = None,
     muon_weight_dimension_numbers: Any = None,
     consistent_rms: float | None = None,
-    batch_newton_schulz: bool = True,
-) -> optax.GradientTransformation:
+    batch_newton_schulz: bool | None = None,
+) -> optax.GradientTransformationExtraArgs:
     """Muon (MomentUm Orthogonalized by Newton–Schulz) for matrices, AdamW for the rest.
 
     For a matrix leaf ``W`` (``fan_in × fan_out``), with ``t`` the step::
@@ -255,7 +255,11 @@ def muon(
         :class:`MuonDimensionNumbers` (Muon) and ``None`` (AdamW). Default: 2-D leaves
         are ``fan_in × fan_out`` matrices, everything else goes to AdamW.
       batch_newton_schulz: orthogonalise same-shaped matrices together (one batched
-        iteration). Same numbers either way, up to float rounding.
+        iteration, faster than one per leaf) or one by one. Same numbers either way, up
+        to float rounding. ``None`` (default): batched when JAX sees a single device;
+        with several devices one by one, because stacking differently sharded leaves
+        makes XLA reshard them (and the state would not stay sharded like the
+        parameters).
 
     PyTorch 2.9's ``torch.optim.Muon`` accepts only 2-D parameters (the caller routes the
     rest to another optimizer) and scales by ``0.2·√max(fan_in, fan_out)`` by default
@@ -346,12 +350,16 @@ def muon(
 
     def orthogonalize(hats: list[Array], plan: list[_Matrix]) -> list[Array]:
         batches = [layout.to_batch(h) for h, layout in zip(hats, plan, strict=True)]
-        if not batch_newton_schulz:
+        batched = jax.device_count() == 1 if batch_newton_schulz is None else \
+            batch_newton_schulz
+        if not batched:
             outs = [newton_schulz(b, coeffs, preconditioning, eps) for b in batches]
         else:
-            groups: dict[tuple[int, int], list[int]] = {}
+            groups: dict[tuple[Any, ...], list[int]] = {}
             for i, b in enumerate(batches):
-                groups.setdefault(b.shape[1:], []).append(i)
+                # Explicitly sharded matrices only stack with same-sharded ones.
+                spec = getattr(getattr(jax.typeof(b), "sharding", None), "spec", None)
+                groups.setdefault((b.shape[1:], b.dtype, str(spec)), []).append(i)
             outs = [None] * len(batches)
             for members in groups.values():
                 stacked = jnp.concatenate([batches[i] for i in members])
@@ -381,7 +389,8 @@ def muon(
         value = schedule(held.count) if callable(schedule) else held.learning_rate
         return jnp.asarray(value, dtype)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
         if params is None:
             raise ValueError("muon needs the parameters: call update(grads, state, params)")
         plan = layouts(params)
@@ -425,7 +434,7 @@ def muon(
         return treedef.unflatten(out), MuonState(
             count, treedef.unflatten(new_mu), treedef.unflatten(new_nu), next_lr, next_adam_lr)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 def _cumsum(sizes: list[int]) -> list[int]:

@@ -78,7 +78,8 @@ def test_n_d_weights_as_matrices_and_batched_equals_unbatched():
     dims = {"conv": lossjax.MuonDimensionNumbers((0, 1, 2), 3),
             "heads": lossjax.MuonDimensionNumbers(1, 2),
             "w1": lossjax.MuonDimensionNumbers(), "w2": lossjax.MuonDimensionNumbers()}
-    batched, _ = _first_update(lossjax.muon(1.0, muon_weight_dimension_numbers=dims),
+    batched, _ = _first_update(lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
+                                            batch_newton_schulz=True),
                                params, grads)
     single, _ = _first_update(lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
                                            batch_newton_schulz=False), params, grads)
