@@ -104,3 +104,24 @@ def test_bad_arguments_raise(kw, name):
 def test_optimizer_without_a_held_rate_is_refused():
     with pytest.raises(ValueError, match="make_optimizer"):
         lossjax.lr_find(_loss, jnp.zeros(8), [None], optax.sgd)
+
+
+def test_cli_lr_find_writes_the_plot(tmp_path, capsys):
+    from lossjax import cli
+
+    output = tmp_path / "plots" / "lr.png"
+    status = cli.main(["lr-find", "--num-steps", "30", "--min-lr", "1e-3", "--output",
+                       str(output)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "suggested learning rate:" in out and str(output.resolve()) in out
+
+
+def test_cli_lr_find_rejects_an_empty_range(capsys):
+    from lossjax import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["lr-find", "--min-lr", "1", "--max-lr", "0.5"])
+    assert exit_info.value.code != 0
+    assert "--max-lr" in capsys.readouterr().err
