@@ -60,6 +60,11 @@ def _total(tree: Any) -> Array:
     return sum(jax.tree.leaves(tree), jnp.zeros([]))
 
 
+def _copy(params: Any) -> Any:
+    """A copy of the initial parameters: a step that donates ``params`` must not free it."""
+    return jax.tree.map(lambda p: jnp.array(p, copy=True), params)
+
+
 def _adam_bias_correction(beta1: float, beta2: float, count: Array, dtype: Any) -> Array:
     """``√(1 − β₂ᵗ) / (1 − β₁ᵗ)``: folded into the step size, as in the papers."""
     return (((1 - beta2**count) ** 0.5) / (1 - beta1**count)).astype(dtype)
@@ -163,7 +168,7 @@ def prodigy(
         dtype = _scalar_dtype(params)
         return ProdigyState(
             exp_avg=jax.tree.map(_full, params), exp_avg_sq=jax.tree.map(_full, params),
-            grad_sum=jax.tree.map(_full, params), params0=jax.tree.map(jnp.asarray, params),
+            grad_sum=jax.tree.map(_full, params), params0=_copy(params),
             estim_lr=jnp.asarray(estim_lr0, dtype), numerator_weighted=jnp.zeros([], dtype),
             count=jnp.zeros([], jnp.int32))
 
@@ -344,7 +349,7 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
             r0 = value * (1 + jnp.sqrt(_total(squares).astype(dtype)))
         else:
             r0 = jnp.zeros([], dtype)
-        return DoGState(jnp.asarray(True), jax.tree.map(jnp.asarray, params),
+        return DoGState(jnp.asarray(True), _copy(params),
                         jnp.asarray(r0, dtype), jnp.zeros([], dtype))
 
     def update(updates, state, params=None):

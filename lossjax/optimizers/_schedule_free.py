@@ -179,7 +179,8 @@ def _schedule_free(
         initial = 0.0 if callable(learning_rate) else learning_rate
         lr_state = LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
         base = ScheduleFreeAdamWState(jax.tree.map(_full, params), lr_state) if adam else lr_state
-        z = jax.tree.map(lambda p: jnp.asarray(p, state_dtype or p.dtype), params)
+        # a copy, never the caller's buffer: a step that donates params must not free z
+        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
         return ScheduleFreeState(
             b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros([], dtype),
             step_count=jnp.ones([], jnp.int32), max_lr=jnp.zeros([], dtype),

@@ -97,3 +97,21 @@ def test_update_without_params_raises():
     params = jnp.ones(3, jnp.float32)
     with pytest.raises(ValueError, match="params"):
         opt.update(params, opt.init(params))
+
+
+@pytest.mark.parametrize("build", [lossjax.prodigy, lossjax.dog, lossjax.schedule_free_adamw])
+def test_state_survives_a_step_that_donates_params(build):
+    """The state's copy of the parameters (params0, init_params, z) is its own buffer."""
+    opt = build()
+    params = {"w": jnp.ones((3, 2), jnp.float32)}
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        updates, state = opt.update(jax.tree.map(lambda w: 0.1 * w, params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    donating = jax.jit(step, donate_argnums=(0,))
+    params, state = donating(params, state)
+    params, state = donating(params, state)   # raised "Array has been deleted" before
+    assert np.all(np.isfinite(np.asarray(params["w"])))
