@@ -380,10 +380,13 @@ def muon(
         rate = 0.0 if callable(learning_rate) else learning_rate
         adam_rate = (0.0 if callable(adam_learning_rate) else adam_learning_rate
                      if separate_adam_rate else rate)
-        zero = jnp.zeros([], jnp.int32)
-        return MuonState(zero, treedef.unflatten(mu), treedef.unflatten(nu),
-                         LearningRateState(zero, jnp.asarray(rate, jnp.float32)),
-                         LearningRateState(zero, jnp.asarray(adam_rate, jnp.float32)))
+        # a fresh buffer per field: a step that donates the state must not see one twice
+        def zero():
+            return jnp.zeros([], jnp.int32)
+
+        return MuonState(zero(), treedef.unflatten(mu), treedef.unflatten(nu),
+                         LearningRateState(zero(), jnp.asarray(rate, jnp.float32)),
+                         LearningRateState(zero(), jnp.asarray(adam_rate, jnp.float32)))
 
     def rate_at(schedule, held: LearningRateState, dtype):
         value = schedule(held.count) if callable(schedule) else held.learning_rate

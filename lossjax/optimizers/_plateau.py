@@ -98,10 +98,13 @@ def reduce_on_plateau(
     def init(params):
         dtypes = [x.dtype for x in jax.tree.leaves(params)]
         value_dtype = jnp.result_type(jnp.float32, *dtypes)
-        zero = jnp.zeros([], jnp.int32)
+        # a fresh buffer per field: a step that donates the state must not see one twice
+        def zero():
+            return jnp.zeros([], jnp.int32)
+
         return ReduceLROnPlateauState(
             scale=jnp.ones([], value_dtype), best_value=jnp.asarray(jnp.inf, value_dtype),
-            plateau_count=zero, cooldown_count=zero, count=zero,
+            plateau_count=zero(), cooldown_count=zero(), count=zero(),
             avg_value=jnp.zeros([], value_dtype))
 
     def judge(state: ReduceLROnPlateauState) -> ReduceLROnPlateauState:

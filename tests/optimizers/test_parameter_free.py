@@ -99,19 +99,24 @@ def test_update_without_params_raises():
         opt.update(params, opt.init(params))
 
 
-@pytest.mark.parametrize("build", [lossjax.prodigy, lossjax.dog, lossjax.schedule_free_adamw])
-def test_state_survives_a_step_that_donates_params(build):
-    """The state's copy of the parameters (params0, init_params, z) is its own buffer."""
+@pytest.mark.parametrize("build", [
+    lossjax.prodigy, lossjax.dog, lossjax.dadapt_adamw, lossjax.schedule_free_adamw,
+    lambda: lossjax.muon(0.1), lambda: optax.chain(lossjax.adam(0.1),
+                                                  lossjax.reduce_on_plateau())])
+def test_state_survives_a_step_that_donates_params_and_state(build):
+    """The state's copy of the parameters (params0, init_params, z) is its own buffer, and
+    no two state fields share one (donating such a state fails)."""
     opt = build()
     params = {"w": jnp.ones((3, 2), jnp.float32)}
     state = opt.init(params)
 
     @jax.jit
     def step(params, state):
-        updates, state = opt.update(jax.tree.map(lambda w: 0.1 * w, params), state, params)
+        grads = jax.tree.map(lambda w: 0.1 * w, params)
+        updates, state = opt.update(grads, state, params, value=jnp.float32(1.0))
         return optax.apply_updates(params, updates), state
 
-    donating = jax.jit(step, donate_argnums=(0,))
+    donating = jax.jit(step, donate_argnums=(0, 1))
     params, state = donating(params, state)
     params, state = donating(params, state)   # raised "Array has been deleted" before
     assert np.all(np.isfinite(np.asarray(params["w"])))
