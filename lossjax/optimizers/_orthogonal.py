@@ -17,7 +17,7 @@ together as one batched iteration, which is faster than one call per leaf.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple
 
 import jax

@@ -9,8 +9,8 @@ sums (XLA fuses and reduces differently for different jit structures), so they a
 few ulps per step, and a trajectory carries that noise forward. We measure how much optax's
 *own* trajectory moves under such noise: optax is also run vmapped (another jit
 structure), from the parameters and from the parameters moved by one ulp (``nextafter``),
-and compared with its plain run. The test allows 10x that spread, plus 1e-6 (about 8 float32 ulps at the
-parameters' scale of 1) for the cases where the spread happens to round to 0.
+and compared with its plain run. The test allows 10x that spread, plus 1e-6 (about 8
+float32 ulps at the parameters' scale of 1) for the cases where the spread rounds to 0.
 """
 
 from __future__ import annotations
