@@ -60,14 +60,25 @@ def _total(tree: Any) -> Array:
     return sum(jax.tree.leaves(tree), jnp.zeros([]))
 
 
+def _zero_moments(params: Any) -> dict[str, Any]:
+    """``exp_avg``, ``exp_avg_sq`` and ``grad_sum``, zeros shaped like ``params``."""
+    return {name: jax.tree.map(_full, params) for name in ("exp_avg", "exp_avg_sq", "grad_sum")}
+
+
 def _copy(params: Any) -> Any:
     """A copy of the initial parameters: a step that donates ``params`` must not free it."""
     return jax.tree.map(lambda p: jnp.array(p, copy=True), params)
 
 
-def _adam_bias_correction(beta1: float, beta2: float, count: Array, dtype: Any) -> Array:
-    """``√(1 − β₂ᵗ) / (1 − β₁ᵗ)``: folded into the step size, as in the papers."""
-    return (((1 - beta2**count) ** 0.5) / (1 - beta1**count)).astype(dtype)
+def _adam_step_size(
+    learning_rate: ScalarOrSchedule, beta1: float, beta2: float, count: Array, d: Array
+) -> tuple[Array, Array, Array]:
+    """``(t, d, η)`` with ``t = count + 1`` and ``η = d·λ(count)·√(1 − β₂ᵗ)/(1 − β₁ᵗ)``: the
+    Adam bias corrections folded into the step size, as in the papers."""
+    t = _increment(count)
+    multiplier = learning_rate(count) if callable(learning_rate) else learning_rate
+    correction = (((1 - beta2**t) ** 0.5) / (1 - beta1**t)).astype(d.dtype)
+    return t, d, (d * multiplier * correction).astype(d.dtype)
 
 
 class ProdigyState(NamedTuple):
@@ -167,19 +178,15 @@ def prodigy(
     def init(params):
         dtype = _scalar_dtype(params)
         return ProdigyState(
-            exp_avg=jax.tree.map(_full, params), exp_avg_sq=jax.tree.map(_full, params),
-            grad_sum=jax.tree.map(_full, params), params0=_copy(params),
+            **_zero_moments(params), params0=_copy(params),
             estim_lr=jnp.asarray(estim_lr0, dtype), numerator_weighted=jnp.zeros([], dtype),
             count=jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None, **extra_args):
         del extra_args
         _needs_params("prodigy", params)
-        count = _increment(state.count)
-        d = state.estim_lr
-        multiplier = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        dlr = (d * multiplier * _adam_bias_correction(beta1, beta2, count, d.dtype)).astype(
-            d.dtype)
+        count, d, dlr = _adam_step_size(learning_rate, beta1, beta2, state.count,
+                                        state.estim_lr)
         sum_scale = d if safeguard_warmup else dlr
         m, v, s, numerators, abs_sums = moments(
             (updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum),
@@ -274,18 +281,14 @@ def dadapt_adamw(
     def init(params):
         dtype = _scalar_dtype(params)
         return DAdaptAdamWState(
-            exp_avg=jax.tree.map(_full, params), exp_avg_sq=jax.tree.map(_full, params),
-            grad_sum=jax.tree.map(_full, params), estim_lr=jnp.asarray(estim_lr0, dtype),
+            **_zero_moments(params), estim_lr=jnp.asarray(estim_lr0, dtype),
             numerator_weighted=jnp.zeros([], dtype), count=jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None, **extra_args):
         del extra_args
         _needs_params("dadapt_adamw", params)
-        count = _increment(state.count)
-        d = state.estim_lr
-        multiplier = learning_rate(state.count) if callable(learning_rate) else learning_rate
-        dlr = (d * multiplier * _adam_bias_correction(beta1, beta2, count, d.dtype)).astype(
-            d.dtype)
+        count, d, dlr = _adam_step_size(learning_rate, beta1, beta2, state.count,
+                                        state.estim_lr)
         out, m, v, s, numerators, abs_sums = apply(
             (updates, params, state.exp_avg, state.exp_avg_sq, state.grad_sum), (dlr,))
         numerator = (root_beta2 * state.numerator_weighted
