@@ -28,6 +28,7 @@ from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._transforms import (
     LearningRateState,
     ScalarOrSchedule,
+    _compute_dtype,
     _f32,
     _full,
     _increment,
@@ -374,8 +375,8 @@ def muon(
         plan = layouts(params)
         treedef = jax.tree.structure(params)
         leaves = jax.tree.leaves(params)
-        mu = [_full(p, dtype=mu_dtype) for p in leaves]
-        nu = [_NotAdam() if layout is not None else _full(p)
+        mu = [_full(p, dtype=mu_dtype or _compute_dtype(p.dtype)) for p in leaves]
+        nu = [_NotAdam() if layout is not None else _full(p, dtype=_compute_dtype(p.dtype))
               for p, layout in zip(leaves, plan, strict=True)]
         rate = 0.0 if callable(learning_rate) else learning_rate
         adam_rate = (0.0 if callable(adam_learning_rate) else adam_learning_rate

@@ -23,6 +23,7 @@ import optax
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.optimizers._transforms import (
     ScalarOrSchedule,
+    _compute_dtype,
     _f32,
     _full,
     _increment,
@@ -61,8 +62,10 @@ def _total(tree: Any) -> Array:
 
 
 def _zero_moments(params: Any) -> dict[str, Any]:
-    """``exp_avg``, ``exp_avg_sq`` and ``grad_sum``, zeros shaped like ``params``."""
-    return {name: jax.tree.map(_full, params) for name in ("exp_avg", "exp_avg_sq", "grad_sum")}
+    """``exp_avg``, ``exp_avg_sq`` and ``grad_sum``: zeros shaped like ``params``, in
+    float32 at least."""
+    return {name: jax.tree.map(lambda p: _full(p, dtype=_compute_dtype(p.dtype)), params)
+            for name in ("exp_avg", "exp_avg_sq", "grad_sum")}
 
 
 def _copy(params: Any) -> Any:

@@ -33,6 +33,7 @@ from lossjax._validation import check_in_range, check_non_negative, check_positi
 from lossjax.optimizers._transforms import (
     LearningRateState,
     ScalarOrSchedule,
+    _compute_dtype,
     _f32,
     _full,
     _increment,
@@ -94,6 +95,11 @@ def schedule_free_eval_params(state: Any, params: Any) -> Any:
     b1 = found.b1
     return jax.tree.map(
         lambda y, z: (y - (1.0 - b1) * z).astype(y.dtype) / b1.astype(y.dtype), params, found.z)
+
+
+def _moment(p: Any) -> Array:
+    """Zeros shaped like ``p``, stored in float32 at least (half params keep full moments)."""
+    return _full(p, dtype=_compute_dtype(p.dtype))
 
 
 def _find_state(state: Any) -> Any:
@@ -178,7 +184,8 @@ def _schedule_free(
         dtype = _scalar_dtype(params)
         initial = 0.0 if callable(learning_rate) else learning_rate
         lr_state = LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
-        base = ScheduleFreeAdamWState(jax.tree.map(_full, params), lr_state) if adam else lr_state
+        base = ScheduleFreeAdamWState(jax.tree.map(_moment, params), lr_state) if adam else \
+            lr_state
         # a copy, never the caller's buffer: a step that donates params must not free z
         z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
         return ScheduleFreeState(

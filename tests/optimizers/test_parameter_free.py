@@ -107,3 +107,32 @@ def test_state_survives_a_step_that_donates_params_and_state(build):
     params, state = donating(params, state)
     params, state = donating(params, state)   # raised "Array has been deleted" before
     assert np.all(np.isfinite(np.asarray(params["w"])))
+
+
+@pytest.mark.parametrize("build", [
+    lossjax.prodigy, lossjax.dog, lossjax.dadapt_adamw, lossjax.schedule_free_adamw,
+    lambda: lossjax.muon(0.1)])
+def test_half_params_keep_float32_moments_and_stable_state_types(build):
+    opt = build()
+    params = {"w": jnp.ones((4, 3), jnp.bfloat16), "b": jnp.zeros((3,), jnp.bfloat16)}
+    state = opt.init(params)
+    assert jax.tree.map(jax.typeof, jax.eval_shape(opt.init, params)) == jax.tree.map(
+        jax.typeof, state)
+    grads = jax.tree.map(lambda p: p + 0.5, params)
+    updates, new_state = jax.jit(opt.update)(grads, state, params)
+    assert jax.tree.map(jax.typeof, new_state) == jax.tree.map(jax.typeof, state)
+    assert all(u.dtype == jnp.bfloat16 for u in jax.tree.leaves(updates))
+    moments = jax.tree.leaves(_moments(state))
+    assert all(x.dtype == jnp.float32 for x in moments)   # DoG keeps none
+
+
+def _moments(node):
+    """The moment fields (exp_avg, exp_avg_sq, grad_sum, mu, nu) of every NamedTuple in a
+    state, however nested."""
+    if hasattr(node, "_fields"):
+        names = ("exp_avg", "exp_avg_sq", "grad_sum", "mu", "nu")
+        return [getattr(node, f) if f in names else _moments(getattr(node, f))
+                for f in node._fields]
+    if isinstance(node, (tuple, list)):
+        return [_moments(n) for n in node]
+    return []
