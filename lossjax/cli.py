@@ -1,4 +1,4 @@
-"""``lossjax`` command line: ``lossjax demo`` (the README's main job).
+"""``lossjax`` command line: ``lossjax demo`` (the README's main job) and ``lossjax lr-find``.
 
 ``lossjax demo`` trains a small MLP on scikit-learn's handwritten digits (bundled with
 scikit-learn: nothing is downloaded) with lossjax losses, optimizers and regularization,
@@ -17,9 +17,18 @@ _DEMO_DESCRIPTION = """\
 Train a small MLP (64 -> 128 -> 10, ReLU) on scikit-learn's digits (1797 8x8 images,
 80/20 stratified train/validation split) with lossjax losses, optimizers and regularization.
 
-By default it compares four runs with the same number of epochs: full-batch gradient
-descent, mini-batch SGD with momentum 0.9, Adam, and Adam with L2 and dropout, then prints
-a table and writes a PNG of the loss curves. Pass --optimizer to train a single run.
+By default it compares six runs with the same number of epochs: full-batch gradient
+descent, mini-batch SGD with momentum 0.9, Adam, Adam with L2 and dropout, and two
+optimizers whose learning rate is not tuned (schedule-free AdamW at its default rate,
+Prodigy, which estimates its own), then prints a table and writes a PNG of the loss curves.
+Pass --optimizer to train a single run.
+"""
+
+_LR_FIND_DESCRIPTION = """\
+Learning-rate range test on the demo's digits MLP: train for --num-steps mini-batches while
+the learning rate grows geometrically from --min-lr to --max-lr, stop early when the
+smoothed loss diverges, print the suggested rate (where the loss falls fastest) and write a
+PNG of loss against learning rate.
 """
 
 _DEFAULT_L2 = 1e-4
@@ -62,9 +71,11 @@ def _add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--loss", choices=sorted(LOSSES), default="cross_entropy",
         help="training loss on the logits (default: %(default)s); validation loss uses the same")
     parser.add_argument(
-        "--optimizer", choices=["all", "gd", "sgd", "adam"], default="all",
+        "--optimizer",
+        choices=["all", "gd", "sgd", "adam", "schedule_free_adamw", "prodigy"], default="all",
         help="'gd' full-batch gradient descent, 'sgd' mini-batch SGD with momentum 0.9, "
-             "'adam'; 'all' (default) compares GD, SGD, Adam and Adam + L2 + dropout")
+             "'adam', 'schedule_free_adamw', 'prodigy'; 'all' (default) compares GD, SGD, "
+             "Adam, Adam + L2 + dropout, schedule-free AdamW and Prodigy")
     parser.add_argument(
         "--learning-rate", type=_positive_float, default=None, metavar="LR",
         help=f"step size for every run (default: per optimizer: {rates})")
@@ -110,6 +121,8 @@ def _configs(args: argparse.Namespace):
     configs = [Config(optimizer=name, **common) for name in ("gd", "sgd", "adam")]
     if l2 or rate:
         configs.append(Config(optimizer="adam", l2=l2, dropout=rate, **common))
+    untuned = dict(common, learning_rate=None)
+    configs += [Config(optimizer=name, **untuned) for name in ("schedule_free_adamw", "prodigy")]
     return configs
 
 
@@ -170,6 +183,55 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                        help="'sgd' (momentum 0.9) or 'adam' (default: %(default)s)")
+    parser.add_argument("--min-lr", type=_positive_float, default=1e-5, metavar="LR",
+                        help="first learning rate (default: %(default)g)")
+    parser.add_argument("--max-lr", type=_positive_float, default=10.0, metavar="LR",
+                        help="last learning rate (default: %(default)g)")
+    parser.add_argument("--num-steps", type=_positive_int, default=100,
+                        help="steps (rates tried) in the sweep (default: %(default)s)")
+    parser.add_argument("--batch-size", type=_positive_int, default=64,
+                        help="mini-batch size (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the split, initialisation and shuffling "
+                             "(default: %(default)s)")
+    parser.add_argument(
+        "--output", default=os.path.join("lossjax-demo-out", "lr_find.png"), metavar="PATH",
+        help="where to write the PNG; its folder is created (default: %(default)s)")
+
+
+def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from lossjax.examples.digits import load_data, lr_range_test
+
+    if not args.max_lr > args.min_lr:
+        parser.error(f"argument --max-lr: must be greater than --min-lr ({args.min_lr:g}), "
+                     f"got {args.max_lr:g}")
+    if args.num_steps < 2:
+        parser.error("argument --num-steps: must be at least 2")
+    data = load_data(seed=args.seed)
+    if args.batch_size > len(data.x_train):
+        parser.error(f"argument --batch-size: must be at most the {len(data.x_train)} "
+                     f"training examples, got {args.batch_size}")
+    result = lr_range_test(data, optimizer=args.optimizer, batch_size=args.batch_size,
+                           min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.num_steps,
+                           seed=args.seed)
+    ended = "diverged" if result.diverged else "reached --max-lr"
+    print(f"{args.optimizer}: {len(result.learning_rates)} steps, lr {args.min_lr:g} -> "
+          f"{result.learning_rates[-1]:.3g} ({ended})")
+    print(f"suggested learning rate: {result.suggestion:.3g}")
+    directory = os.path.dirname(args.output)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    result.plot(path=args.output)
+    print(f"plot written to {os.path.abspath(args.output)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lossjax`` console script; returns the exit status."""
     parser = argparse.ArgumentParser(prog="lossjax", description=__doc__,
@@ -179,7 +241,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="train an MLP on the digits dataset and compare optimizers",
         description=_DEMO_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_demo_arguments(demo)
+    lr_find = commands.add_parser(
+        "lr-find", help="learning-rate range test on the demo's MLP; plots loss vs rate",
+        description=_LR_FIND_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_lr_find_arguments(lr_find)
     args = parser.parse_args(argv)
+    if args.command == "lr-find":
+        return _lr_find(args, lr_find)
     return _demo(args, demo)
 
 

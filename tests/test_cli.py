@@ -22,9 +22,10 @@ def test_demo_runs_compares_optimizers_and_writes_png(tmp_path, capsys):
     assert status == 0
     assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(output.resolve()) in out
-    for label in ("GD (full batch)", "SGD + momentum", "Adam", "Adam + L2 + dropout"):
+    for label in ("GD (full batch)", "SGD + momentum", "Adam", "Adam + L2 + dropout",
+                  "Schedule-free AdamW", "Prodigy"):
         assert f"\n{label}: lr" in out
-    assert out.count("epoch   1  train loss") == 4
+    assert out.count("epoch   1  train loss") == 6
     table = out[out.index("\nrun "):]
     assert "val acc" in table and "Adam + L2 + dropout" in table
 

@@ -16,6 +16,7 @@ EXPECTED = [
     "02_optimizers.ipynb",
     "03_regularization.ipynb",
     "04_sequences_and_large_vocab.ipynb",
+    "05_adaptive_learning_rates.ipynb",
 ]
 
 

@@ -57,8 +57,11 @@ LOSSES: dict[str, LossFn] = {
 }
 """Training losses by CLI name: ``logits [B, 10]``, integer ``labels [B]`` -> scalar."""
 
-DEFAULT_LEARNING_RATES: dict[str, float] = {"gd": 0.5, "sgd": 0.05, "adam": 3e-3}
-"""A learning rate that works on digits for each optimizer (full-batch GD takes big steps)."""
+DEFAULT_LEARNING_RATES: dict[str, float] = {
+    "gd": 0.5, "sgd": 0.05, "adam": 3e-3, "schedule_free_adamw": 0.0025, "prodigy": 1.0}
+"""A learning rate that works on digits for each optimizer (full-batch GD takes big steps).
+Schedule-free AdamW and Prodigy keep their library defaults (optax's): not tuned here;
+Prodigy's 1.0 multiplies the step size it estimates itself."""
 
 OPTIMIZERS = tuple(DEFAULT_LEARNING_RATES)
 
@@ -68,7 +71,8 @@ class Config:
     """One training run.
 
     ``optimizer``: ``"gd"`` (full-batch gradient descent: one step per epoch), ``"sgd"``
-    (mini-batch SGD with momentum 0.9) or ``"adam"``. ``learning_rate=None`` picks
+    (mini-batch SGD with momentum 0.9), ``"adam"``, ``"schedule_free_adamw"`` (evaluated at
+    its averaged point) or ``"prodigy"`` (estimates its own step size). ``learning_rate=None`` picks
     :data:`DEFAULT_LEARNING_RATES`. ``l2`` multiplies ``l2_penalty`` (½Σw² over weight
     matrices); ``dropout`` is the drop rate of the hidden activations during training.
     """
@@ -86,7 +90,9 @@ class Config:
     @property
     def label(self) -> str:
         """Short human-readable name, e.g. ``"adam + L2 + dropout"``."""
-        name = {"gd": "GD (full batch)", "sgd": "SGD + momentum", "adam": "Adam"}[self.optimizer]
+        name = {"gd": "GD (full batch)", "sgd": "SGD + momentum", "adam": "Adam",
+                "schedule_free_adamw": "Schedule-free AdamW",
+                "prodigy": "Prodigy"}[self.optimizer]
         if self.l2:
             name += " + L2"
         if self.dropout:
@@ -178,7 +184,18 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
         return lossjax.sgd(config.lr, momentum=0.9)
     if config.optimizer == "gd":
         return lossjax.sgd(config.lr)
+    if config.optimizer == "schedule_free_adamw":
+        return lossjax.schedule_free_adamw(config.lr)
+    if config.optimizer == "prodigy":
+        return lossjax.prodigy(config.lr)
     raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {config.optimizer!r}")
+
+
+def evaluation_params(config: Config, opt_state: Any, params: Params) -> Params:
+    """The parameters to evaluate: schedule-free AdamW's averaged point, else ``params``."""
+    if config.optimizer == "schedule_free_adamw":
+        return lossjax.schedule_free_eval_params(opt_state, params)
+    return params
 
 
 def objective(
@@ -268,8 +285,9 @@ def train(
             params, opt_state, _ = step(params, opt_state, step_key, x_train[index],
                                         y_train[index])
             history.steps += 1
-        train_loss, train_acc = evaluate(params, x_train, y_train)
-        val_loss, val_acc = evaluate(params, x_val, y_val)
+        eval_params = evaluation_params(config, opt_state, params)
+        train_loss, train_acc = evaluate(eval_params, x_train, y_train)
+        val_loss, val_acc = evaluate(eval_params, x_val, y_val)
         metrics = EpochMetrics(epoch, float(train_loss), float(train_acc), float(val_loss),
                                float(val_acc))
         history.train_loss.append(metrics.train_loss)
@@ -278,9 +296,41 @@ def train(
         history.val_accuracy.append(metrics.val_accuracy)
         if on_epoch is not None:
             on_epoch(metrics)
-    history.params = params
+    history.params = evaluation_params(config, opt_state, params)
     history.seconds = time.perf_counter() - start
     return history
+
+
+def lr_range_test(
+    data: Data,
+    *,
+    optimizer: str = "sgd",
+    batch_size: int = 64,
+    min_lr: float = 1e-5,
+    max_lr: float = 10.0,
+    num_steps: int = 100,
+    seed: int = 0,
+) -> lossjax.LRFindResult:
+    """:func:`lossjax.lr_find` on the digits MLP (64 -> 128 -> 10, cross-entropy).
+
+    ``optimizer``: ``"sgd"`` (momentum 0.9, as the demo's SGD run) or ``"adam"``. The
+    mini-batches are one shuffled epoch of ``batch_size`` examples, cycled.
+    """
+    makers = {"sgd": lambda lr: lossjax.sgd(lr, momentum=0.9), "adam": lossjax.adam}
+    if optimizer not in makers:
+        raise ValueError(f"optimizer must be one of {sorted(makers)}, got {optimizer!r}")
+    config = Config(optimizer=optimizer, seed=seed)
+    params = init_mlp(jax.random.split(jax.random.PRNGKey(seed))[0],
+                      [data.x_train.shape[1], *config.hidden, NUM_CLASSES])
+    order = batches(np.random.default_rng(seed), len(data.x_train), batch_size)
+    x, y = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    epoch = [(x[index], y[index]) for index in order]
+
+    def loss_fn(params, batch):
+        return objective(params, batch[0], batch[1], None, config)
+
+    return lossjax.lr_find(loss_fn, params, epoch, makers[optimizer], min_lr=min_lr,
+                           max_lr=max_lr, num_steps=num_steps)
 
 
 def plot_histories(histories: Sequence[History], path: str) -> str:

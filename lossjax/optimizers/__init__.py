@@ -71,6 +71,25 @@ from lossjax.optimizers._sign import (
     scale_by_sign,
     sign_sgd,
     signum,
+from lossjax.optimizers._alias import adagrad, adam, adamw, rmsprop, sgd
+from lossjax.optimizers._lr_find import LRFindResult, lr_find
+from lossjax.optimizers._orthogonal import MuonDimensionNumbers, MuonState, muon
+from lossjax.optimizers._parameter_free import (
+    DAdaptAdamWState,
+    DoGState,
+    ProdigyState,
+    dadapt_adamw,
+    dog,
+    prodigy,
+    scale_by_dog,
+)
+from lossjax.optimizers._plateau import ReduceLROnPlateauState, reduce_on_plateau
+from lossjax.optimizers._schedule_free import (
+    ScheduleFreeAdamWState,
+    ScheduleFreeState,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
 )
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
@@ -91,6 +110,25 @@ from lossjax.optimizers._transforms import (
 
 __all__ = [
     "ClipByBlockRmsState",
+    "LRFindResult",
+    "lr_find",
+    "MuonDimensionNumbers",
+    "MuonState",
+    "muon",
+    "DAdaptAdamWState",
+    "DoGState",
+    "ProdigyState",
+    "dadapt_adamw",
+    "dog",
+    "prodigy",
+    "scale_by_dog",
+    "ReduceLROnPlateauState",
+    "reduce_on_plateau",
+    "ScheduleFreeAdamWState",
+    "ScheduleFreeState",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "ClipByGlobalNormState",
     "FactoredState",
     "LearningRateState",

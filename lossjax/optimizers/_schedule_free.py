@@ -1,0 +1,326 @@
+"""Schedule-free SGD and AdamW: no learning-rate decay schedule needed.
+
+Three sequences: ``z`` takes the base optimizer's steps, ``x`` is a weighted running average
+of ``z`` (the point to evaluate at), and the parameters the model trains with are
+``y = (1 − β₁)·z + β₁·x``, where gradients are taken::
+
+    z_{t+1} = z_t − γ_t·d_t                    (d_t: the base direction at y_t)
+    x_{t+1} = (1 − c_{t+1})·x_t + c_{t+1}·z_{t+1}
+    y_{t+1} = (1 − β₁)·z_{t+1} + β₁·x_{t+1}
+
+with ``c_{t+1} = w_t / Σ_{i≤t} w_i`` and ``w_t = (max_{i≤t} γ_i)^p`` (``p`` =
+``weight_lr_power``), which keeps the warm-up steps from dominating the average. Only
+``z`` is stored; ``x`` is recovered from ``y`` and ``z``, so the memory is the base
+optimizer's plus one copy of the parameters.
+
+Same arguments, defaults and numbers as ``optax.contrib.schedule_free_sgd`` /
+``schedule_free_adamw`` (0.2.8), and the state has the same field names, so
+:func:`schedule_free_eval_params` also accepts optax's state and vice versa.
+
+References: Defazio, Yang, Mehta, Mishchenko, Khaled & Cutkosky, "The Road Less
+Scheduled" (2024), https://arxiv.org/abs/2405.15682.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lossjax._validation import check_in_range, check_non_negative, check_positive
+from lossjax.optimizers._transforms import (
+    LearningRateState,
+    ScalarOrSchedule,
+    _compute_dtype,
+    _f32,
+    _full,
+    _increment,
+    _per_leaf,
+    _scalar_dtype,
+)
+
+Array = jax.Array
+
+
+class ScheduleFreeAdamWState(NamedTuple):
+    """``nu``: AdamW's second moment of the gradients at ``y``; ``learning_rate``: the rate
+    (float rates are held here, so :func:`set_learning_rate` changes them)."""
+
+    nu: Any
+    learning_rate: LearningRateState
+
+
+class ScheduleFreeState(NamedTuple):
+    """State of the schedule-free optimizers (optax's field names).
+
+    ``b1``: β₁; ``weight_sum``: ``Σ w_i``; ``step_count``: steps taken + 1 (int32);
+    ``max_lr``: the largest rate so far; ``base_optimizer_state``: a
+    :class:`LearningRateState` (SGD) or :class:`ScheduleFreeAdamWState`; ``z``: the base
+    iterate.
+    """
+
+    b1: Array
+    weight_sum: Array
+    step_count: Array
+    max_lr: Array
+    base_optimizer_state: Any
+    z: Any
+
+
+def schedule_free_eval_params(state: Any, params: Any) -> Any:
+    """The averaged point ``x = (y − (1 − β₁)·z) / β₁`` to evaluate (validate, test, save).
+
+    Training continues from ``params`` (``y``); evaluate the model at the returned tree.
+    Works on the state of :func:`schedule_free_sgd`, :func:`schedule_free_adamw`, optax's
+    ``schedule_free`` optimizers, or any state holding one (e.g. inside ``optax.chain``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> opt = lossjax.schedule_free_sgd(0.5)
+      >>> params = jnp.array([1.0, -2.0])
+      >>> state = opt.init(params)
+      >>> for _ in range(2):
+      ...     updates, state = opt.update(params, state, params)  # gradient of ½‖w‖²
+      ...     params = optax.apply_updates(params, updates)
+      >>> params  # y: where the gradients are taken
+      Array([ 0.3625, -0.725], dtype=float32)
+      >>> lossjax.schedule_free_eval_params(state, params)  # x: where to evaluate
+      Array([ 0.375, -0.75 ], dtype=float32)
+    """
+    found = _find_state(state)
+    b1 = found.b1
+    return jax.tree.map(
+        lambda y, z: (y - (1.0 - b1) * z).astype(y.dtype) / b1.astype(y.dtype), params, found.z)
+
+
+def _moment(p: Any) -> Array:
+    """Zeros shaped like ``p``, stored in float32 at least (half params keep full moments)."""
+    return _full(p, dtype=_compute_dtype(p.dtype))
+
+
+def _find_state(state: Any) -> Any:
+    def is_schedule_free(node: Any) -> bool:
+        return hasattr(node, "b1") and hasattr(node, "z") and hasattr(node, "weight_sum")
+
+    found = [s for s in jax.tree.leaves(state, is_leaf=is_schedule_free) if is_schedule_free(s)]
+    if len(found) != 1:
+        raise ValueError("schedule_free_eval_params needs the state of one schedule-free "
+                         f"optimizer, found {len(found)} in {type(state).__name__}")
+    return found[0]
+
+
+def _warmed_up(learning_rate: ScalarOrSchedule, warmup_steps: int | None):
+    """``rate(count, held)``: the rate at step ``count``; ``held`` is the state's float rate."""
+    if callable(learning_rate):
+        schedule = learning_rate
+        if warmup_steps is not None:
+            raise ValueError("warmup_steps needs a float learning_rate (put the warm-up in "
+                             "the schedule instead)")
+        return lambda count, held: schedule(count)
+    if warmup_steps is None:
+        return lambda count, held: held
+
+    def warm(count, held):
+        # optax's warmup_constant_schedule(0, held, warmup_steps), written the same way.
+        fraction = 1.0 - jnp.clip(count, 0, warmup_steps) / warmup_steps
+        return (0.0 - held) * fraction + held
+
+    return warm
+
+
+def _check_common(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power) -> None:
+    if not callable(learning_rate):
+        check_non_negative("learning_rate", learning_rate)
+    if warmup_steps is not None:
+        check_positive("warmup_steps", warmup_steps)
+    check_in_range("b1", b1, 0.0, 1.0, high_inclusive=True)
+    check_positive("b1", b1)
+    if weight_decay is not None:
+        check_non_negative("weight_decay", weight_decay)
+    check_non_negative("weight_lr_power", weight_lr_power)
+
+
+def _schedule_free(
+    learning_rate: ScalarOrSchedule,
+    warmup_steps: int | None,
+    b1: float,
+    weight_decay: float,
+    weight_lr_power: float,
+    state_dtype: Any,
+    adam: tuple[float, float] | None,
+) -> optax.GradientTransformationExtraArgs:
+    """Schedule-free with the SGD direction ``g`` (``adam=None``) or AdamW's ``g/(√v̂ + ε)``
+    (``adam=(b2, eps)``); ``weight_decay`` adds ``wd·y`` to the direction."""
+    rate = _warmed_up(learning_rate, warmup_steps)
+
+    def step(u, y32, z, lr, ck):
+        if weight_decay:
+            u = u + weight_decay * y32
+        z_new = _f32(z) + (-lr) * u
+        x = (y32 - (1.0 - b1) * _f32(z)) / b1
+        x = (1.0 - ck) * x + ck * z_new
+        y_new = b1 * x + (1.0 - b1) * z_new
+        return y_new - y32, z_new
+
+    def sgd_leaf(g, y, z, lr, ck):
+        update, z_new = step(_f32(g), _f32(y), z, lr, ck)
+        return update.astype(y.dtype), z_new.astype(z.dtype)
+
+    def adam_leaf(g, y, z, v, lr, ck, correction):
+        b2, eps = adam
+        g32 = _f32(g)
+        v32 = (1.0 - b2) * (g32 * g32) + b2 * _f32(v)
+        direction = g32 * (1.0 / (jnp.sqrt(v32 / correction) + eps))
+        update, z_new = step(direction, _f32(y), z, lr, ck)
+        return update.astype(y.dtype), z_new.astype(z.dtype), v32.astype(v.dtype)
+
+    apply = _per_leaf(adam_leaf, 3) if adam else _per_leaf(sgd_leaf, 2)
+
+    def init(params):
+        dtype = _scalar_dtype(params)
+        initial = 0.0 if callable(learning_rate) else learning_rate
+        lr_state = LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
+        base = ScheduleFreeAdamWState(jax.tree.map(_moment, params), lr_state) if adam else \
+            lr_state
+        # a copy, never the caller's buffer: a step that donates params must not free z
+        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
+        return ScheduleFreeState(
+            b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros([], dtype),
+            step_count=jnp.ones([], jnp.int32), max_lr=jnp.zeros([], dtype),
+            base_optimizer_state=base, z=z)
+
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
+        if params is None:
+            raise ValueError("schedule-free optimizers need the parameters: call "
+                             "update(grads, state, params)")
+        dtype = state.max_lr.dtype
+        lr_state = state.base_optimizer_state.learning_rate if adam else \
+            state.base_optimizer_state
+        held = lr_state.learning_rate
+        # optax evaluates the base optimizer's rate at its own count (0, 1, ...) and the
+        # averaging weight at step_count (1, 2, ...): with a warm-up they differ by a step.
+        lr = jnp.asarray(rate(lr_state.count, held), dtype)
+        max_lr = jnp.maximum(state.max_lr, jnp.asarray(rate(state.step_count, held), dtype))
+        weight = max_lr**weight_lr_power
+        weight_sum = state.weight_sum + weight
+        ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
+                       jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
+        new_lr_state = LearningRateState(_increment(lr_state.count), held)
+        if adam:
+            correction = (1.0 - adam[0] ** state.step_count).astype(dtype)
+            updates, z, nu = apply((updates, params, state.z, state.base_optimizer_state.nu),
+                                   (lr, ck, correction))
+            base = ScheduleFreeAdamWState(nu, new_lr_state)
+        else:
+            updates, z = apply((updates, params, state.z), (lr, ck))
+            base = new_lr_state
+        return updates, ScheduleFreeState(state.b1, weight_sum, _increment(state.step_count),
+                                          max_lr, base, z)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def schedule_free_sgd(
+    learning_rate: ScalarOrSchedule = 1.0,
+    warmup_steps: int | None = None,
+    b1: float = 0.9,
+    weight_decay: float | None = None,
+    weight_lr_power: float = 2.0,
+    state_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Schedule-free SGD: ``z ← z − γ·(g + wd·y)`` with the averaging above.
+
+    Train with the parameters this updates (``y``); evaluate, validate and save at
+    :func:`schedule_free_eval_params` (``x``). Keep ``γ`` constant after an optional
+    linear warm-up: no decay schedule is needed, that is the point.
+
+    Args:
+      learning_rate: ``γ >= 0``, a float (held in the state: :func:`set_learning_rate`
+        changes it) or a schedule.
+      warmup_steps: linear warm-up from 0 to ``learning_rate`` over this many steps
+        (float rates only).
+      b1: interpolation ``β₁`` in ``(0, 1]`` (``y`` between ``z`` and ``x``).
+      weight_decay: L2 coefficient added to the gradient (coupled: scaled by ``γ``, as in
+        PyTorch's and optax's SGD), or ``None``.
+      weight_lr_power: ``p`` in the averaging weight ``w_t = (max γ)^p``.
+      state_dtype: dtype to store ``z`` in (default: the parameters').
+
+    Unlike Keras or PyTorch optimizers, ``y`` (trained) and ``x`` (evaluated) differ:
+    the reference implementation's ``optimizer.eval()`` swaps them in place; here call
+    :func:`schedule_free_eval_params`.
+
+    References: Defazio et al., "The Road Less Scheduled" (2024).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import lossjax
+      >>> f = lambda w: jnp.sum(w**2)
+      >>> opt = lossjax.schedule_free_sgd(0.1)
+      >>> params = jnp.array([1.0, 2.0, 3.0]); state = opt.init(params)
+      >>> for _ in range(20):
+      ...     updates, state = opt.update(jax.grad(f)(params), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> f(lossjax.schedule_free_eval_params(state, params))  # optax: the same
+      Array(0.00022956, dtype=float32)
+    """
+    _check_common(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power)
+    return _schedule_free(learning_rate, warmup_steps, b1, weight_decay or 0.0,
+                          weight_lr_power, state_dtype, adam=None)
+
+
+def schedule_free_adamw(
+    learning_rate: ScalarOrSchedule = 0.0025,
+    warmup_steps: int | None = None,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    weight_lr_power: float = 2.0,
+    state_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Schedule-free AdamW: ``z ← z − γ·(g/(√v̂ + ε) + wd·y)``, ``v̂ = v/(1 − β₂ᵗ)``,
+    ``v ← β₂·v + (1 − β₂)·g²``, with the averaging above (no first moment: the
+    interpolation replaces Adam's momentum).
+
+    Train with the parameters this updates (``y``); evaluate at
+    :func:`schedule_free_eval_params`. The defaults (``γ = 0.0025``) are optax's; the
+    authors recommend a warm-up (``warmup_steps``) and tuning ``γ`` and ``β₁`` per problem.
+
+    Args:
+      learning_rate: ``γ >= 0``, a float (held in the state: :func:`set_learning_rate`
+        changes it) or a schedule.
+      warmup_steps: linear warm-up from 0 to ``learning_rate`` (float rates only).
+      b1: interpolation ``β₁`` in ``(0, 1]``.
+      b2: second-moment decay in ``[0, 1)``.
+      eps: ``>= 0``, added to ``√v̂``.
+      weight_decay: decoupled weight decay (times ``γ``, PyTorch's AdamW convention).
+      weight_lr_power: ``p`` in the averaging weight ``w_t = (max γ)^p``.
+      state_dtype: dtype to store ``z`` in (default: the parameters').
+
+    PyTorch (``schedulefree.AdamWScheduleFree``) swaps ``x`` and ``y`` in place with
+    ``optimizer.eval()``/``.train()``; Keras has no schedule-free optimizer.
+
+    References: Defazio et al., "The Road Less Scheduled" (2024).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import lossjax
+      >>> f = lambda w: jnp.sum(w**2)
+      >>> opt = lossjax.schedule_free_adamw(0.5, warmup_steps=5)
+      >>> params = jnp.array([1.0, 2.0, 3.0]); state = opt.init(params)
+      >>> for _ in range(30):
+      ...     updates, state = opt.update(jax.grad(f)(params), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> f(lossjax.schedule_free_eval_params(state, params))  # optax: the same
+      Array(0.07058, dtype=float32)
+    """
+    _check_common(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power)
+    check_in_range("b2", b2, 0.0, 1.0)
+    check_non_negative("eps", eps)
+    return _schedule_free(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power,
+                          state_dtype, adam=(b2, eps))
