@@ -183,7 +183,9 @@ def multi_steps(
     counters; the inner update runs inside ``lax.cond`` only on the ``k``-th call, so the
     other calls neither compute nor hold its temporaries (``optax.MultiSteps`` computes it
     every call and discards it). ``acc_grads`` is computed from the gradients leaf by
-    leaf, so under ``jit`` it takes the gradients' (= the parameters') sharding.
+    leaf, so a jitted step gives it the gradients' (= the parameters') sharding; ``init``
+    on sharded parameters outside ``jit`` gives it theirs (inside ``jit``, pass
+    ``out_shardings``, as for any optimizer state).
 
     Use :func:`multi_steps_has_updated` to tell whether a call applied an update (e.g.
     to log or to step an EMA only then).
@@ -222,7 +224,7 @@ def multi_steps(
     add = _per_leaf(accumulate, 1)
 
     def init(params):
-        acc = jax.tree.map(lambda p: _full(p, dtype=_compute_dtype(p.dtype)), params)
+        acc = jax.tree.map(_zeros_sharded_like, params)
         return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
                                inner.init(params), acc)
 
@@ -246,6 +248,12 @@ def multi_steps(
             inner_state, acc)
 
     return optax.GradientTransformation(init, update)
+
+
+def _zeros_sharded_like(p: Any) -> Any:
+    """Float32-at-least zeros shaped like ``p``; an array's sharding carries over."""
+    dtype = _compute_dtype(p.dtype)
+    return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else _full(p, dtype=dtype)
 
 
 def multi_steps_has_updated(state: Any) -> Array:
