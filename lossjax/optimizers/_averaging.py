@@ -19,6 +19,7 @@ from lossjax.optimizers._transforms import (
     _per_leaf,
     _scalar_dtype,
 )
+from lossjax.optimizers._wrappers import only_node_of_type
 
 Array = jax.Array
 
@@ -173,12 +174,5 @@ def averaged_params(state: Any) -> Any:
       >>> lossjax.averaged_params(tx.init({"w": jnp.ones(2)}))  # before any step
       {'w': Array([1., 1.], dtype=float32)}
     """
-    found = [node for node in jax.tree.leaves(state, is_leaf=_is_ema_params)
-             if _is_ema_params(node)]
-    if len(found) != 1:
-        raise ValueError(f"state must hold exactly one ema_params state, found {len(found)}")
-    return jax.tree.map(lambda x: getattr(x, "value", x), found[0].average)
-
-
-def _is_ema_params(node: Any) -> bool:
-    return isinstance(node, EmaParamsState)
+    average = only_node_of_type(state, EmaParamsState, "ema_params").average
+    return jax.tree.map(lambda x: getattr(x, "value", x), average)

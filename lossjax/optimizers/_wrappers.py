@@ -38,6 +38,20 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def nodes_of_type(tree: Any, cls: type) -> list[Any]:
+    """Every ``cls`` node inside ``tree`` (e.g. one kind of state inside a chain's)."""
+    is_node = lambda node: isinstance(node, cls)  # noqa: E731
+    return [node for node in jax.tree.leaves(tree, is_leaf=is_node) if is_node(node)]
+
+
+def only_node_of_type(tree: Any, cls: type, what: str) -> Any:
+    """The one ``cls`` node inside ``tree``; ``ValueError`` naming ``what`` otherwise."""
+    found = nodes_of_type(tree, cls)
+    if len(found) != 1:
+        raise ValueError(f"state must hold exactly one {what} state, found {len(found)}")
+    return found[0]
+
+
 def _zeros_like_output(fn: Callable[[], tuple[Any, Any]]) -> Any:
     """Zeros shaped like the updates ``fn()`` would return (``fn`` is traced, not run)."""
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn)[0])
@@ -272,15 +286,8 @@ def multi_steps_has_updated(state: Any) -> Array:
       >>> lossjax.multi_steps_has_updated(tx.init(jnp.zeros(3)))
       Array(False, dtype=bool)
     """
-    found = [s for s in jax.tree.leaves(state, is_leaf=_is_multi_steps) if _is_multi_steps(s)]
-    if len(found) != 1:
-        raise ValueError(f"state must hold exactly one multi_steps state, found {len(found)}")
-    (s,) = found
+    s = only_node_of_type(state, MultiStepsState, "multi_steps")
     return (jnp.asarray(s.mini_step) == 0) & (jnp.asarray(s.gradient_step) > 0)
-
-
-def _is_multi_steps(node: Any) -> bool:
-    return isinstance(node, MultiStepsState)
 
 
 # ------------------------------------------------------------------------ parameter groups
@@ -453,11 +460,6 @@ def _as_hyperparam(value: Any, dtype: Any) -> Array:
     return value
 
 
-def _held_learning_rates(state: Any) -> list[Any]:
-    is_lr = lambda n: isinstance(n, LearningRateState)  # noqa: E731
-    return [n for n in jax.tree.leaves(state, is_leaf=is_lr) if is_lr(n)]
-
-
 def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
     """``inner_state`` with each held learning rate taken from ``fresh_state``'s.
 
@@ -465,7 +467,7 @@ def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
     ``set_learning_rate`` needs no retrace); the optimizer built from this step's
     hyperparameters says what it is now.
     """
-    fresh = iter(_held_learning_rates(fresh_state))
+    fresh = iter(nodes_of_type(fresh_state, LearningRateState))
     is_lr = lambda n: isinstance(n, LearningRateState)  # noqa: E731
     return jax.tree.map(
         lambda n: n._replace(learning_rate=next(fresh).learning_rate) if is_lr(n) else n,
@@ -546,7 +548,7 @@ def inject_hyperparams(
             hyperparams = current(state.hyperparams, state.count, dtype)
             inner = inner_factory(**fixed, **hyperparams)
             inner_state = state.inner_state
-            if _held_learning_rates(inner_state):
+            if nodes_of_type(inner_state, LearningRateState):
                 # Under jit the rest of this fresh state is dead code and is not computed.
                 inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
             updates, inner_state = inner.update(updates, inner_state, params)
