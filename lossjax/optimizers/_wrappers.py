@@ -474,6 +474,26 @@ def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
         inner_state, is_leaf=is_lr)
 
 
+_NEEDS_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+                   jax.errors.TracerArrayConversionError)
+
+
+def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
+    """Whether ``factory`` needs ``arguments[name]`` as a Python number when it builds the
+    optimizer (it branches on it, e.g. ``lossjax.sgd``'s ``momentum``); only traced, never
+    run."""
+
+    def build_with_traced(value):
+        factory(**{**arguments, name: value})
+        return jnp.zeros(())
+
+    try:
+        jax.eval_shape(build_with_traced, jnp.asarray(arguments[name]))
+    except _NEEDS_CONCRETE:
+        return True
+    return False
+
+
 def inject_hyperparams(
     inner_factory: Callable[..., optax.GradientTransformation],
     static_args: str | Iterable[str] = (),
@@ -493,8 +513,12 @@ def inject_hyperparams(
     ``jit`` and compiles the step once more). A schedule is evaluated at ``count`` (the
     updates applied so far) before each update; assigning to a scheduled hyperparameter
     has no effect. Bools, strings and ``static_args`` stay fixed Python values; any other
-    callable is taken as a schedule. Floats are stored in ``hyperparam_dtype``, by
-    default the widest float dtype of the parameters (float32 at least).
+    callable is taken as a schedule. A number the factory branches on while building the
+    optimizer (``lossjax.sgd``'s ``momentum``, which decides whether there is a momentum
+    buffer) is detected when the optimizer is built (the factory is traced once per number)
+    and is kept fixed too, so it is not in ``state.hyperparams`` (optax's would list it).
+    Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
+    parameters (float32 at least).
 
     A lossjax optimizer keeps a float learning rate in its own state; this wrapper keeps
     that copy equal to the injected value, so for it ``state.hyperparams`` is the one
@@ -530,6 +554,8 @@ def inject_hyperparams(
                 numbers[name] = value
             else:
                 fixed[name] = value
+        for name in [n for n in numbers if _branches_on(inner_factory, bound.arguments, n)]:
+            fixed[name] = numbers.pop(name)
 
         def current(held, count, dtype):
             values = {k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}

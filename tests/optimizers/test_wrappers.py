@@ -121,6 +121,9 @@ PAIRS = {
                                                                      b1=0.8), {}),
     "inject_adamw": (lambda: lossjax.inject_hyperparams(lossjax.adamw)(1e-2, weight_decay=0.1),
                      lambda: optax.inject_hyperparams(optax.adamw)(1e-2, weight_decay=0.1), {}),
+    "inject_sgd_momentum": (
+        lambda: lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=schedule, momentum=0.9),
+        lambda: optax.inject_hyperparams(optax.sgd)(learning_rate=schedule, momentum=0.9), {}),
     "clip": (lambda: optax.chain(lossjax.clip(0.5), lossjax.sgd(0.1)),
              lambda: optax.chain(optax.clip(0.5), optax.sgd(0.1)), {}),
     "clip_by_block_rms": (lambda: optax.chain(lossjax.clip_by_block_rms(0.7), lossjax.sgd(0.1)),
@@ -245,6 +248,9 @@ def test_inject_hyperparams_learning_rate_changes_without_retrace():
     probe.hyperparams["learning_rate"] = jnp.asarray(0.0, jnp.float32)
     assert not np.any(np.asarray(step(probe)[0]["w"]))
     assert len(traces) == 1
+    # sgd builds a momentum buffer or not from its value: momentum stays a fixed number
+    sgd = lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=0.1, momentum=0.9)
+    assert set(sgd.init(params).hyperparams) == {"learning_rate"}
 
 
 def test_lookahead_equals_optax():
