@@ -240,8 +240,10 @@ def train(cfg: Config, mesh: Mesh, steps: int, seed: int = 0,
     held_out = [shard_batch(mesh, *synthetic_batch(cfg, j, seed, held_out=True))
                 for j in range(HELD_OUT_BATCHES)]
 
-    def evaluate(params):
-        return sum(trainer.evaluate(params, batch) for batch in held_out) / len(held_out)
+    def evaluate(params) -> float:
+        # Each loss is a replicated scalar that every process can read; adding them as
+        # global arrays outside jit would need every process to dispatch the same ops.
+        return float(np.mean([float(trainer.evaluate(params, batch)) for batch in held_out]))
 
     losses, eval_steps, eval_losses = [], [], []
     for i in range(steps):
@@ -252,7 +254,7 @@ def train(cfg: Config, mesh: Mesh, steps: int, seed: int = 0,
         if i + 1 == steps or (eval_every and (i + 1) % eval_every == 0):
             eval_steps.append(i + 1)
             eval_losses.append(evaluate(params))
-    eval_losses = np.array(jax.device_get(eval_losses))
+    eval_losses = np.array(eval_losses)
     return Run(np.array(jax.device_get(losses)), float(eval_losses[-1]), np.array(eval_steps),
                eval_losses, params, state, trainer)
 
