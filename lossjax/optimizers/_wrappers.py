@@ -244,18 +244,22 @@ def multi_steps(
 
     def update(updates, state, params=None):
         k = jnp.asarray(schedule(state.gradient_step), jnp.int32)
-        (acc,) = add((updates, state.acc_grads), (state.mini_step,))
         emit = state.mini_step >= k - 1
 
+        # Each branch accumulates for itself, so the new buffer is written straight into
+        # its output (no gradient-sized temporary holds it across the cond).
         def step(_):
+            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
             grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-            return inner.update(grads, state.inner_opt_state, params)
+            new_updates, inner_state = inner.update(grads, state.inner_opt_state, params)
+            return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
 
         def hold(_):
-            return _zeros_like_output(lambda: step(None)), state.inner_opt_state
+            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
+            zeros = _zeros_like_output(lambda: step(None)[:2])
+            return zeros, state.inner_opt_state, acc
 
-        new_updates, inner_state = jax.lax.cond(emit, step, hold, None)
-        acc = jax.tree.map(lambda a: jnp.where(emit, jnp.zeros_like(a), a), acc)
+        new_updates, inner_state, acc = jax.lax.cond(emit, step, hold, None)
         return new_updates, MultiStepsState(
             jnp.where(emit, 0, _increment(state.mini_step)),
             jnp.where(emit, _increment(state.gradient_step), state.gradient_step),
