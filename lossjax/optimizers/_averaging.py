@@ -164,7 +164,7 @@ def averaged_params(state: Any) -> Any:
     ``state`` is the whole optimizer state (an ``optax.chain``'s tuple, a wrapper's state,
     or a Flax ``nnx.Optimizer``'s ``opt_state``); it must hold exactly one
     :class:`EmaParamsState` (``ValueError`` otherwise). The average has the parameters'
-    structure, in float32 at least.
+    structure, in float32 at least, as plain arrays (also from an ``nnx.Optimizer``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -175,4 +175,7 @@ def averaged_params(state: Any) -> Any:
       {'w': Array([1., 1.], dtype=float32)}
     """
     average = only_node_of_type(state, EmaParamsState, "ema_params").average
-    return jax.tree.map(lambda x: getattr(x, "value", x), average)
+    # A Flax nnx.Optimizer holds each array in a variable: hand back the arrays.
+    is_variable = lambda x: hasattr(x, "get_value")  # noqa: E731
+    return jax.tree.map(lambda x: x.get_value() if is_variable(x) else x, average,
+                        is_leaf=is_variable)

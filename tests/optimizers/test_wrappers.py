@@ -391,7 +391,8 @@ def test_compositions_train_inside_flax_nnx_optimizer():
             np.testing.assert_array_equal(model.backbone.kernel[...], backbone)
         if name == "ema_last":
             average = lossjax.averaged_params(optimizer.opt_state)
-            assert np.asarray(average["head"]["kernel"]).shape == (16, 4)
+            assert isinstance(average["head"]["kernel"], jax.Array)
+            assert average["head"]["kernel"].shape == (16, 4)
         if name == "nan_safe_accumulation":
             # 20 calls, k = 2: the last one completed a window
             assert bool(lossjax.multi_steps_has_updated(optimizer.opt_state))
