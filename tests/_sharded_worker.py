@@ -4,7 +4,8 @@ A JAX process fixes its device count at start-up, so the 8-device runs happen he
 with ``--xla_force_host_platform_device_count``. Prints one JSON line on stdout.
 
     python tests/_sharded_worker.py mesh STEPS
-        8 devices in one process: runs on 1x1, 8x1 and 2x4 meshes.
+        8 devices in one process: runs on 1x1, 8x1 and 2x4 meshes; the example's default
+        run (200 steps, one device); lossjax.multi_steps' accumulator on the 2x4 mesh.
     python tests/_sharded_worker.py multihost STEPS COORDINATOR NUM_PROCESSES PROCESS_ID
         one of several processes (4 devices each) joined by jax.distributed; a 2x4 mesh.
 """
@@ -54,12 +55,46 @@ def _describe(run: lm.Run, mesh) -> dict:
     }
 
 
+def _same_shardings(tree, params) -> dict:
+    return {k: tree[k].sharding.is_equivalent_to(params[k].sharding, params[k].ndim)
+            for k in params}
+
+
+def multi_steps_shardings(mesh) -> dict:
+    """Whether multi_steps' accumulator (eager init; after a jitted step with no
+    out_shardings) and the inner Adam's moments take each parameter's sharding."""
+    import lossjax
+
+    cfg = lm.Config()
+    params = lm.init_params(jax.random.key(0), cfg)
+    shardings = jax.tree.map(
+        lambda p: jax.sharding.NamedSharding(mesh, lm.param_spec(p.shape, mesh.shape["fsdp"])),
+        params)
+    params = jax.device_put(params, shardings)
+    tx = lossjax.multi_steps(lossjax.adam(1e-2), 2)
+    state = tx.init(params)
+    at_init = _same_shardings(state.acc_grads, params)
+    step = jax.jit(lambda p, s: tx.update(p, s, p))
+    _, state = step(params, state)
+    after_step = _same_shardings(state.acc_grads, params)
+    _, state = step(params, state)  # the inner Adam ran
+    adam = _adam_state(state)
+    return {"init": at_init, "step": after_step,
+            "mu": _same_shardings(adam.mu, params), "nu": _same_shardings(adam.nu, params),
+            "acc_shard": {k: _shard_shape(v) for k, v in state.acc_grads.items()},
+            "param_shard": {k: _shard_shape(v) for k, v in params.items()}}
+
+
 def mesh_runs(steps: int) -> dict:
     assert jax.device_count() == 8, jax.devices()
     out = {}
     for name, (data, fsdp) in MESHES.items():
         mesh = lm.make_mesh(data, fsdp)
         out[name] = _describe(lm.train(lm.Config(), mesh, steps), mesh)
+    default = lm.train(lm.Config(), lm.make_mesh(1, 1), 200, eval_every=20)
+    out["default_run"] = {"eval_losses": default.eval_losses.tolist(),
+                          "losses": default.losses.tolist()}
+    out["multi_steps"] = multi_steps_shardings(lm.make_mesh(*MESHES["fsdp"]))
     return out
 
 

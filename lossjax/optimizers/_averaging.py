@@ -1,0 +1,181 @@
+"""Exponential moving averages: of the updates (:func:`ema`) and of the parameters
+(:func:`ema_params`, read back with :func:`averaged_params`)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lossjax._validation import check_in_range
+from lossjax.optimizers._transforms import (
+    _bias_correction,
+    _compute_dtype,
+    _f32,
+    _full,
+    _increment,
+    _per_leaf,
+    _scalar_dtype,
+)
+from lossjax.optimizers._wrappers import only_node_of_type
+
+Array = jax.Array
+
+
+class EmaState(NamedTuple):
+    """``count``: updates seen (int32); ``ema``: the (not debiased) moving average."""
+
+    count: Array
+    ema: Any
+
+
+def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None
+        ) -> optax.GradientTransformation:
+    """Exponential moving average of the updates.
+
+    ``e ← d·e + (1 − d)·u`` (``e`` starts at 0); the output is ``e``, or with ``debias``
+    ``e / (1 − dᵗ)`` at step ``t = 1, 2, ...``, which removes the pull towards the zero
+    start. (``optax.trace`` / :func:`trace` is the undamped ``e ← d·e + u``.)
+
+    Args:
+      decay: ``d`` in ``[0, 1]`` (``ValueError`` otherwise).
+      debias: divide by ``1 − dᵗ``.
+      accumulator_dtype: dtype the average is stored in; ``None``: the updates' dtype.
+        The arithmetic runs in at least float32 either way.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.ema(0.9)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.array([1.0]), state)  # debiased: exactly the first
+      >>> u, state = tx.update(jnp.array([3.0]), state)  # (0.09 + 0.3) / 0.19
+      >>> u
+      Array([2.0526], dtype=float32)
+    """
+    check_in_range("decay", decay, 0.0, 1.0, high_inclusive=True)
+
+    def leaf(u, e, correction):
+        e32 = decay * _f32(e) + (1.0 - decay) * _f32(u)
+        out = e32 / correction.astype(e32.dtype) if debias else e32
+        return out.astype(u.dtype), e32.astype(e.dtype)
+
+    apply = _per_leaf(leaf, 2)
+
+    def init(params):
+        return EmaState(jnp.zeros([], jnp.int32),
+                        jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
+
+    def update(updates, state, params=None):
+        del params
+        count = _increment(state.count)
+        correction = (_bias_correction(decay, count) if debias else jnp.ones([]))
+        updates, averages = apply((updates, state.ema),
+                                  (correction.astype(_scalar_dtype(updates)),))
+        return updates, EmaState(count, averages)
+
+    return optax.GradientTransformation(init, update)
+
+
+class EmaParamsState(NamedTuple):
+    """``count``: updates seen (int32); ``average``: the debiased moving average of the
+    parameters after each update (float32 at least), the initial parameters before any."""
+
+    count: Array
+    average: Any
+
+
+def ema_params(decay: float) -> optax.GradientTransformation:
+    """Keep a debiased exponential moving average of the parameters in the optimizer state.
+
+    Chain it last (after the learning rate): it passes the updates through unchanged and,
+    with ``w_t = params + updates`` the parameters after step ``t = 1, 2, ...``, tracks ::
+
+        a_t = Σ_{s ≤ t} d^(t−s) (1 − d) w_s / (1 − dᵗ)
+            = a_{t−1} + (w_t − a_{t−1}) · (1 − d) / (1 − dᵗ)
+
+    the zero-started EMA divided by its bias correction ``1 − dᵗ``. It is kept in that
+    second, already debiased form, so :func:`averaged_params` reads it without knowing
+    ``d`` and float32 loses nothing to a tiny ``1 − dᵗ``. After the first step
+    ``a_1 = w_1``; ``d = 1`` gives the equal-weight average ``a_t = (w_1 + ... + w_t)/t``
+    (stochastic weight averaging). Evaluate or export the model with
+    ``averaged_params(state)``; train with the parameters themselves.
+
+    Conventions elsewhere: Keras' ``use_ema=True`` (``ema_momentum=0.99``) and PyTorch's
+    ``swa_utils.AveragedModel`` with an EMA ``multi_avg_fn`` keep the same kind of average
+    but start it at the first parameters, ``a ← d·a + (1 − d)·w``, without debiasing:
+    early averages lean towards the initial weights, which the debiasing here removes.
+    Keras also overwrites the model's weights with the average when asked; here the
+    average is only read.
+
+    Args:
+      decay: ``d`` in ``[0, 1]`` (``ValueError`` otherwise); 0.999 is typical for a long
+        run, lower for a short one (the average spans about ``1/(1 − d)`` steps).
+
+    References: Polyak & Juditsky, "Acceleration of Stochastic Approximation by
+    Averaging" (1992); Izmailov et al., "Averaging Weights Leads to Wider Optima and
+    Better Generalization" (2018).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> tx = optax.chain(lossjax.sgd(1.0), lossjax.ema_params(0.5))
+      >>> params = jnp.array([0.0])
+      >>> state = tx.init(params)
+      >>> for g in (-2.0, -2.0):  # parameters 2.0 then 4.0
+      ...     updates, state = tx.update(jnp.array([g]), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> lossjax.averaged_params(state)  # (0.25·2 + 0.5·4) / 0.75
+      Array([3.3333], dtype=float32)
+    """
+    check_in_range("decay", decay, 0.0, 1.0, high_inclusive=True)
+
+    def leaf(u, p, a, weight):
+        a32 = _f32(a)
+        new = (_f32(p) + _f32(u)).astype(p.dtype)  # the parameter apply_updates will give
+        return (a32 + (_f32(new) - a32) * weight.astype(a32.dtype)).astype(a.dtype),
+
+    apply = _per_leaf(leaf, 1)
+
+    def init(params):
+        return EmaParamsState(
+            jnp.zeros([], jnp.int32),
+            jax.tree.map(lambda p: jnp.asarray(p, _compute_dtype(p.dtype)), params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("ema_params needs the parameters: "
+                             "call update(updates, state, params) with params")
+        count = _increment(state.count)
+        t = count.astype(_scalar_dtype(updates))
+        weight = 1.0 / t if decay == 1.0 else (1.0 - decay) / _bias_correction(decay, t)
+        (average,) = apply((updates, params, state.average), (weight,))
+        return updates, EmaParamsState(count, average)
+
+    return optax.GradientTransformation(init, update)
+
+
+def averaged_params(state: Any) -> Any:
+    """The parameters averaged by :func:`ema_params`, found anywhere inside ``state``.
+
+    ``state`` is the whole optimizer state (an ``optax.chain``'s tuple, a wrapper's state,
+    or a Flax ``nnx.Optimizer``'s ``opt_state``); it must hold exactly one
+    :class:`EmaParamsState` (``ValueError`` otherwise). The average has the parameters'
+    structure, in float32 at least, as plain arrays (also from an ``nnx.Optimizer``).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> tx = optax.chain(lossjax.sgd(0.1), lossjax.ema_params(0.9))
+      >>> lossjax.averaged_params(tx.init({"w": jnp.ones(2)}))  # before any step
+      {'w': Array([1., 1.], dtype=float32)}
+    """
+    average = only_node_of_type(state, EmaParamsState, "ema_params").average
+    # A Flax nnx.Optimizer holds each array in a variable: hand back the arrays.
+    is_variable = lambda x: hasattr(x, "get_value")  # noqa: E731
+    return jax.tree.map(lambda x: x.get_value() if is_variable(x) else x, average,
+                        is_leaf=is_variable)

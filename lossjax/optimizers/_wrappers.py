@@ -1,0 +1,682 @@
+"""Wrappers around an optimizer: skip non-finite steps, accumulate gradients, optimize
+parameter groups differently, inject hyperparameters, look ahead.
+
+Each takes and returns an ``optax.GradientTransformation``; the states are NamedTuples of
+arrays (so they jit, shard, checkpoint and live inside a Flax ``nnx.Optimizer``). Same
+signatures, state fields and numbers as optax's wrappers of the same name.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lossjax._validation import check_in_range
+from lossjax.optimizers._transforms import (
+    LearningRateState,
+    _compute_dtype,
+    _f32,
+    _full,
+    _increment,
+    _per_leaf,
+    _scalar_dtype,
+)
+from lossjax.regularizers._mask import Mask, mask_flags
+from lossjax.regularizers._transforms import EmptyState
+
+Array = jax.Array
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def nodes_of_type(tree: Any, cls: type) -> list[Any]:
+    """Every ``cls`` node inside ``tree`` (e.g. one kind of state inside a chain's)."""
+    is_node = lambda node: isinstance(node, cls)  # noqa: E731
+    return [node for node in jax.tree.leaves(tree, is_leaf=is_node) if is_node(node)]
+
+
+def only_node_of_type(tree: Any, cls: type, what: str) -> Any:
+    """The one ``cls`` node inside ``tree``; ``ValueError`` naming ``what`` otherwise."""
+    found = nodes_of_type(tree, cls)
+    if len(found) != 1:
+        raise ValueError(f"state must hold exactly one {what} state, found {len(found)}")
+    return found[0]
+
+
+def _zeros_like_output(fn: Callable[[], tuple[Any, Any]]) -> Any:
+    """Zeros shaped like the updates ``fn()`` would return (``fn`` is traced, not run)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(fn)[0])
+
+
+# --------------------------------------------------------------------------- non-finite
+
+
+class ApplyIfFiniteState(NamedTuple):
+    """``notfinite_count``: consecutive steps with a NaN/inf gradient (reset to 0 by a
+    finite one); ``last_finite``: whether the last gradient was finite;
+    ``total_notfinite``: all non-finite steps so far; ``inner_state``: the wrapped state."""
+
+    notfinite_count: Array
+    last_finite: Array
+    total_notfinite: Array
+    inner_state: Any
+
+
+def _all_finite(tree: Any) -> Array:
+    finite = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
+    return functools.reduce(jnp.logical_and, finite, jnp.asarray(True))
+
+
+def apply_if_finite(
+    inner: optax.GradientTransformation, max_consecutive_errors: int
+) -> optax.GradientTransformation:
+    """Skip steps whose gradients hold a NaN or an inf.
+
+    A step with a non-finite gradient returns zero updates and leaves the inner state
+    untouched (the inner optimizer does not even run: ``lax.cond``), so one bad batch (a
+    float16 overflow, a corrupt example) costs a step and poisons neither the parameters
+    nor Adam's moments. The counters in :class:`ApplyIfFiniteState` record it. After more
+    than ``max_consecutive_errors`` non-finite steps in a row the wrapper gives up and
+    lets the update through, NaN included, so a run that has truly diverged shows it
+    instead of silently standing still (optax's behaviour).
+
+    Wrapping :func:`multi_steps` skips the bad micro-batch itself: it is not accumulated
+    and does not count towards the ``k``.
+
+    Args:
+      inner: the optimizer to protect.
+      max_consecutive_errors: ``>= 0``; the number of non-finite steps in a row that are
+        skipped.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.apply_if_finite(lossjax.sgd(0.1), max_consecutive_errors=3)
+      >>> state = tx.init(jnp.zeros(2))
+      >>> updates, state = tx.update(jnp.array([1.0, jnp.nan]), state)
+      >>> updates, state.total_notfinite
+      (Array([0., 0.], dtype=float32), Array(1, dtype=int32))
+    """
+    if not _is_int(max_consecutive_errors) or max_consecutive_errors < 0:
+        raise ValueError(
+            f"max_consecutive_errors must be an integer >= 0, got {max_consecutive_errors!r}")
+
+    def init(params):
+        return ApplyIfFiniteState(jnp.zeros([], jnp.int32), jnp.asarray(True),
+                                  jnp.zeros([], jnp.int32), inner.init(params))
+
+    def update(updates, state, params=None):
+        finite = _all_finite(updates)
+        streak = jnp.where(finite, 0, _increment(state.notfinite_count))
+
+        def apply(_):
+            return inner.update(updates, state.inner_state, params)
+
+        def skip(_):
+            zeros = _zeros_like_output(lambda: inner.update(updates, state.inner_state, params))
+            return zeros, state.inner_state
+
+        updates, inner_state = jax.lax.cond(
+            finite | (streak > max_consecutive_errors), apply, skip, None)
+        total = jnp.where(finite, state.total_notfinite, _increment(state.total_notfinite))
+        return updates, ApplyIfFiniteState(streak, finite, total, inner_state)
+
+    return optax.GradientTransformation(init, update)
+
+
+class ZeroNansState(NamedTuple):
+    """``found_nan``: one bool per leaf, whether the last update held a NaN there."""
+
+    found_nan: Any
+
+
+def zero_nans() -> optax.GradientTransformation:
+    """Replace NaN update elements by 0 (infs pass through); flag the leaves that had one.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.zero_nans()
+      >>> updates, state = tx.update(jnp.array([1.0, jnp.nan]), tx.init(jnp.zeros(2)))
+      >>> updates, state.found_nan
+      (Array([1., 0.], dtype=float32), Array(True, dtype=bool))
+    """
+
+    def init(params):
+        return ZeroNansState(jax.tree.map(lambda _: jnp.asarray(False), params))
+
+    def update(updates, state, params=None):
+        del params, state
+        found = jax.tree.map(lambda u: jnp.any(jnp.isnan(u)), updates)
+        updates = jax.tree.map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), updates)
+        return updates, ZeroNansState(found)
+
+    return optax.GradientTransformation(init, update)
+
+
+# ------------------------------------------------------------------ gradient accumulation
+
+
+class MultiStepsState(NamedTuple):
+    """``mini_step``: micro-batches accumulated in the current window (0 right after an
+    update); ``gradient_step``: updates applied so far; ``inner_opt_state``: the wrapped
+    optimizer's state; ``acc_grads``: the running mean (or sum) of the window's gradients,
+    shaped like the parameters, in float32 at least."""
+
+    mini_step: Array
+    gradient_step: Array
+    inner_opt_state: Any
+    acc_grads: Any
+
+
+def multi_steps(
+    inner: optax.GradientTransformation,
+    every_k_schedule: int | Callable[[Array], Array],
+    *,
+    use_grad_mean: bool = True,
+) -> optax.GradientTransformation:
+    """Gradient accumulation: the inner optimizer steps once every ``k`` micro-batches.
+
+    Each call adds the gradient to one buffer per parameter; calls ``1 … k−1`` of a
+    window return zero updates, call ``k`` hands the inner optimizer the window's mean
+    ``ḡ = (g_1 + … + g_k)/k`` (the sum with ``use_grad_mean=False``), returns its update
+    and empties the buffer. The mean is kept as a running mean,
+    ``ḡ_n = ḡ_{n−1} + (g_n − ḡ_{n−1})/n`` (optax's numbers), in at least float32. With the
+    mean, ``k`` micro-batches of ``B`` give the same step as one batch of ``k·B``.
+
+    Memory: ``inner``'s state plus ONE gradient-sized buffer (``acc_grads``) and two
+    counters; the inner update runs inside ``lax.cond`` only on the ``k``-th call, so the
+    other calls neither compute nor hold its temporaries (``optax.MultiSteps`` computes it
+    every call and discards it). ``acc_grads`` is computed from the gradients leaf by
+    leaf, so a jitted step gives it the gradients' (= the parameters') sharding; ``init``
+    on sharded parameters outside ``jit`` gives it theirs (inside ``jit``, pass
+    ``out_shardings``, as for any optimizer state).
+
+    Use :func:`multi_steps_has_updated` to tell whether a call applied an update (e.g.
+    to log or to step an EMA only then).
+
+    Args:
+      inner: the optimizer applied to the accumulated gradient.
+      every_k_schedule: ``k >= 1`` (``ValueError`` otherwise), or a function of the
+        number of updates applied so far returning ``k`` (to grow the batch).
+      use_grad_mean: average the window's gradients (default) or sum them.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.multi_steps(lossjax.sgd(1.0), every_k_schedule=2)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> u, state = tx.update(jnp.array([1.0]), state)
+      >>> u, lossjax.multi_steps_has_updated(state)
+      (Array([0.], dtype=float32), Array(False, dtype=bool))
+      >>> u, state = tx.update(jnp.array([3.0]), state)  # −1 · mean(1, 3)
+      >>> u, lossjax.multi_steps_has_updated(state)
+      (Array([-2.], dtype=float32), Array(True, dtype=bool))
+    """
+    if callable(every_k_schedule):
+        schedule = every_k_schedule
+    elif _is_int(every_k_schedule) and every_k_schedule >= 1:
+        schedule = lambda step: jnp.asarray(every_k_schedule, jnp.int32)  # noqa: E731
+    else:
+        raise ValueError(
+            f"every_k_schedule must be an integer k >= 1 or a function, got {every_k_schedule!r}")
+
+    def accumulate(g, acc, n):
+        acc32, g32 = _f32(acc), _f32(g)
+        new = acc32 + (g32 - acc32) / (n + 1).astype(acc32.dtype) if use_grad_mean else acc32 + g32
+        return (new.astype(acc.dtype),)
+
+    add = _per_leaf(accumulate, 1)
+
+    def init(params):
+        acc = jax.tree.map(_zeros_sharded_like, params)
+        return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
+                               inner.init(params), acc)
+
+    def update(updates, state, params=None):
+        k = jnp.asarray(schedule(state.gradient_step), jnp.int32)
+        emit = state.mini_step >= k - 1
+
+        # Each branch accumulates for itself, so the new buffer is written straight into
+        # its output (no gradient-sized temporary holds it across the cond).
+        def step(_):
+            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
+            grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
+            new_updates, inner_state = inner.update(grads, state.inner_opt_state, params)
+            return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
+
+        def hold(_):
+            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
+            zeros = _zeros_like_output(lambda: step(None)[:2])
+            return zeros, state.inner_opt_state, acc
+
+        new_updates, inner_state, acc = jax.lax.cond(emit, step, hold, None)
+        return new_updates, MultiStepsState(
+            jnp.where(emit, 0, _increment(state.mini_step)),
+            jnp.where(emit, _increment(state.gradient_step), state.gradient_step),
+            inner_state, acc)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _zeros_sharded_like(p: Any) -> Any:
+    """Float32-at-least zeros shaped like ``p``; an array's sharding carries over."""
+    dtype = _compute_dtype(p.dtype)
+    return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else _full(p, dtype=dtype)
+
+
+def multi_steps_has_updated(state: Any) -> Array:
+    """Whether the last call of a :func:`multi_steps` optimizer applied an update.
+
+    ``state`` is that optimizer's state or any state holding exactly one
+    :class:`MultiStepsState` (e.g. inside :func:`apply_if_finite`); ``ValueError``
+    otherwise. It is true after a window's ``k``-th call (``mini_step == 0`` and at least
+    one update applied) and stays true through a skipped non-finite micro-batch that
+    follows it, which changes no state.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.multi_steps(lossjax.sgd(0.1), 4)
+      >>> lossjax.multi_steps_has_updated(tx.init(jnp.zeros(3)))
+      Array(False, dtype=bool)
+    """
+    s = only_node_of_type(state, MultiStepsState, "multi_steps")
+    return (jnp.asarray(s.mini_step) == 0) & (jnp.asarray(s.gradient_step) > 0)
+
+
+# ------------------------------------------------------------------------ parameter groups
+
+
+class MaskedNode(NamedTuple):
+    """Stands in for a leaf that a :func:`masked` transform does not see (an empty node:
+    tree maps skip it, and it costs no memory in the state)."""
+
+
+class MaskedState(NamedTuple):
+    """``inner_state``: the wrapped transform's state, built on the selected leaves only."""
+
+    inner_state: Any
+
+
+def _hide(tree: Any, flags: Any) -> Any:
+    return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), flags, tree)
+
+
+def masked(inner: optax.GradientTransformation, mask: Mask) -> optax.GradientTransformation:
+    """Apply ``inner`` to the leaves ``mask`` selects; pass the others through unchanged.
+
+    ``inner`` sees a tree in which unselected leaves are an empty :class:`MaskedNode`, so
+    its state holds nothing for them (no moments for frozen or excluded leaves).
+
+    Args:
+      inner: the transform to apply to the selected leaves.
+      mask: a pytree of Python bools with the parameters' structure or a prefix of it
+        (``{"backbone": False, "head": True}``), a single bool, or a function
+        ``params -> such a tree`` (called on the parameters in ``init`` and on the updates
+        in ``update``). Non-bool leaves raise ``ValueError``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.masked(lossjax.scale(10.0), {"w": True, "b": False})
+      >>> g = {"w": jnp.ones(2), "b": jnp.ones(2)}
+      >>> tx.update(g, tx.init(g))[0]["w"]
+      Array([10., 10.], dtype=float32)
+    """
+
+    def init(params):
+        return MaskedState(inner.init(_hide(params, mask_flags(mask, params))))
+
+    def update(updates, state, params=None):
+        flags = mask_flags(mask, updates)
+        hidden_params = None if params is None else _hide(params, flags)
+        new, inner_state = inner.update(_hide(updates, flags), state.inner_state,
+                                        hidden_params)
+        merged = jax.tree.map(lambda keep, n, u: n if keep else u, flags, new, updates)
+        return merged, MaskedState(inner_state)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _set_to_zero() -> optax.GradientTransformation:
+    def update(updates, state, params=None):
+        del params
+        return jax.tree.map(jnp.zeros_like, updates), state
+
+    return optax.GradientTransformation(lambda params: EmptyState(), update)
+
+
+def freeze(mask: Mask) -> optax.GradientTransformation:
+    """Zero the updates of the leaves ``mask`` selects, so those parameters stay fixed.
+
+    ``mask`` as in :func:`masked` (``True`` = frozen; a single ``True`` freezes all).
+    Chained before an optimizer, the optimizer still keeps state for the frozen leaves
+    (it sees zero gradients; with weight decay they would still move, so chain
+    ``freeze`` after the optimizer, or use :func:`partition` with ``freeze(True)`` for
+    the frozen group, which keeps no state for it at all).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.freeze({"backbone": True, "head": False})
+      >>> g = {"backbone": jnp.ones(2), "head": jnp.ones(2)}
+      >>> tx.update(g, tx.init(g))[0]["backbone"]
+      Array([0., 0.], dtype=float32)
+    """
+    return masked(_set_to_zero(), mask)
+
+
+class PartitionState(NamedTuple):
+    """``inner_states``: ``{label: that group's masked state}``."""
+
+    inner_states: Any
+
+
+def partition(
+    transforms: Mapping[Hashable, optax.GradientTransformation],
+    param_labels: Any,
+) -> optax.GradientTransformation:
+    """Optimize groups of parameters with different transforms.
+
+    Each leaf of the parameters gets a label; leaves labelled ``name`` are updated by
+    ``transforms[name]``, applied through :func:`masked` (so each transform keeps state
+    only for its own leaves).
+
+    Args:
+      transforms: ``{label: transform}``.
+      param_labels: a pytree of labels with the parameters' structure or a prefix of it,
+        or a function ``params -> such a tree`` (called on the updates in ``update``). A
+        label with no transform raises ``ValueError`` naming it.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.partition({"train": lossjax.sgd(0.5), "fixed": lossjax.freeze(True)},
+      ...                        {"head": "train", "backbone": "fixed"})
+      >>> params = {"head": jnp.ones(2), "backbone": jnp.ones(2)}
+      >>> updates, _ = tx.update(params, tx.init(params), params)
+      >>> updates["head"], updates["backbone"]
+      (Array([-0.5, -0.5], dtype=float32), Array([0., 0.], dtype=float32))
+    """
+    transforms = dict(transforms)
+    if not transforms:
+        raise ValueError("transforms must name at least one transform")
+
+    def labels_of(tree):
+        labels = param_labels(tree) if callable(param_labels) else param_labels
+        unknown = set(jax.tree.leaves(labels)) - set(transforms)
+        if unknown:
+            raise ValueError(
+                f"param_labels uses label(s) {sorted(map(repr, unknown))} with no transform; "
+                f"transforms has {sorted(map(repr, transforms))}")
+        return labels
+
+    def group(labels, name):
+        return masked(transforms[name], jax.tree.map(lambda label: label == name, labels))
+
+    def init(params):
+        labels = labels_of(params)
+        return PartitionState({name: group(labels, name).init(params) for name in transforms})
+
+    def update(updates, state, params=None):
+        labels = labels_of(updates)
+        states = {}
+        for name in transforms:
+            updates, states[name] = group(labels, name).update(
+                updates, state.inner_states[name], params)
+        return updates, PartitionState(states)
+
+    return optax.GradientTransformation(init, update)
+
+
+# ---------------------------------------------------------------------- hyperparameters
+
+
+class InjectHyperparamsState(NamedTuple):
+    """``count``: updates applied (int32); ``hyperparams``: ``{name: value}`` as arrays,
+    the values the last update used (a schedule's value at its step); ``inner_state``:
+    the wrapped optimizer's state."""
+
+    count: Array
+    hyperparams: dict[str, Array]
+    inner_state: Any
+
+
+def _float_dtype(params: Any) -> Any:
+    return _scalar_dtype(jax.tree.map(lambda p: jnp.zeros((), jnp.result_type(p)), params))
+
+
+def _as_hyperparam(value: Any, dtype: Any) -> Array:
+    """Floats (Python or weakly typed) become ``dtype`` arrays; ints and bools keep theirs."""
+    value = jnp.asarray(value)
+    if jnp.issubdtype(value.dtype, jnp.floating):
+        return value.astype(dtype)
+    return value
+
+
+def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
+    """``inner_state`` with each held learning rate taken from ``fresh_state``'s.
+
+    lossjax optimizers hold a float learning rate in their state (so
+    ``set_learning_rate`` needs no retrace); the optimizer built from this step's
+    hyperparameters says what it is now.
+    """
+    fresh = iter(nodes_of_type(fresh_state, LearningRateState))
+    is_lr = lambda n: isinstance(n, LearningRateState)  # noqa: E731
+    return jax.tree.map(
+        lambda n: n._replace(learning_rate=next(fresh).learning_rate) if is_lr(n) else n,
+        inner_state, is_leaf=is_lr)
+
+
+_NEEDS_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
+                   jax.errors.TracerArrayConversionError)
+
+
+def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
+    """Whether ``factory`` needs ``arguments[name]`` as a Python number when it builds the
+    optimizer (it branches on it, e.g. ``lossjax.sgd``'s ``momentum``); only traced, never
+    run."""
+
+    def build_with_traced(value):
+        factory(**{**arguments, name: value})
+        return jnp.zeros(())
+
+    try:
+        jax.eval_shape(build_with_traced, jnp.asarray(arguments[name]))
+    except _NEEDS_CONCRETE:
+        return True
+    return False
+
+
+def inject_hyperparams(
+    inner_factory: Callable[..., optax.GradientTransformation],
+    static_args: str | Iterable[str] = (),
+    hyperparam_dtype: Any = None,
+) -> Callable[..., optax.GradientTransformation]:
+    """Hold an optimizer's hyperparameters in its state, as numbers or schedules.
+
+    ``inject_hyperparams(lossjax.adamw)(learning_rate=sched, weight_decay=0.01)`` builds
+    an AdamW whose numeric arguments (and schedules' current values) live in
+    ``state.hyperparams``; each update rebuilds ``inner_factory(**hyperparams)`` from
+    them, so they are data, not constants compiled into the step. Change one between
+    jitted steps and the next update uses it without a retrace::
+
+        state.hyperparams["learning_rate"] = jnp.asarray(1e-4, jnp.float32)
+
+    (assign an array of the same dtype: a Python float is a weakly typed argument to
+    ``jit`` and compiles the step once more). A schedule is evaluated at ``count`` (the
+    updates applied so far) before each update; assigning to a scheduled hyperparameter
+    has no effect. Bools, strings and ``static_args`` stay fixed Python values; any other
+    callable is taken as a schedule. A number the factory branches on while building the
+    optimizer (``lossjax.sgd``'s ``momentum``, which decides whether there is a momentum
+    buffer) is detected when the optimizer is built (the factory is traced once per number)
+    and is kept fixed too, so it is not in ``state.hyperparams`` (optax's would list it).
+    Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
+    parameters (float32 at least).
+
+    A lossjax optimizer keeps a float learning rate in its own state; this wrapper keeps
+    that copy equal to the injected value, so for it ``state.hyperparams`` is the one
+    place to change the rate (:func:`set_learning_rate` does not reach it here).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=0.1)
+      >>> state = tx.init(jnp.zeros(1))
+      >>> state.hyperparams["learning_rate"] = jnp.asarray(0.5, jnp.float32)
+      >>> tx.update(jnp.array([2.0]), state)[0]
+      Array([-1.], dtype=float32)
+    """
+    static = {static_args} if isinstance(static_args, str) else set(static_args)
+    signature = inspect.signature(inner_factory)
+    unknown = static - set(signature.parameters)
+    if unknown:
+        raise ValueError(f"static_args {sorted(unknown)} are not arguments of inner_factory "
+                         f"({list(signature.parameters)})")
+
+    @functools.wraps(inner_factory)
+    def build(*args, **kwargs) -> optax.GradientTransformation:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        schedules, numbers, fixed = {}, {}, {}
+        for name, value in bound.arguments.items():
+            if name in static or isinstance(value, (bool, str)) or value is None:
+                fixed[name] = value
+            elif callable(value):
+                schedules[name] = value
+            elif isinstance(value, (int, float, np.ndarray, np.number, jax.Array)):
+                numbers[name] = value
+            else:
+                fixed[name] = value
+        for name in [n for n in numbers if _branches_on(inner_factory, bound.arguments, n)]:
+            fixed[name] = numbers.pop(name)
+
+        def current(held, count, dtype):
+            values = {k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}
+            values.update({k: _as_hyperparam(f(count), dtype) for k, f in schedules.items()})
+            return values
+
+        def init(params):
+            dtype = hyperparam_dtype or _float_dtype(params)
+            count = jnp.zeros([], jnp.int32)
+            hyperparams = current(numbers, count, dtype)
+            return InjectHyperparamsState(
+                count, hyperparams, inner_factory(**fixed, **hyperparams).init(params))
+
+        def update(updates, state, params=None):
+            dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
+            hyperparams = current(state.hyperparams, state.count, dtype)
+            inner = inner_factory(**fixed, **hyperparams)
+            inner_state = state.inner_state
+            if nodes_of_type(inner_state, LearningRateState):
+                # Under jit the rest of this fresh state is dead code and is not computed.
+                inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
+            updates, inner_state = inner.update(updates, inner_state, params)
+            return updates, InjectHyperparamsState(_increment(state.count), hyperparams,
+                                                   inner_state)
+
+        return optax.GradientTransformation(init, update)
+
+    return build
+
+
+# ----------------------------------------------------------------------------- lookahead
+
+
+class LookaheadState(NamedTuple):
+    """``fast_state``: the fast optimizer's state; ``steps_since_sync``: fast steps since
+    the last synchronisation (int32)."""
+
+    fast_state: Any
+    steps_since_sync: Array
+
+
+class LookaheadParams(NamedTuple):
+    """The two copies of the parameters :func:`lookahead` updates: take gradients at
+    ``fast``; evaluate with ``slow``."""
+
+    fast: Any
+    slow: Any
+
+    @classmethod
+    def init_synced(cls, params: Any) -> LookaheadParams:
+        """Both copies equal to ``params``."""
+        return cls(fast=params, slow=params)
+
+
+def lookahead(
+    fast_optimizer: optax.GradientTransformation,
+    sync_period: int,
+    slow_step_size: float,
+    reset_state: bool = False,
+) -> optax.GradientTransformation:
+    """Lookahead: ``k`` steps of a fast optimizer, then one slow step towards them.
+
+    The parameters are a :class:`LookaheadParams` pair ``(fast, slow)``; gradients are
+    taken at ``fast``. Every step moves ``fast`` by the fast optimizer's update ``u``; every
+    ``sync_period``-th step also moves ``slow ← slow + α·(fast + u − slow)`` and resets
+    ``fast ← slow`` (``α = slow_step_size``). The returned updates do that when applied
+    with ``optax.apply_updates``; do not transform them further. ``reset_state``
+    re-initialises the fast optimizer's state at each synchronisation.
+
+    Args:
+      fast_optimizer: the inner optimizer.
+      sync_period: ``k >= 1`` (``ValueError`` otherwise).
+      slow_step_size: ``α`` in ``[0, 1]`` (``ValueError`` otherwise).
+      reset_state: re-initialise ``fast_optimizer``'s state after each synchronisation.
+
+    References: Zhang et al., "Lookahead Optimizer: k steps forward, 1 step back" (2019).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> tx = lossjax.lookahead(lossjax.sgd(1.0), sync_period=2, slow_step_size=0.5)
+      >>> params = lossjax.LookaheadParams.init_synced(jnp.array([0.0]))
+      >>> state = tx.init(params)
+      >>> for _ in range(2):
+      ...     updates, state = tx.update(jnp.array([-1.0]), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> params.slow, params.fast  # fast reached 2; slow moved half-way
+      (Array([1.], dtype=float32), Array([1.], dtype=float32))
+    """
+    if not _is_int(sync_period) or sync_period < 1:
+        raise ValueError(f"sync_period must be an integer >= 1, got {sync_period!r}")
+    check_in_range("slow_step_size", slow_step_size, 0.0, 1.0, high_inclusive=True)
+
+    def init(params):
+        fast = params.fast if isinstance(params, LookaheadParams) else params
+        return LookaheadState(fast_optimizer.init(fast), jnp.zeros([], jnp.int32))
+
+    def update(updates, state, params=None):
+        if not isinstance(params, LookaheadParams):
+            raise ValueError("lookahead's update needs params=LookaheadParams(fast, slow)")
+        updates, fast_state = fast_optimizer.update(updates, state.fast_state, params.fast)
+        sync = state.steps_since_sync == sync_period - 1
+
+        def leaf(u, fast, slow):
+            gap = jnp.where(sync, _f32(fast) + _f32(u) - _f32(slow), 0.0)
+            return ((_f32(u) - (1.0 - slow_step_size) * gap).astype(u.dtype),
+                    (slow_step_size * gap).astype(u.dtype))
+
+        fast_updates, slow_updates = _per_leaf(leaf, 2, trace_once=False)(
+            (updates, params.fast, params.slow))
+        if reset_state:
+            fresh = fast_optimizer.init(params.fast)
+            fast_state = jax.tree.map(lambda now, new: jnp.where(sync, new, now),
+                                      fast_state, fresh)
+        return (LookaheadParams(fast_updates, slow_updates),
+                LookaheadState(fast_state, (state.steps_since_sync + 1) % sync_period))
+
+    return optax.GradientTransformation(init, update)
+
