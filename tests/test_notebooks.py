@@ -16,6 +16,7 @@ EXPECTED = [
     "02_optimizers.ipynb",
     "03_regularization.ipynb",
     "04_sequences_and_large_vocab.ipynb",
+    "06_reinforcement_learning.ipynb",
 ]
 
 
