@@ -74,7 +74,7 @@ def _check_nonempty(rewards: Array) -> None:
 
 
 def _mixing(lambda_: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Array:
-    """``lambda_`` (a scalar in [0, 1], or an array broadcastable to ``shape``) as ``shape``."""
+    """``lambda_``: a scalar in [0, 1] as is, or an array broadcastable to ``shape``, broadcast."""
     check_in_range("lambda_", lambda_, 0.0, 1.0, high_inclusive=True)
     lam = jnp.asarray(lambda_, dtype)
     if not _broadcasts_to(lam.shape, shape):
@@ -82,7 +82,7 @@ def _mixing(lambda_: ArrayLike, shape: tuple[int, ...], dtype: np.dtype) -> Arra
             f"lambda_ has shape {lam.shape}, which does not broadcast to the trajectory shape "
             f"{shape}; a per-step lambda_ for batched trajectories needs shape (T, 1, ...)"
         )
-    return jnp.broadcast_to(lam, shape)
+    return lam if lam.ndim == 0 else jnp.broadcast_to(lam, shape)
 
 
 def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
@@ -164,19 +164,23 @@ def _check_huber_delta(huber_delta: float | None) -> None:
 # --- returns and advantages -------------------------------------------------------------
 
 
-def _reverse_recurrence(offsets: Array, factors: Array, last: Array) -> Array:
-    """``x_t = offsets_t + factors_t · x_{t+1}`` for ``t = T − 1 … 0``, with ``x_T = last``.
+def _reverse_recurrence(offsets: Array, discounts: Array, mixing: Array, last: Array) -> Array:
+    """``x_t = offsets_t + discounts_t · mixing_t · x_{t+1}`` for ``t = T − 1 … 0``, with
+    ``x_T = last``.
 
     Every return and advantage here is this one linear recurrence with its own offsets and
-    factors: one reverse scan, batch axes carried along in each step.
+    mixing factors: one reverse scan, batch axes carried along in each step. A scalar
+    ``mixing`` stays out of the scanned arrays (one pass over memory fewer).
     """
+    per_step = mixing.ndim > 0
 
-    def step(carry: Array, xs: tuple[Array, Array]) -> tuple[Array, Array]:
-        offset, factor = xs
-        carry = offset + factor * carry
+    def step(carry: Array, xs: tuple[Array, ...]) -> tuple[Array, Array]:
+        offset, discount, *step_mixing = xs
+        carry = offset + discount * (step_mixing[0] if per_step else mixing) * carry
         return carry, carry
 
-    _, out = jax.lax.scan(step, last.astype(offsets.dtype), (offsets, factors), reverse=True)
+    xs = (offsets, discounts, mixing) if per_step else (offsets, discounts)
+    _, out = jax.lax.scan(step, last.astype(offsets.dtype), xs, reverse=True)
     return out
 
 
@@ -215,7 +219,8 @@ def discounted_returns(
             f"bootstrap_value has shape {tuple(bootstrap.shape)}, which does not broadcast to "
             f"the batch shape {batch_shape} of rewards (rewards.shape[1:])"
         )
-    return _reverse_recurrence(rewards, discounts, jnp.broadcast_to(bootstrap, batch_shape))
+    return _reverse_recurrence(rewards, discounts, jnp.ones((), rewards.dtype),
+                               jnp.broadcast_to(bootstrap, batch_shape))
 
 
 def lambda_returns(
@@ -251,7 +256,7 @@ def lambda_returns(
     _check_nonempty(rewards)
     lam = _mixing(lambda_, tuple(rewards.shape), rewards.dtype)
     offsets = rewards + discounts * (1.0 - lam) * values
-    return _reverse_recurrence(offsets, discounts * lam, values[-1])
+    return _reverse_recurrence(offsets, discounts, lam, values[-1])
 
 
 def n_step_returns(
@@ -348,7 +353,7 @@ def generalized_advantage_estimation(
         )
     lam = _mixing(lambda_, tuple(rewards.shape), rewards.dtype)
     deltas = rewards + discounts * values[1:] - values[:-1]
-    return _reverse_recurrence(deltas, discounts * lam, jnp.zeros(rewards.shape[1:]))
+    return _reverse_recurrence(deltas, discounts, lam, jnp.zeros(rewards.shape[1:]))
 
 
 def vtrace(
@@ -406,7 +411,7 @@ def vtrace(
     lam = _mixing(lambda_, tuple(rewards.shape), rewards.dtype)
     deltas = jnp.minimum(clip_rho_threshold, rhos) * (rewards + discounts * next_values - values)
     traces = lam * jnp.minimum(1.0, rhos)
-    errors = _reverse_recurrence(deltas, discounts * traces, jnp.zeros(rewards.shape[1:]))
+    errors = _reverse_recurrence(deltas, discounts, traces, jnp.zeros(rewards.shape[1:]))
     return jax.lax.stop_gradient(errors + values) - values
 
 
