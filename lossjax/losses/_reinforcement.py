@@ -164,22 +164,30 @@ def _check_huber_delta(huber_delta: float | None) -> None:
 # --- returns and advantages -------------------------------------------------------------
 
 
-def _reverse_recurrence(offsets: Array, discounts: Array, mixing: Array, last: Array) -> Array:
-    """``x_t = offsets_t + discounts_t · mixing_t · x_{t+1}`` for ``t = T − 1 … 0``, with
-    ``x_T = last``.
+def _reverse_recurrence(
+    offsets: Array,
+    discounts: Array,
+    mixing: Array,
+    last: Array,
+    bootstraps: Array | None = None,
+) -> Array:
+    """``x_t = offsets_t + γ_t ((1 − λ_t) b_t + λ_t x_{t+1})`` for ``t = T − 1 … 0``, with
+    ``x_T = last``, ``λ = mixing`` and ``b = bootstraps`` (0 when ``None``).
 
-    Every return and advantage here is this one linear recurrence with its own offsets and
-    mixing factors: one reverse scan, batch axes carried along in each step. A scalar
-    ``mixing`` stays out of the scanned arrays (one pass over memory fewer).
+    Every return and advantage here is this one linear recurrence: one reverse scan, batch
+    axes carried along in each step. A scalar ``mixing`` stays out of the scanned arrays,
+    and the bootstraps enter inside the step, so neither costs an extra pass over memory
+    (forward or backward).
     """
-    per_step = mixing.ndim > 0
 
     def step(carry: Array, xs: tuple[Array, ...]) -> tuple[Array, Array]:
-        offset, discount, *step_mixing = xs
-        carry = offset + discount * (step_mixing[0] if per_step else mixing) * carry
+        offset, discount, step_mixing, bootstrap = xs
+        lam = mixing if step_mixing is None else step_mixing
+        ahead = lam * carry if bootstrap is None else (1.0 - lam) * bootstrap + lam * carry
+        carry = offset + discount * ahead
         return carry, carry
 
-    xs = (offsets, discounts, mixing) if per_step else (offsets, discounts)
+    xs = (offsets, discounts, mixing if mixing.ndim else None, bootstraps)
     _, out = jax.lax.scan(step, last.astype(offsets.dtype), xs, reverse=True)
     return out
 
@@ -255,8 +263,7 @@ def lambda_returns(
     check_same_shape("rewards", rewards, "values", values)
     _check_nonempty(rewards)
     lam = _mixing(lambda_, tuple(rewards.shape), rewards.dtype)
-    offsets = rewards + discounts * (1.0 - lam) * values
-    return _reverse_recurrence(offsets, discounts, lam, values[-1])
+    return _reverse_recurrence(rewards, discounts, lam, values[-1], values)
 
 
 def n_step_returns(

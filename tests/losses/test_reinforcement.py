@@ -326,7 +326,7 @@ def test_losses_values_and_gradients_match_rlax(name, dtype):
     ("td", (1, 2, 3)), ("q_learning", (2, 3, 4)), ("double_q", (2, 3, 4, 5))])
 def test_no_gradient_flows_into_advantages_returns_or_targets(name, target_args):
     loss, _, args = _losses(seed=7, dtype=np.float32)[name]
-    grads = jax.grad(lambda *a: loss(*a), argnums=target_args)(*args)
+    grads = jax.jit(jax.grad(lambda *a: loss(*a), argnums=target_args))(*args)
     for g in grads:
         assert np.all(np.asarray(g) == 0.0)
 
@@ -352,8 +352,8 @@ def test_nan_in_a_masked_step_reaches_neither_value_nor_gradient(name):
     floats = tuple(i for i, a in enumerate(args) if np.issubdtype(a.dtype, np.floating))
     if name in ("policy_gradient", "q_learning", "double_q"):
         poisoned = tuple(np.where(where, a, -7) if a.dtype == np.int32 else a for a in poisoned)
-    value, grads = jax.value_and_grad(lambda *a: loss(*a, where=where), argnums=floats)(
-        *poisoned)
+    value, grads = jax.jit(jax.value_and_grad(lambda *a: loss(*a, where=where),
+                                              argnums=floats))(*poisoned)
     clean = loss(*args, where=where)
     np.testing.assert_allclose(value, clean, rtol=1e-6)
     for g in grads:
@@ -365,11 +365,10 @@ def test_nan_in_a_masked_step_reaches_neither_value_nor_gradient(name):
 @pytest.mark.parametrize("name", LOSSES)
 def test_losses_under_jit_and_vmap(name):
     loss, _, args = _losses(seed=10, dtype=np.float32)[name]
-    per_step = loss(*args, reduction="none")
-    np.testing.assert_allclose(jax.jit(lambda *a: loss(*a, reduction="none"))(*args), per_step,
-                               rtol=1e-6)
+    per_step = jax.jit(lambda *a: loss(*a, reduction="none"))(*args)
+    np.testing.assert_allclose(per_step, loss(*args, reduction="none"), rtol=1e-6)
     # vmapping the one-trajectory loss over the batch axis gives the per-trajectory means.
-    one = jax.vmap(lambda *a: loss(*a), in_axes=1)(*args)
+    one = jax.jit(jax.vmap(lambda *a: loss(*a), in_axes=1))(*args)
     np.testing.assert_allclose(one, per_step.mean(0), rtol=1e-5)
 
 
@@ -408,10 +407,10 @@ def test_out_of_range_action_under_jit_is_nan():
 
 def test_illegal_actions_with_minus_inf_logits_are_finite():
     logits = jnp.array([[0.0, -jnp.inf, 1.0]], jnp.float32)
-    value, grad = jax.value_and_grad(lossjax.entropy_loss)(logits)
+    value, grad = jax.jit(jax.value_and_grad(lossjax.entropy_loss))(logits)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
-    value, grad = jax.value_and_grad(lossjax.policy_gradient_loss)(
-        logits, jnp.array([2]), jnp.array([1.0]))
+    value, grad = jax.jit(jax.value_and_grad(lossjax.policy_gradient_loss))(
+        logits, jnp.array([2]), jnp.array([1.0], jnp.float32))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
