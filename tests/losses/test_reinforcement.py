@@ -138,57 +138,57 @@ def test_hand_computed_gae_with_an_episode_end():
     np.testing.assert_allclose(adv, [2.0, 1.0, 2.0])
 
 
-def _rlax_returns(name, r, g, v, rho, lam):
-    """(lossjax function, rlax function for one trajectory, its float arguments)."""
+def _rlax_returns(name, r, g, v, rho):
+    """(lossjax function, rlax function for one trajectory, its float arguments); both
+    functions take λ first, as an array, so one compilation serves every λ."""
     return {
-        "gae": (lambda r, g, v: lossjax.generalized_advantage_estimation(r, g, v, lambda_=lam),
-                lambda r, g, v: rlax.truncated_generalized_advantage_estimation(r, g, lam, v),
+        "gae": (lambda lam, r, g, v: lossjax.generalized_advantage_estimation(
+                    r, g, v, lambda_=lam),
+                lambda lam, r, g, v: rlax.truncated_generalized_advantage_estimation(
+                    r, g, lam, v),
                 (r, g, v)),
-        "lambda": (lambda r, g, v: lossjax.lambda_returns(r, g, v, lambda_=lam),
-                   lambda r, g, v: rlax.lambda_returns(r, g, v, lam), (r, g, v[1:])),
-        "n_step": (lambda r, g, v: lossjax.n_step_returns(r, g, v, n=3),
-                   lambda r, g, v: rlax.n_step_bootstrapped_returns(r, g, v, 3), (r, g, v[1:])),
-        "discounted": (lossjax.discounted_returns,
-                       lambda r, g, v: rlax.discounted_returns(r, g, v), (r, g, v[-1])),
-        "vtrace": (lambda v, vn, r, g, rho: lossjax.vtrace(v, vn, r, g, rho, lambda_=lam),
-                   lambda v, vn, r, g, rho: rlax.vtrace(v, vn, r, g, rho, lam),
-                   (v[:-1], v[1:], r, g, rho)),
+        "lambda": (lambda lam, r, g, v: lossjax.lambda_returns(r, g, v, lambda_=lam),
+                   lambda lam, r, g, v: rlax.lambda_returns(r, g, v, lam), (r, g, v[1:])),
+        "vtrace": (lambda lam, *a: lossjax.vtrace(*a, lambda_=lam),
+                   lambda lam, *a: rlax.vtrace(*a, lam), (v[:-1], v[1:], r, g, rho)),
+        "n_step": (lambda lam, r, g, v: lossjax.n_step_returns(r, g, v, n=3),
+                   lambda lam, r, g, v: rlax.n_step_bootstrapped_returns(r, g, v, 3),
+                   (r, g, v[1:])),
+        "discounted": (lambda lam, *a: lossjax.discounted_returns(*a),
+                       lambda lam, *a: rlax.discounted_returns(*a), (r, g, v[-1])),
     }[name]
 
 
 def _value_and_grads(fn, args, cotangent):
-    """fn(*args) and the gradient of Σ cotangent · fn(*args) with respect to every input."""
-    grad = jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(args))))
-    return jax.jit(lambda *a: (fn(*a), grad(*a)))(*args)
+    """Jitted ``lam -> (fn(lam, *args), ∇ of Σ cotangent · fn(lam, *args) wrt every arg)``."""
+    argnums = tuple(range(1, len(args) + 1))
+    grad = jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=argnums)
+    compiled = jax.jit(lambda *a: (fn(*a), grad(*a)))
+    return lambda lam: compiled(lam, *args)
 
 
-RETURNS = ("gae", "lambda", "vtrace", "n_step", "discounted")
-# Every λ in float64 on a batch; one trajectory and float32 at λ = 0.95.
-RLAX_CASES = (
-    [(name, lam, True, np.float64) for name in RETURNS[:3] for lam in LAMBDAS]
-    + [(name, 1.0, True, np.float64) for name in RETURNS[3:]]
-    + [(name, 0.95, batched, dtype) for name in RETURNS
-       for batched, dtype in ((False, np.float64), (True, np.float32))]
-)
-
-
-@pytest.mark.parametrize("name, lam, batched, dtype", RLAX_CASES)
-def test_returns_values_and_gradients_match_rlax(name, lam, batched, dtype):
+@pytest.mark.parametrize("name, batched, dtype", [
+    (name, batched, dtype) for name in ("gae", "lambda", "vtrace", "n_step", "discounted")
+    for batched, dtype in ((False, np.float64), (True, np.float64), (True, np.float32))])
+def test_returns_values_and_gradients_match_rlax(name, batched, dtype):
     r, g, v, rho = _trajectory(seed=2, batch=(B,) if batched else (), dtype=dtype)
-    ours, theirs, args = _rlax_returns(name, r, g, v, rho, lam)
+    ours, theirs, args = _rlax_returns(name, r, g, v, rho)
     if batched:
-        theirs = jax.vmap(theirs, in_axes=tuple(0 if a.ndim == 1 else 1 for a in args),
+        theirs = jax.vmap(theirs, in_axes=(None, *(0 if a.ndim == 1 else 1 for a in args)),
                           out_axes=1)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
     cotangent = np.random.default_rng(3).normal(size=r.shape).astype(dtype)
     with jax.enable_x64(dtype == np.float64):
         args = tuple(jnp.asarray(a) for a in args)
-        out, grads = _value_and_grads(ours, args, cotangent)
-        want, want_grads = _value_and_grads(theirs, args, cotangent)
-        assert out.dtype == dtype
-        np.testing.assert_allclose(out, want, **tol)
-        for got, expected in zip(grads, want_grads, strict=True):
-            np.testing.assert_allclose(got, expected, **tol)
+        ours, theirs = _value_and_grads(ours, args, cotangent), _value_and_grads(
+            theirs, args, cotangent)
+        for lam in LAMBDAS:
+            lam = jnp.asarray(lam, dtype)
+            (out, grads), (want, want_grads) = ours(lam), theirs(lam)
+            assert out.dtype == dtype
+            np.testing.assert_allclose(out, want, **tol)
+            for got, expected in zip(grads, want_grads, strict=True):
+                np.testing.assert_allclose(got, expected, **tol)
 
 
 # --- losses ---------------------------------------------------------------------------------
