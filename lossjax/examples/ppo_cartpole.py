@@ -10,8 +10,9 @@ pieces from lossjax are :func:`lossjax.generalized_advantage_estimation`,
 :func:`lossjax.clipped_surrogate_loss`, :func:`lossjax.clipped_value_loss`,
 :func:`lossjax.entropy_loss` (the entropy bonus) and ``lossjax.adam`` behind
 ``lossjax.clip_by_global_norm``. Progress is printed once per update from inside the jit
-(``jax.debug.callback``); the run ends with the greedy policy's mean return over
-``--eval-episodes`` fresh episodes (500 is the maximum).
+(``jax.debug.callback``); then the training throughput (environment steps per second,
+compilation excluded), and last the greedy policy's mean return over ``--eval-episodes``
+fresh episodes (500 is the maximum).
 
 Episodes cut by CartPole's 500-step time limit are not failures: such a step bootstraps
 from the value of the state it reached (folded into its reward) instead of being treated
@@ -194,7 +195,7 @@ def make_train(config: Config, *, report: Callable[..., None] | None = None
             finished = (jnp.where(done, episode_return, 0.0), done)
             episode_return = jnp.where(done, 0.0, episode_return)
             transition = Transition(obs, action, _log_prob(logits, action), value,
-                                    jax.lax.stop_gradient(reward_plus), discount)
+                                    reward_plus, discount)
             return (env_state, next_obs, episode_return), (transition, finished)
 
         keys = jax.random.split(key, config.num_steps)
