@@ -17,6 +17,7 @@ EXPECTED = [
     "03_regularization.ipynb",
     "04_sequences_and_large_vocab.ipynb",
     "05_adaptive_learning_rates.ipynb",
+    "06_reinforcement_learning.ipynb",
 ]
 
 

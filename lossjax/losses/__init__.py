@@ -9,6 +9,7 @@ from lossjax.losses import (
     _ranking,
     _reduce,
     _regression,
+    _reinforcement,
     _segmentation,
     _sequence,
     _similarity,
@@ -21,6 +22,7 @@ from lossjax.losses._metric_learning import *  # noqa: F403
 from lossjax.losses._ranking import *  # noqa: F403
 from lossjax.losses._reduce import *  # noqa: F403
 from lossjax.losses._regression import *  # noqa: F403
+from lossjax.losses._reinforcement import *  # noqa: F403
 from lossjax.losses._segmentation import *  # noqa: F403
 from lossjax.losses._sequence import *  # noqa: F403
 from lossjax.losses._similarity import *  # noqa: F403
@@ -37,5 +39,6 @@ _FAMILIES = (
     _segmentation,
     _likelihood,
     _ranking,
+    _reinforcement,
 )
 __all__ = sorted(name for module in _FAMILIES for name in module.__all__)
