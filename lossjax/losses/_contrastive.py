@@ -256,7 +256,9 @@ def _scalar(name: str, value: ArrayLike, dtype: Any) -> Array:
     v = concrete_value(value)
     if name == "logit_scale" and v is not None and not v >= 0:
         raise ValueError(f"logit_scale must be >= 0 (pass exp(log_scale)), got {value!r}")
-    return x.astype(jnp.result_type(dtype, x.dtype))
+    # The embeddings fix the compute dtype; the cast's transpose returns the scalar's
+    # gradient in its own dtype.
+    return x.astype(dtype)
 
 
 def _gather_columns(b: Array, valid: Array, axis_name: str | None) -> tuple[Array, Array]:
