@@ -63,6 +63,25 @@ def _from_tiles(n: int, x: Array) -> Array:
     return x.reshape((-1,) + x.shape[2:])[:n]
 
 
+def _varying_as(inputs: Any, tree: Any) -> Any:
+    """``tree``'s arrays marked as varying over the same ``shard_map`` axes as ``inputs``
+    (a loop carry must keep one type; outside ``shard_map`` nothing changes)."""
+    axes = frozenset().union(*(_varying_axes(x) for x in jax.tree.leaves(inputs)))
+    if not axes:
+        return tree
+    return jax.tree.map(
+        lambda x: jax.lax.pcast(x, tuple(sorted(axes - _varying_axes(x))), to="varying"),
+        tree)
+
+
+def _varying_axes(x: Array) -> frozenset:
+    """The ``shard_map`` axes ``x`` varies over (the field's name changed across JAX
+    releases: ``manual_axis_type.varying``, earlier ``vma``)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)
+    return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
+
+
 def _sweep(tile_fn: Callable[..., tuple[Any, Any, Any]], rows: Any, cols: Any,
            row_init: Any, col_state: Any, totals: Any) -> tuple[Any, Any, Any]:
     """Visit every ``(row block, column block)`` tile once.
@@ -86,6 +105,7 @@ def _sweep(tile_fn: Callable[..., tuple[Any, Any, Any]], rows: Any, cols: Any,
                                                   (cols, col_state))
         return (col_state, totals), row_c
 
+    row_init, col_state, totals = _varying_as((rows, cols), (row_init, col_state, totals))
     (col_state, totals), row_states = jax.lax.scan(over_rows, (col_state, totals), rows)
     return row_states, col_state, totals
 
@@ -354,7 +374,10 @@ def clip_loss(
     if block_size is None:
         row_lse, col_lse = _clip_lse_dense(a, b_all, scale, valid, valid_all)
     else:
-        row_lse, col_lse = _clip_lse(block_size, a, b_all, scale, valid, valid_all)
+        # Under shard_map a replicated scale enters the per-device kernel as varying, so
+        # its per-device gradients are summed (pcast's transpose) outside the kernel.
+        row_lse, col_lse = _clip_lse(block_size, a, b_all, _varying_as((a, b_all), scale),
+                                     valid, valid_all)
     col_lse = _own_columns_lse(col_lse, axis_name)
     positive = scale * jnp.sum(a * b, axis=1)
     loss = 0.5 * (row_lse + col_lse) - positive
@@ -414,6 +437,7 @@ def siglip_loss(
     if block_size is None:
         negatives = _siglip_rows_dense(a, b_all, scale, bias, valid, valid_all)
     else:
-        negatives = _siglip_rows(block_size, a, b_all, scale, bias, valid, valid_all)
+        negatives = _siglip_rows(block_size, a, b_all, *_varying_as((a, b_all), (scale, bias)),
+                                 valid, valid_all)
     loss = negatives - (scale * jnp.sum(a * b, axis=1) + bias)
     return _reduce_rows(loss, valid, weights, where, reduction, axis_name)

@@ -41,7 +41,8 @@ def load_balancing_loss(
     Args:
       router_probs: ``[..., T, E]`` softmax outputs of the router. Leading axes are
         independent groups (layers, sequences); each gets its own loss.
-      expert_indices: ``[..., T]`` (top-1) or ``[..., T, k]`` (top-k) chosen experts.
+      expert_indices: ``[..., T]`` (top-1) or ``[..., T, k]`` (top-k) chosen experts. An
+        index outside ``[0, E)`` (which jit cannot reject) makes its group's loss NaN.
       num_experts: ``E``, equal to ``router_probs.shape[-1]``.
       weights: optional, broadcastable to the group shape ``router_probs.shape[:-2]``.
       where: optional boolean token mask ``[..., T]`` (e.g. not padding): masked tokens
@@ -74,17 +75,20 @@ def load_balancing_loss(
             f"[..., T, k] with router_probs' leading shape {tuple(probs.shape[:-1])}")
     probs = probs.astype(compute_dtype(probs.dtype))
     chosen = jnp.sum(jax.nn.one_hot(idx, num_experts, dtype=probs.dtype), axis=-2)
+    out_of_range = jnp.any((idx < 0) | (idx >= num_experts), axis=-1)
     if where is None:
         tokens = jnp.asarray(probs.shape[-2], probs.dtype)
     else:
         keep = broadcast_mask(where, probs.shape[:-1])[..., None]
         probs = jnp.where(keep, probs, 0.0)
         chosen = jnp.where(keep, chosen, 0.0)
+        out_of_range = out_of_range & keep[..., 0]
         tokens = jnp.sum(keep, axis=(-2, -1)).astype(probs.dtype)[..., None]
     safe_tokens = jnp.maximum(tokens, 1.0)
     fraction = jnp.sum(chosen, axis=-2) / safe_tokens
     mean_prob = jnp.sum(probs, axis=-2) / safe_tokens
     loss = num_experts * jnp.sum(fraction * mean_prob, axis=-1)
+    loss = jnp.where(jnp.any(out_of_range, axis=-1), jnp.nan, loss)
     return reduce_loss(loss, weights=weights, reduction=reduction)
 
 

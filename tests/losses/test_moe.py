@@ -52,6 +52,10 @@ def test_load_balancing_token_mask_jit_vmap():
     empty = lossjax.load_balancing_loss(PROBS[0], TOP1[0], num_experts=4,
                                         where=np.zeros(10, bool))
     assert float(empty) == 0.0
+    bad = TOP1.copy()
+    bad[1, 3] = 4
+    out = lossjax.load_balancing_loss(PROBS, bad, num_experts=4, reduction="none")
+    assert np.isnan(out[1]) and np.all(np.isfinite(out[[0, 2]]))
 
 
 def test_router_z_loss_values_gradient_masking():
