@@ -89,36 +89,34 @@ def contrastive(b: int, d: int, block: int, repeats: int) -> list[dict]:
 
 # ----- boxes ------------------------------------------------------------------------------
 
-def _plain_giou(p, t, eps=1e-7):
-    """torchvision's generalized_box_iou_loss, transcribed to jnp as is (mean)."""
+def _plain_overlap(p, t, eps):
+    """torchvision's ``_loss_inter_union`` and enclosing box, transcribed to jnp as is."""
     x1, y1, x2, y2 = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
     x1g, y1g, x2g, y2g = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
     xi1, yi1 = jnp.maximum(x1, x1g), jnp.maximum(y1, y1g)
     xi2, yi2 = jnp.minimum(x2, x2g), jnp.minimum(y2, y2g)
     inter = jnp.where((yi2 > yi1) & (xi2 > xi1), (xi2 - xi1) * (yi2 - yi1), 0.0)
     union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
-    iou = inter / (union + eps)
-    xc1, yc1 = jnp.minimum(x1, x1g), jnp.minimum(y1, y1g)
-    xc2, yc2 = jnp.maximum(x2, x2g), jnp.maximum(y2, y2g)
+    enclosing = (jnp.minimum(x1, x1g), jnp.minimum(y1, y1g),
+                 jnp.maximum(x2, x2g), jnp.maximum(y2, y2g))
+    return inter / (union + eps), union, enclosing
+
+
+def _plain_giou(p, t, eps=1e-7):
+    """torchvision's generalized_box_iou_loss in plain jnp (mean)."""
+    iou, union, (xc1, yc1, xc2, yc2) = _plain_overlap(p, t, eps)
     area_c = (xc2 - xc1) * (yc2 - yc1)
     return jnp.mean(1 - (iou - (area_c - union) / (area_c + eps)))
 
 
 def _plain_ciou(p, t, eps=1e-7):
-    """torchvision's complete_box_iou_loss, transcribed to jnp as is (mean)."""
-    x1, y1, x2, y2 = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
-    x1g, y1g, x2g, y2g = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
-    xi1, yi1 = jnp.maximum(x1, x1g), jnp.maximum(y1, y1g)
-    xi2, yi2 = jnp.minimum(x2, x2g), jnp.minimum(y2, y2g)
-    inter = jnp.where((yi2 > yi1) & (xi2 > xi1), (xi2 - xi1) * (yi2 - yi1), 0.0)
-    union = (x2 - x1) * (y2 - y1) + (x2g - x1g) * (y2g - y1g) - inter
-    iou = inter / (union + eps)
-    xc1, yc1 = jnp.minimum(x1, x1g), jnp.minimum(y1, y1g)
-    xc2, yc2 = jnp.maximum(x2, x2g), jnp.maximum(y2, y2g)
+    """torchvision's complete_box_iou_loss in plain jnp (mean)."""
+    iou, _, (xc1, yc1, xc2, yc2) = _plain_overlap(p, t, eps)
     diag = (xc2 - xc1) ** 2 + (yc2 - yc1) ** 2 + eps
-    dist = ((x1 + x2) / 2 - (x1g + x2g) / 2) ** 2 + ((y1 + y2) / 2 - (y1g + y2g) / 2) ** 2
-    v = (4 / math.pi**2) * (jnp.arctan((x2g - x1g) / (y2g - y1g))
-                            - jnp.arctan((x2 - x1) / (y2 - y1))) ** 2
+    dist = (((p[:, 0] + p[:, 2]) - (t[:, 0] + t[:, 2])) ** 2
+            + ((p[:, 1] + p[:, 3]) - (t[:, 1] + t[:, 3])) ** 2) / 4
+    v = (4 / math.pi**2) * (jnp.arctan((t[:, 2] - t[:, 0]) / (t[:, 3] - t[:, 1]))
+                            - jnp.arctan((p[:, 2] - p[:, 0]) / (p[:, 3] - p[:, 1]))) ** 2
     alpha = jax.lax.stop_gradient(v / (1 - iou + v + eps))
     return jnp.mean(1 - iou + dist / diag + alpha * v)
 
