@@ -179,8 +179,9 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="small shapes, few repeats")
     parser.add_argument("--headline", action="store_true", help="B=65536 compiled memory")
     parser.add_argument("--run", action="store_true", help="with --headline: time one step")
+    parser.add_argument("--batch", type=int, default=65536, help="with --headline: B")
     args = parser.parse_args()
     if args.headline:
-        headline(run=args.run)
+        headline(b=args.batch, run=args.run)
     else:
         main(quick=args.quick)
