@@ -265,7 +265,8 @@ def orpo_loss(
     of this term before averaging).
 
     Args:
-      chosen_logps, rejected_logps: same shape, log-probabilities ``≤ 0``.
+      chosen_logps, rejected_logps: same shape, log-probabilities ``≤ 0``; a positive
+        entry (which jit cannot reject) gives NaN for that pair.
       beta: ``> 0``, the weight of the odds-ratio term (ORPO's ``λ``).
       return_rewards: also return ``(chosen_rewards, rejected_rewards)`` per pair.
 
@@ -285,4 +286,5 @@ def orpo_loss(
     c_safe, r_safe = _below_zero(c), _below_zero(r)
     log_odds = (c_safe - r_safe) - (_log1m_exp(c_safe) - _log1m_exp(r_safe))
     loss = -beta * jax.nn.log_sigmoid(log_odds)
+    loss = jnp.where((c > 0) | (r > 0), jnp.nan, loss)  # not a log-probability
     return _finish(loss, beta * c, beta * r, weights, where, reduction, return_rewards)

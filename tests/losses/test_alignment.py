@@ -74,6 +74,9 @@ def test_orpo_is_finite_where_trl_overflows():
     value, (gc, gr) = jax.value_and_grad(
         lambda c, r: lossjax.orpo_loss(c, r, reduction="sum"), (0, 1))(c, r)
     assert np.isfinite(value) and np.all(np.isfinite(gc)) and np.all(np.isfinite(gr))
+    invalid = lossjax.orpo_loss(jnp.array([0.1, -1.0]), jnp.array([-1.0, -2.0]),
+                                reduction="none")
+    assert np.isnan(invalid[0]) and np.isfinite(invalid[1])
     # TRL's log1p(-exp(x)) in float32: exp(-1e-8) rounds to 1 and the log-odds overflow.
     with np.errstate(divide="ignore"):
         assert np.isinf(np.log1p(-np.exp(np.float32(-1e-8))))
