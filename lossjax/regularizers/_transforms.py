@@ -164,6 +164,7 @@ def proximal_l1(
             return (soft_threshold(w + u, s) - w).astype(u.dtype)
 
         updates = _map_selected("proximal_l1", step, mask, updates, params)
-        return updates, ProximalL1State(optax.safe_int32_increment(state.count))
+        # safe_int32_increment is typed ArrayLike; the state holds an Array.
+        return updates, ProximalL1State(jnp.asarray(optax.safe_int32_increment(state.count)))
 
     return optax.GradientTransformation(init, update)
