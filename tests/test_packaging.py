@@ -69,7 +69,7 @@ def test_pyright_finds_no_errors():
     """pyright in basic mode, configured in pyproject.toml ([tool.pyright])."""
     pyright = shutil.which("pyright")
     if pyright is None:
-        pytest.fail("pyright is not installed: pip install -e '.[dev]'")
+        pytest.fail("pyright is not installed: pip install -e '.[test]'")
     result = subprocess.run(
         [pyright, "--outputjson", "--pythonpath", sys.executable],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
