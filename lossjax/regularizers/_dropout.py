@@ -30,6 +30,17 @@ def dropout(
 
     References: Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks from
     Overfitting", JMLR (2014).
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> x = jnp.ones(8)
+      >>> out = lossjax.dropout(jax.random.key(0), x, rate=0.5)
+      >>> print(jnp.unique(out))  # dropped units are 0, kept ones scaled by 1/(1 - 0.5)
+      [0. 2.]
+      >>> lossjax.dropout(jax.random.key(0), x, rate=0.5, deterministic=True) is x
+      True
     """
     value = concrete_value(rate)
     if value is not None and not 0.0 <= value < 1.0:

@@ -33,6 +33,15 @@ def l1_penalty(params: Any, *, mask: Mask = None) -> jax.Array:
     Returns:
       A scalar in at least float32 (float64 if a selected leaf is float64). Its gradient is
       ``sign(w)``, with the subgradient 0 at ``w = 0``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([3.0])}
+      >>> lossjax.l1_penalty(params)
+      Array(6., dtype=float32)
+      >>> lossjax.l1_penalty(params, mask={"w": True, "b": False})  # skip the bias
+      Array(3., dtype=float32)
     """
     return _sum_over_leaves(abs_zero_subgradient, params, mask)
 
@@ -43,5 +52,15 @@ def l2_penalty(params: Any, *, mask: Mask = None) -> jax.Array:
     The ½ makes ``∇(λ·l2_penalty) = λ·w``: adding ``λ·l2_penalty(params)`` to the loss is
     the same as ``add_decayed_weights(λ)`` before the optimizer. ``mask`` and the result's
     dtype are as in :func:`l1_penalty`.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> params = {"w": jnp.array([1.0, -2.0]), "b": jnp.array([3.0])}
+      >>> lossjax.l2_penalty(params)  # ½ (1 + 4 + 9)
+      Array(7., dtype=float32)
+      >>> print(jax.grad(lossjax.l2_penalty)(params)["w"])  # the gradient is w itself
+      [ 1. -2.]
     """
     return 0.5 * _sum_over_leaves(jnp.square, params, mask)
