@@ -5,6 +5,16 @@ optax provides only the protocol (``GradientTransformation``), ``optax.chain`` a
 """
 
 from lossjax.optimizers._alias import adagrad, adam, adamw, rmsprop, sgd
+from lossjax.optimizers._line_search import (
+    ScaleByLBFGSState,
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    lbfgs,
+    scale_by_lbfgs,
+    scale_by_zoom_linesearch,
+    value_and_grad_from_state,
+)
+from lossjax.optimizers._polyak import polyak_sgd, scale_by_polyak
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
     LearningRateState,
@@ -23,6 +33,15 @@ from lossjax.optimizers._transforms import (
 )
 
 __all__ = [
+    "ScaleByLBFGSState",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "lbfgs",
+    "scale_by_lbfgs",
+    "scale_by_zoom_linesearch",
+    "value_and_grad_from_state",
+    "polyak_sgd",
+    "scale_by_polyak",
     "ClipByGlobalNormState",
     "LearningRateState",
     "ScaleByAdamState",
