@@ -11,8 +11,10 @@ next step's, so each step costs the line search's evaluations only)::
         updates, state = opt.update(grad, state, params, value=value, grad=grad, value_fn=f)
         params = optax.apply_updates(params, updates)
 
-The whole step (the three lines) jits. Keyword arguments of ``update`` beyond ``value``,
-``grad`` and ``value_fn`` are passed on to ``value_fn`` (e.g. a batch of data).
+The whole step (the three lines) jits; without an outer jit, each update still compiles
+only once per ``value_fn``. Keyword arguments of ``update`` beyond ``value``, ``grad`` and
+``value_fn`` are passed on to ``value_fn`` (e.g. a batch of data); Python values among them
+(a ``train=True`` flag) reach it as Python values.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
@@ -254,6 +257,34 @@ def _zoom_linesearch(
     return jax.lax.while_loop(lambda s: ~(s.done | s.failed), step, initial)
 
 
+def _holds_arrays(value: Any) -> bool:
+    return any(isinstance(x, (jax.Array, np.ndarray, np.generic))
+               for x in jax.tree.leaves(value))
+
+
+def _compiled_once(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` under ``jax.jit``, arguments that hold no array (``value_fn``, a ``train=True``
+    flag) static: an un-jitted loop then compiles the step's line search once instead of
+    retracing it at every call (the closures inside are new each time), and Python values
+    reach ``value_fn`` as Python values, as without jit. Under an outer jit it inlines."""
+
+    @functools.lru_cache(maxsize=32)
+    def compiled(static_argnums, static_argnames):
+        return jax.jit(fn, static_argnums=static_argnums, static_argnames=static_argnames)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        argnums = tuple(i for i, a in enumerate(args) if not _holds_arrays(a))
+        argnames = tuple(sorted(k for k, v in kwargs.items() if not _holds_arrays(v)))
+        try:
+            hash(tuple(args[i] for i in argnums) + tuple(kwargs[k] for k in argnames))
+        except TypeError:  # an unhashable Python value (a list): run it traced as it is
+            return fn(*args, **kwargs)
+        return compiled(argnums, argnames)(*args, **kwargs)
+
+    return call
+
+
 def _split_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments ``fn`` takes (all of them if it takes ``**kwargs``)."""
     parameters = inspect.signature(fn).parameters
@@ -371,9 +402,7 @@ def scale_by_zoom_linesearch(
             jnp.asarray(1.0, dtype), inf, jax.tree.map(jnp.zeros_like, params),
             ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf))
 
-    # Compiled once per value_fn, so an un-jitted loop does not retrace the search at every
-    # step; under an outer jit this inlines.
-    @functools.partial(jax.jit, static_argnames="value_fn")
+    @_compiled_once
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
         dtype = _scalar_dtype(params)
@@ -452,7 +481,7 @@ def value_and_grad_from_state(
     """
     value_and_grad = jax.value_and_grad(value_fn)
 
-    @jax.jit  # compiled once: an un-jitted loop does not retrace the cond at every step
+    @_compiled_once
     def fetch(params: Any, *args: Any, state: Any, **kwargs: Any) -> tuple[Array, Any]:
         value, grad = _find_value_and_grad(state)
 
@@ -559,7 +588,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
             jnp.zeros([], jnp.int32), zeros, zeros, jax.tree.map(stacked, params),
             jax.tree.map(stacked, params), jnp.zeros([memory_size], _scalar_dtype(params)))
 
-    @jax.jit  # as in scale_by_zoom_linesearch: an un-jitted loop compiles this once
+    @_compiled_once
     def update(updates, state, params):
         if params is None:
             raise ValueError("scale_by_lbfgs needs params: call update(updates, state, params)")

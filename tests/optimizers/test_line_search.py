@@ -207,16 +207,23 @@ def test_failed_search_falls_back_on_best_decreasing_step_and_reports(capsys):
     assert "no step size met both Wolfe conditions" in capsys.readouterr().out
 
 
-def test_unknown_keyword_argument_and_missing_line_search_state_raise():
-    def f(w, x):
-        return jnp.sum((w - x) ** 2)
+def test_keyword_arguments_of_update_reach_value_fn_python_values_as_python_values():
+    def f(w, x, scale_up):
+        return jnp.sum((w - x) ** 2) * (4.0 if scale_up else 1.0)  # a Python branch
 
-    w = jnp.zeros(2, jnp.float32)
+    w, x = jnp.zeros(2, jnp.float32), jnp.array([1.0, -2.0], jnp.float32)
     tx = lossjax.scale_by_zoom_linesearch(10)
+    for scale_up in (True, False):
+        value, grad = jax.value_and_grad(f)(w, x, scale_up)
+        updates, state = tx.update(-grad, tx.init(w), w, value=value, grad=grad, value_fn=f,
+                                   x=x, scale_up=scale_up)
+        np.testing.assert_allclose(state.value, f(w + updates, x, scale_up), rtol=1e-6)
+        assert float(state.value) < float(value)
     with pytest.raises(TypeError, match="batch"):
-        tx.update(-w, tx.init(w), w, value=f(w, w), grad=w, value_fn=f, x=w, batch=1)
+        tx.update(-w, tx.init(w), w, value=f(w, w, False), grad=w, value_fn=f, x=w,
+                  scale_up=False, batch=1)
     with pytest.raises(ValueError, match="value"):
-        lossjax.value_and_grad_from_state(f)(w, w, state=lossjax.adam(1e-3).init(w))
+        lossjax.value_and_grad_from_state(f)(w, w, False, state=lossjax.adam(1e-3).init(w))
 
 
 def test_scale_by_lbfgs_against_numpy_two_loop():
