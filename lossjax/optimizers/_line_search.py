@@ -629,8 +629,10 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     return optax.GradientTransformation(init, update)
 
 
-def _negate() -> optax.GradientTransformation:
-    """``u ← −u``: descend along the direction, the step size left to the line search."""
+def _scale_by_constant(factor: float) -> optax.GradientTransformation:
+    """``u ← factor·u``, ``factor`` a constant of the compiled step (unlike a learning rate
+    held in the state, XLA folds it into the neighbouring arithmetic). Stateless."""
+    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
 
     def init(params):
         del params
@@ -638,7 +640,8 @@ def _negate() -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return jax.tree.map(jnp.negative, updates), state
+        (updates,) = apply((updates,), (jnp.asarray(factor, _scalar_dtype(updates)),))
+        return updates, state
 
     return optax.GradientTransformation(init, update)
 
@@ -696,7 +699,8 @@ def lbfgs(
     References: Nocedal & Wright, "Numerical Optimization" (2006), Algorithms 7.4 and 7.5;
     Liu & Nocedal, "On the Limited Memory BFGS Method for Large Scale Optimization" (1989).
     """
-    direction = _negate() if learning_rate is None else scale_by_learning_rate(learning_rate)
+    direction = (_scale_by_constant(-1.0) if learning_rate is None
+                 else scale_by_learning_rate(learning_rate))
     parts = [scale_by_lbfgs(memory_size, scale_init_precond), direction]
     if linesearch is not None:
         parts.append(linesearch)
