@@ -553,8 +553,9 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
     At step ``k`` it stores ``s = w_k − w_{k−1}``, ``y = g_k − g_{k−1}`` and
     ``ρ = 1/⟨y, s⟩`` (0 when ``⟨y, s⟩ = 0``) in a memory of the last ``m = memory_size``
-    pairs, and returns ``H_k·g_k`` by the two-loop recursion (see
-    ``_two_loop_recursion``), where ``H_k`` is ``m`` BFGS updates
+    pairs, and returns ``H_k·g_k`` by the two-loop recursion (newest to oldest pair:
+    ``α = ρ·⟨s, q⟩``, ``q ← q − α·y``; then ``r = γ_k·q``; oldest to newest:
+    ``r ← r + (α − ρ·⟨y, r⟩)·s``), where ``H_k`` is ``m`` BFGS updates
     ``H ← (I − ρ·s·yᵀ)·H·(I − ρ·y·sᵀ) + ρ·s·sᵀ`` of ``γ_k·I``, with
     ``γ_k = ⟨s, y⟩/⟨y, y⟩`` (``scale_init_precond=True``; 1 otherwise). At the first step
     ``γ_0 = min(1, 1/‖g_0‖)``: the first step is at most 1 long (optax's choice, which
