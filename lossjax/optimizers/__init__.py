@@ -98,6 +98,16 @@ from lossjax.optimizers._clipping import (
     clip_by_block_rms,
     scale,
 )
+from lossjax.optimizers._line_search import (
+    ScaleByLBFGSState,
+    ScaleByZoomLinesearchState,
+    ZoomLinesearchInfo,
+    lbfgs,
+    scale_by_lbfgs,
+    scale_by_zoom_linesearch,
+    value_and_grad_from_state,
+)
+from lossjax.optimizers._polyak import polyak_sgd, scale_by_polyak
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
     LearningRateState,
@@ -156,6 +166,15 @@ __all__ = [
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
+    "ScaleByLBFGSState",
+    "ScaleByZoomLinesearchState",
+    "ZoomLinesearchInfo",
+    "lbfgs",
+    "scale_by_lbfgs",
+    "scale_by_zoom_linesearch",
+    "value_and_grad_from_state",
+    "polyak_sgd",
+    "scale_by_polyak",
     "ClipByGlobalNormState",
     "FactoredState",
     "LearningRateState",
