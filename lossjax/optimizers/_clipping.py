@@ -49,30 +49,6 @@ def clip(max_delta: float) -> optax.GradientTransformation:
     return _stateless(lambda u: jnp.clip(u, -max_delta, max_delta))
 
 
-def clip_by_block_rms(threshold: float) -> optax.GradientTransformation:
-    """Rescale each leaf ("block") so that its root mean square is at most ``threshold``.
-
-    ``u ← u / max(1, rms(u)/threshold)`` with ``rms(u) = √(mean |u|²)`` over the leaf.
-    ``threshold`` must be ``> 0`` (``ValueError`` otherwise).
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import lossjax
-      >>> tx = lossjax.clip_by_block_rms(1.0)
-      >>> g = jnp.array([3.0, 4.0])  # rms = √12.5 ≈ 3.54
-      >>> tx.update(g, tx.init(g))[0]
-      Array([0.8485, 1.1314 ], dtype=float32)
-    """
-    check_positive("threshold", threshold)
-
-    def leaf(u):
-        u32 = _f32(u)
-        rms = jnp.sqrt(jnp.mean(jnp.square(jnp.abs(u32))))
-        return u32 / jnp.maximum(1.0, rms / threshold)
-
-    return _stateless(leaf)
-
-
 def _unitwise_norm(x: Array, axis: int | tuple[int, ...] | None) -> Array:
     """The L2 norm of each output unit, broadcastable against ``x``.
 
