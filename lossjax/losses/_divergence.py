@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lossjax.losses._reduce import check_reduction, check_same_shape, compute_dtype, reduce_loss
+from lossjax.losses._inputs import class_axis_inputs
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -39,18 +40,20 @@ def kl_divergence(
       per-example divergences for ``"none"``.
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)
 
 
-def _paired_inputs(log_predictions: ArrayLike, targets: ArrayLike) -> tuple[Array, Array]:
-    log_p, t = jnp.asarray(log_predictions), jnp.asarray(targets)
-    check_same_shape("log_predictions", log_p, "targets", t)
-    dtype = compute_dtype(log_p.dtype, t.dtype)
-    return log_p.astype(dtype), t.astype(dtype)
+def _paired_inputs(
+    log_predictions: ArrayLike, targets: ArrayLike, axis: int, where: ArrayLike | None
+) -> tuple[Array, Array]:
+    """Both arrays with the class ``axis`` last; dropped examples set to 0 (probability 1
+    for a log-probability, an absent class for a probability)."""
+    return class_axis_inputs(("log_predictions", log_predictions), ("targets", targets),
+                             axis=axis, where=where)
 
 
 def _target_parts(t: Array, log_targets: bool) -> tuple[Array, Array, Array]:
@@ -102,11 +105,11 @@ def generalized_kl_divergence(
     References: Lee & Seung, "Algorithms for Non-negative Matrix Factorization" (NIPS 2000).
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
     terms = terms - jnp.where(present, prob_t, 0.0) + jnp.exp(log_p)
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)
 
 
@@ -135,7 +138,7 @@ def jensen_shannon_divergence(
     Theory, 1991).
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     t_present, prob_t, log_t = _target_parts(t, log_targets)
     p_present, prob_p, log_p = _target_parts(log_p, log_targets=True)
     both = p_present & t_present
@@ -146,5 +149,5 @@ def jensen_shannon_divergence(
     ) - jnp.log(2.0).astype(log_p.dtype)
     terms = 0.5 * (_relative_entropy_terms(p_present, prob_p, log_p, log_m)
                    + _relative_entropy_terms(t_present, prob_t, log_t, log_m))
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._numerics import abs_zero_subgradient
-from lossjax._validation import check_non_negative, check_positive, concrete_value
+from lossjax._validation import check_non_negative, check_positive
 from lossjax.losses._reduce import elementwise_loss
 
 Array = jax.Array
@@ -32,11 +32,14 @@ def mae(predictions: Array, targets: Array) -> Array:
     return abs_zero_subgradient(predictions - targets)
 
 
-def _huber(error: Array, delta: float) -> Array:
+def _huber(error: Array, delta: float | Array) -> Array:
     # With q = min(|e|, δ): ½q² + δ(|e| - q) equals ½e² inside and δ(|e| - ½δ) outside.
+    # The linear part's factor is 0 inside, so δ = inf gives ½e² (not inf·0 = NaN), in the
+    # value and in the gradient.
     abs_error = abs_zero_subgradient(error)
     quadratic = jnp.minimum(abs_error, delta)
-    return 0.5 * jnp.square(quadratic) + delta * (abs_error - quadratic)
+    excess = abs_error - quadratic
+    return 0.5 * jnp.square(quadratic) + jnp.where(excess > 0, delta, 0.0) * excess
 
 
 @elementwise_loss
@@ -48,7 +51,8 @@ def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
           reduction: str = "mean") -> Array:
     """Huber loss: ``½e²`` if ``|e| ≤ δ`` else ``δ(|e| − ½δ)``, with ``e = p − t``.
 
-    Quadratic near 0, linear in the tails (robust to outliers). ``delta`` must be > 0.
+    Quadratic near 0, linear in the tails (robust to outliers). ``delta`` must be > 0;
+    ``delta = inf`` is ``½e²`` (half the squared error).
     Equals optax's ``huber_loss``. References: Huber, "Robust Estimation of a Location
     Parameter" (1964).
     """
@@ -60,9 +64,9 @@ def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
 @elementwise_loss
 def _smooth_l1_loss(predictions: Array, targets: Array, *, beta: float) -> Array:
     error = predictions - targets
-    if concrete_value(beta) == 0.0:
-        return abs_zero_subgradient(error)
-    return _huber(error, beta) / beta
+    zero = beta == 0
+    return jnp.where(zero, abs_zero_subgradient(error),
+                     _huber(error, beta) / jnp.where(zero, 1.0, beta))
 
 
 def smooth_l1(predictions, targets, *, beta: float = 1.0, weights=None, where=None,
