@@ -131,11 +131,11 @@ def _dropped_slices(sample: Sample, grads) -> list[np.ndarray]:
 def test_where_drops_examples_even_with_nan_and_inf_there(sample):
     mask = _example_mask(sample)
     poisoned = _poisoned(sample)
-    argnums = sample.float_indices()
-    clean_value, clean_grads = jax.value_and_grad(
-        lambda *a: sample(*a, where=mask), argnums=argnums)(*sample.args)
-    value, grads = jax.value_and_grad(
-        lambda *a: sample(*a, where=mask), argnums=argnums)(*poisoned)
+    # One compilation serves the clean and the poisoned call (same shapes).
+    value_and_grad = jax.jit(jax.value_and_grad(lambda *a: sample(*a, where=mask),
+                                                argnums=sample.float_indices()))
+    clean_value, clean_grads = value_and_grad(*sample.args)
+    value, grads = value_and_grad(*poisoned)
     assert np.isfinite(value), f"{sample.label}: NaN/inf in a dropped entry reached the value"
     _close(value, clean_value)
     for g, clean in zip(grads, clean_grads, strict=True):
@@ -174,15 +174,15 @@ def test_half_inputs_give_the_float32_answer(sample, dtype):
 
 @samples()
 def test_jit_and_vmap_agree_with_eager(sample):
-    argnums = sample.float_indices()
-    value, grads = jax.value_and_grad(sample, argnums=argnums)(*sample.args)
-    jit_value, jit_grads = jax.jit(jax.value_and_grad(sample, argnums=argnums))(*sample.args)
-    _close(jit_value, value, rtol=1e-5)
-    for g, jg in zip(grads, jit_grads, strict=True):
-        _close(jg, g, rtol=1e-4, atol=1e-5)
+    value_and_grad = jax.value_and_grad(sample, argnums=sample.float_indices())
+    jit_value, jit_grads = jax.jit(value_and_grad)(*sample.args)
+    _close(jit_value, sample(), rtol=1e-5)
     shifted = (sample.args[0] + np.float32(0.1),) + tuple(sample.args[1:])
     stacked = [np.stack([a, b]) for a, b in zip(sample.args, shifted, strict=True)]
-    _close(jax.vmap(sample)(*stacked), [value, sample(*shifted)], rtol=1e-5)
+    values, grads = jax.jit(jax.vmap(value_and_grad))(*stacked)
+    _close(values, [jit_value, sample(*shifted)], rtol=1e-5)
+    for g, jg in zip(grads, jit_grads, strict=True):
+        _close(g[0], jg, rtol=1e-4, atol=1e-5)
 
 
 @samples("shapes")
@@ -194,6 +194,16 @@ def test_mismatched_shapes_raise_naming_both(sample):
         sample(*args)
     message = str(error.value)
     assert str(tuple(np.shape(args[i]))) in message and str(args[j].shape) in message, message
+
+
+@samples("where")
+def test_bad_weights_and_where_raise(sample):
+    mask = _example_mask(sample)
+    with pytest.raises(ValueError, match="where"):
+        sample(where=mask.astype(np.float32))
+    if "weights" not in sample.skip:
+        with pytest.raises(ValueError, match="weights"):
+            sample(weights=np.ones(mask.shape + (2,), np.float32))
 
 
 @samples()
@@ -213,7 +223,7 @@ STATIC = [(s, k) for s in SAMPLES for k in s.static]
                          ids=[f"{s.label}-{k}" for s, k in TRACED])
 def test_float_options_work_traced_under_vmap(sample, option):
     values = sample.hyper[option]
-    swept = jax.vmap(lambda v: sample(**{option: v}))(jnp.asarray(values, jnp.float32))
+    swept = jax.jit(jax.vmap(lambda v: sample(**{option: v})))(jnp.asarray(values, jnp.float32))
     _close(swept, [sample(**{option: v}) for v in values], rtol=1e-5)
 
 

@@ -273,37 +273,6 @@ def test_zero_frames_and_empty_labels():
     np.testing.assert_array_equal(loss, [0.0, np.inf])  # p(empty | nothing) = 1
 
 
-def test_half_precision_inputs_compute_in_float32():
-    logits, labels, logit_lengths, label_lengths = random_batch(3, 12, 5, 4, seed=8)
-    half = logits.astype(jnp.bfloat16)
-    loss = ctc(half, labels, logit_lengths, label_lengths)
-    assert loss.dtype == jnp.float32
-    np.testing.assert_allclose(
-        loss, ctc(np.asarray(half, np.float32), labels, logit_lengths, label_lengths),
-        rtol=1e-6)
-    grad = jax.grad(lambda x: ctc(x, labels, logit_lengths, label_lengths))(half)
-    assert grad.dtype == jnp.bfloat16
-
-
-def test_jit_and_vmap_agree_with_eager():
-    logits, labels, logit_lengths, label_lengths = random_batch(4, 16, 5, 5, seed=9)
-
-    def per_seq(x, y, t, n):
-        return lossjax.ctc_loss(x, y, logit_lengths=t, label_lengths=n, reduction="none")
-
-    eager = per_seq(logits, labels, logit_lengths, label_lengths)
-    np.testing.assert_allclose(jax.jit(per_seq)(logits, labels, logit_lengths, label_lengths),
-                               eager, rtol=1e-6)
-    # vmap over an extra leading axis: two copies of the batch
-    stacked = [np.stack([a, a]) for a in (logits, labels, logit_lengths, label_lengths)]
-    np.testing.assert_allclose(jax.vmap(per_seq)(*stacked), np.stack([eager, eager]),
-                               rtol=1e-6)
-    grad_jit = jax.jit(jax.grad(lambda x: per_seq(x, labels, logit_lengths,
-                                                  label_lengths).sum()))(logits)
-    grad_vmap = jax.vmap(jax.grad(lambda x, y, t, n: per_seq(x, y, t, n).sum()))(*stacked)
-    np.testing.assert_allclose(grad_vmap[0], grad_jit, atol=1e-6)
-
-
 # --------------------------------------------------------------------------- bad input
 
 

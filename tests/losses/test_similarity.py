@@ -103,45 +103,6 @@ def test_cosine_distance_parallel_is_zero_and_non_negative():
     assert np.all(np.asarray(lossjax.cosine_distance(p, t, reduction="none")) >= -1e-12)
 
 
-def test_cosine_weights_where():
-    p, t = _pair((5, 3), 3)
-    w = np.array([1.0, 2.0, 0.5, 0.0, 3.0])
-    m = np.array([True, False, True, True, False])
-    expected = 1.0 - np_cosine(p, t)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, t, weights=w, reduction="sum"),
-                               (w * expected).sum(), rtol=1e-12)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, t, where=m), expected[m].mean(),
-                               rtol=1e-12)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, t, weights=w, where=m),
-                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
-    none = lossjax.cosine_similarity(p, t, where=m, reduction="none")
-    np.testing.assert_allclose(none, np.where(m, np_cosine(p, t), 0.0), rtol=1e-12)
-    # Masked rows get exactly zero gradient, even a zero vector there.
-    p0 = p.copy()
-    p0[1] = 0.0
-    gp, gt = jax.grad(lambda a, b: lossjax.cosine_distance(a, b, where=m), argnums=(0, 1))(p0, t)
-    assert np.all(gp[~m] == 0.0) and np.all(gt[~m] == 0.0)
-    np.testing.assert_allclose(gp[m], -np_cosine_grad_p(p, t)[m] / m.sum(), rtol=1e-10)
-    assert lossjax.cosine_distance(p, t, where=np.zeros(5, bool)) == 0.0
-
-
-def test_cosine_jit_vmap():
-    p, t = _pair((3, 4, 5), 4)
-    jitted = jax.jit(lambda a, b: lossjax.cosine_similarity(a, b, reduction="none"))
-    np.testing.assert_allclose(jitted(p, t), np_cosine(p, t), rtol=1e-12)
-    batched = jax.vmap(lambda a, b: lossjax.cosine_distance(a, b))(p, t)
-    np.testing.assert_allclose(batched, (1.0 - np_cosine(p, t)).mean(axis=1), rtol=1e-12)
-
-
-def test_cosine_half_precision_gives_float32():
-    p, t = _pair((4, 3), 5)
-    for fn in (lossjax.cosine_similarity, lossjax.cosine_distance):
-        v = fn(jnp.asarray(p, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16))
-        assert v.dtype == jnp.float32
-        np.testing.assert_allclose(v, fn(p, t), atol=2e-2)
-        assert fn(jnp.asarray(p, jnp.float16), t.astype(np.float32)).dtype == jnp.float32
-
-
 def test_cosine_bad_input_raises():
     for fn in (lossjax.cosine_similarity, lossjax.cosine_distance):
         with pytest.raises(ValueError, match=r"\(3,\).*\(3, 1\)"):
