@@ -38,6 +38,12 @@ def kl_divergence(
     Returns:
       Scalar for ``"mean"``/``"sum"`` (mean over examples: PyTorch's ``batchmean``);
       per-example divergences for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.kl_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.9, 0.1]))
+      Array(0.3681, dtype=float32)
     """
     check_reduction(reduction)
     log_p, t = _paired_inputs(log_predictions, targets, axis, where)
@@ -103,6 +109,12 @@ def generalized_kl_divergence(
       targets: same shape, non-negative (or their logs when ``log_targets=True``).
 
     References: Lee & Seung, "Algorithms for Non-negative Matrix Factorization" (NIPS 2000).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.generalized_kl_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([1.0, 1.0]))
+      Array(0.3863, dtype=float32)
     """
     check_reduction(reduction)
     log_p, t = _paired_inputs(log_predictions, targets, axis, where)
@@ -136,6 +148,12 @@ def jensen_shannon_divergence(
 
     References: Lin, "Divergence measures based on the Shannon entropy" (IEEE Trans. Inf.
     Theory, 1991).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.jensen_shannon_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.9, 0.1]))
+      Array(0.1017, dtype=float32)
     """
     check_reduction(reduction)
     log_p, t = _paired_inputs(log_predictions, targets, axis, where)

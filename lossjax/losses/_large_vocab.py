@@ -427,6 +427,15 @@ def linear_cross_entropy(
       Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
       Chowdhery et al., "PaLM" (2022) for the z-loss. Gemma Team, "Gemma 2" (2024) for
       logit soft-capping.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.linear_cross_entropy(
+      ...     jnp.array([[1.0, 0.0]]),
+      ...     jnp.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
+      ...     jnp.array([0]))
+      Array(0.4076, dtype=float32)
     """
     check_reduction(reduction)
     cfg_z = _static_float("z_loss", z_loss, low=0.0)

@@ -65,6 +65,12 @@ def poisson_nll(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; the elementwise loss for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.poisson_nll(jnp.array([0.0, 1.0]), jnp.array([2.0, 1.0]))
+      Array(1.359, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("eps", eps)
@@ -113,6 +119,12 @@ def gaussian_nll(
     Returns:
       Scalar for ``"mean"``/``"sum"``; the elementwise loss (``means``' shape) for
       ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.gaussian_nll(jnp.array([0.0]), jnp.array([1.0]), jnp.array([2.0]))
+      Array(0.5966, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("eps", eps)

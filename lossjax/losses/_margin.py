@@ -56,6 +56,12 @@ def hinge(
 
     ``labels`` may be in {−1, 1} or {0, 1}: a 0 label is read as −1. At the margin
     ``y·s = 1`` the subgradient used is 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.hinge(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))
+      Array(0.25, dtype=float32)
     """
     check_reduction(reduction)
     margins = _signed_margins(scores, labels, where)
@@ -71,7 +77,14 @@ def squared_hinge(
     where: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> Array:
-    """Squared hinge loss, elementwise: ``max(0, 1 − y·s)²``; labels in {−1, 1} or {0, 1}."""
+    """Squared hinge loss, elementwise: ``max(0, 1 − y·s)²``; labels in {−1, 1} or {0, 1}.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.squared_hinge(jnp.array([0.5, -2.0]), jnp.array([1.0, -1.0]))
+      Array(0.125, dtype=float32)
+    """
     check_reduction(reduction)
     margins = _signed_margins(scores, labels, where)
     return reduce_loss(jnp.square(jax.nn.relu(1.0 - margins)), weights=weights, where=where,
@@ -91,6 +104,12 @@ def multiclass_hinge(
     ``scores`` ``[..., K]``, integer ``labels`` ``[...]``; an out-of-range label gives NaN.
     Equals optax's ``multiclass_hinge_loss``. References: Crammer & Singer, "On the
     Algorithmic Implementation of Multiclass Kernel-based Vector Machines" (2001).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.multiclass_hinge(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([1]))
+      Array(2., dtype=float32)
     """
     check_reduction(reduction)
     s, safe_labels, out_of_range, mask = scores_and_labels(scores, labels, -1, where,
@@ -120,6 +139,12 @@ def categorical_hinge(
 
     Args:
       predictions: ``[..., K, ...]`` scores; ``targets``: one-hot, the same shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.categorical_hinge(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[0.0, 1.0, 0.0]]))
+      Array(2., dtype=float32)
     """
     check_reduction(reduction)
     s, t = class_axis_inputs(("predictions", predictions), ("targets", targets), axis=axis,
@@ -143,6 +168,12 @@ def soft_margin(
 
     PyTorch's ``SoftMarginLoss``; labels in {−1, 1} or {0, 1} (0 read as −1). It is
     :func:`sigmoid_binary_cross_entropy` with {0, 1} labels, written as ``softplus(−y·s)``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.soft_margin(jnp.array([0.0, 1.0]), jnp.array([1.0, 0.0]))
+      Array(1.003, dtype=float32)
     """
     check_reduction(reduction)
     margins = _signed_margins(scores, labels, where)
@@ -161,6 +192,12 @@ def perceptron(
     """Perceptron loss, elementwise: ``max(0, −y·s)``; labels in {−1, 1} or {0, 1}.
 
     Hinge without the margin; optax's ``perceptron_loss``. Subgradient 0 at ``y·s = 0``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.perceptron(jnp.array([0.5, -1.0]), jnp.array([1.0, 1.0]))
+      Array(0.5, dtype=float32)
     """
     check_reduction(reduction)
     margins = _signed_margins(scores, labels, where)
@@ -180,6 +217,12 @@ def multiclass_perceptron(
     """Multiclass perceptron loss, per example: ``max_k s_k − s_y`` (integer labels).
 
     optax's ``multiclass_perceptron_loss``; an out-of-range label gives NaN.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.multiclass_perceptron(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([1]))
+      Array(1., dtype=float32)
     """
     check_reduction(reduction)
     s, safe_labels, out_of_range, mask = scores_and_labels(scores, labels, axis, where,
@@ -207,6 +250,12 @@ def multi_margin(
     per-class weights ``w`` ``[K]`` (PyTorch's ``weight``). Unlike :func:`multiclass_hinge`
     (Crammer–Singer: the worst wrong class only) every violating class counts. Integer
     labels; an out-of-range label gives NaN.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.multi_margin(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([1]))
+      Array(0.6667, dtype=float32)
     """
     check_reduction(reduction)
     if p not in (1, 2):
@@ -240,6 +289,12 @@ def multilabel_margin(
     should beat every negative class by 1. ``labels`` is a multi-hot ``{0, 1}`` array of the
     scores' shape (PyTorch takes −1-padded index lists instead; convert with
     ``jnp.zeros(K).at[idx].set(1)``). A row with no positive or no negative class has loss 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.multilabel_margin(jnp.array([[0.5, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(0.6667, dtype=float32)
     """
     check_reduction(reduction)
     s, y = class_axis_inputs(("scores", scores), ("labels", labels), axis=axis, where=where)
@@ -266,6 +321,12 @@ def multilabel_soft_margin(
     ``loss = 1/K · Σ_k w_k·[softplus(x_k) − y_k·x_k]``: the class-mean of
     :func:`sigmoid_binary_cross_entropy`, one value per example; ``labels`` in {0, 1} (or
     probabilities), ``class_weights`` optional ``[K]``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.multilabel_soft_margin(jnp.array([[0.0, 2.0]]), jnp.array([[1.0, 0.0]]))
+      Array(1.41, dtype=float32)
     """
     check_reduction(reduction)
     x, y = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis, where=where)

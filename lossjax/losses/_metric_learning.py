@@ -89,6 +89,15 @@ def triplet_margin(
 
     References: Balntas et al., "Learning local feature descriptors with triplets and
     shallow convolutional neural networks" (BMVC 2016); Schroff et al., "FaceNet" (2015).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.triplet_margin(
+      ...     jnp.array([[0.0, 0.0]]),
+      ...     jnp.array([[1.0, 0.0]]),
+      ...     jnp.array([[1.5, 0.0]]))
+      Array(0.5, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)
@@ -153,6 +162,15 @@ def contrastive(
 
     References: Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping" (CVPR 2006).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.contrastive(
+      ...     jnp.array([[0.0, 0.0], [0.0, 0.0]]),
+      ...     jnp.array([[3.0, 0.0], [0.5, 0.0]]),
+      ...     jnp.array([1, 0]))
+      Array(4.625, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)
@@ -207,6 +225,15 @@ def ntxent(
     References: Chen et al., "A Simple Framework for Contrastive Learning of Visual
     Representations" (ICML 2020); Sohn, "Improved Deep Metric Learning with Multi-class
     N-pair Loss Objective" (NeurIPS 2016).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ntxent(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([0, 0, 1, 1]),
+      ...     temperature=1.0)
+      Array(0.5514, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("temperature", temperature)
@@ -253,6 +280,12 @@ def hinge_embedding(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; elementwise losses for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.hinge_embedding(jnp.array([0.3, 0.3]), jnp.array([1, -1]))
+      Array(0.5, dtype=float32)
     """
     check_reduction(reduction)
     x, labels = elementwise_inputs(("distances", distances), ("labels", labels), where=where)
@@ -295,6 +328,15 @@ def circle(
 
     References: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
     Optimization" (CVPR 2020).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.circle(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([0, 0, 1, 1]),
+      ...     gamma=1.0)
+      Array(0.897, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("gamma", gamma)

@@ -64,6 +64,12 @@ def ranking_softmax(
     References: Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach"
     (ICML 2007); Bruch et al., "An Analysis of the Softmax Cross Entropy Loss for
     Learning-to-Rank with Binary Relevance" (ICTIR 2019).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ranking_softmax(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(0.4076, dtype=float32)
     """
     check_reduction(reduction)
     s, y = float_inputs(("scores", scores), ("labels", labels))
@@ -107,6 +113,15 @@ def margin_ranking(
     ``y = 1`` means ``s1`` should rank above ``s2``, ``y = −1`` the reverse; a 0 label is
     read as −1 (as in :func:`hinge`). PyTorch's ``MarginRankingLoss``. The subgradient at the
     hinge is 0. All three arrays have the same shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.margin_ranking(
+      ...     jnp.array([1.0, 0.0]),
+      ...     jnp.array([0.5, 0.5]),
+      ...     jnp.array([1.0, 1.0]))
+      Array(0.25, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)

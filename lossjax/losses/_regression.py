@@ -22,13 +22,26 @@ def mse(predictions: Array, targets: Array) -> Array:
 
     The textbook's four steps: error ``p - t``, square it, sum, divide by ``n``.
     ``mse([0.8, 2.1, 3.2], [1, 2, 3]) == 0.03``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.mse(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
+      Array(0.03, dtype=float32)
     """
     return jnp.square(predictions - targets)
 
 
 @elementwise_loss
 def mae(predictions: Array, targets: Array) -> Array:
-    """Mean absolute error: ``|p - t|`` per element. The gradient at ``p == t`` is 0."""
+    """Mean absolute error: ``|p - t|`` per element. The gradient at ``p == t`` is 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.mae(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
+      Array(0.1667, dtype=float32)
+    """
     return abs_zero_subgradient(predictions - targets)
 
 
@@ -55,6 +68,12 @@ def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
     ``delta = inf`` is ``½e²`` (half the squared error).
     Equals optax's ``huber_loss``. References: Huber, "Robust Estimation of a Location
     Parameter" (1964).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.huber(jnp.array([0.8, 2.1, 5.0]), jnp.array([1.0, 2.0, 3.0]))
+      Array(0.5083, dtype=float32)
     """
     check_positive("delta", delta)
     return _huber_loss(predictions, targets, delta=delta, weights=weights, where=where,
@@ -75,6 +94,12 @@ def smooth_l1(predictions, targets, *, beta: float = 1.0, weights=None, where=No
 
     ``beta = 0`` is plain L1 (PyTorch's convention); ``beta`` must be >= 0. Equals PyTorch's
     ``smooth_l1_loss``. References: Girshick, "Fast R-CNN" (2015).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.smooth_l1(jnp.array([0.8, 2.1, 5.0]), jnp.array([1.0, 2.0, 3.0]), beta=0.5)
+      Array(0.6, dtype=float32)
     """
     check_non_negative("beta", beta)
     return _smooth_l1_loss(predictions, targets, beta=beta, weights=weights, where=where,
@@ -87,6 +112,12 @@ def log_cosh(predictions: Array, targets: Array) -> Array:
 
     That form never overflows (finite at ``|e| = 1e3`` and beyond); the gradient is
     ``tanh(e)``. Equals optax's ``log_cosh``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.log_cosh(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
+      Array(0.01491, dtype=float32)
     """
     error = predictions - targets
     return jnp.logaddexp(error, -error) - jnp.log(2.0).astype(error.dtype)
@@ -106,6 +137,12 @@ def msle(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
     Relative error for non-negative targets spanning orders of magnitude. Inputs are clamped
     at ``eps`` (Keras' ``MeanSquaredLogarithmicError`` convention, so a negative prediction
     gives a finite value and a zero gradient). ``eps`` must be >= 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.msle(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
+      Array(0.004852, dtype=float32)
     """
     check_non_negative("eps", eps)
     return _msle(predictions, targets, eps=eps, weights=weights, where=where,
@@ -124,6 +161,12 @@ def mape(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
 
     Keras' ``MeanAbsolutePercentageError`` (same ``eps``): finite at ``t = 0`` but huge there,
     so mask such targets with ``where`` rather than relying on ``eps``. ``eps`` must be > 0.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.mape(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
+      Array(10.56, dtype=float32)
     """
     check_positive("eps", eps)
     return _mape(predictions, targets, eps=eps, weights=weights, where=where,

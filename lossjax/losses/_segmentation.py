@@ -167,6 +167,12 @@ def tversky(
     References:
       Salehi, Erdogmus and Gholipour, "Tversky loss function for image segmentation using
       3D fully convolutional deep networks" (2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.tversky(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.1, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("alpha", alpha)
@@ -222,6 +228,12 @@ def dice(
 
     References:
       Milletari, Navab and Ahmadi, "V-Net" (2016); Sørensen (1948), Dice (1945).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.dice(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.1333, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("smooth", smooth)
@@ -270,6 +282,12 @@ def generalized_dice(
 
     References: Sudre et al., "Generalised Dice overlap as a deep learning loss function for
     highly unbalanced segmentations" (DLMIA 2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.generalized_dice(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.2, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("smooth", smooth)

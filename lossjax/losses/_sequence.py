@@ -394,6 +394,16 @@ def ctc_loss(
       Graves et al., `Connectionist temporal classification: labelling unsegmented sequence
       data with recurrent neural networks <https://dl.acm.org/doi/10.1145/1143844.1143891>`_,
       ICML 2006.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ctc_loss(
+      ...     jnp.zeros((1, 2, 2)),
+      ...     jnp.array([[1]]),
+      ...     logit_lengths=jnp.array([2]),
+      ...     label_lengths=jnp.array([1]))
+      Array(0.2877, dtype=float32)
     """
     check_reduction(reduction)
     logits, labels = real_array("logits", logits), real_array("labels", labels)
@@ -484,6 +494,12 @@ def perplexity(
 
     Returns:
       A scalar, float32 at least.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.perplexity(jnp.zeros((2, 4)), jnp.array([0, 3]))
+      Array(4., dtype=float32)
     """
     logits, safe_labels, out_of_range, mask = scores_and_labels(
         logits, labels, -1, where, ignore_index)

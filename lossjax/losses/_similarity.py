@@ -67,6 +67,12 @@ def cosine_similarity(
     Returns:
       Scalar for ``"mean"``/``"sum"``; the per-example similarities (``axis`` removed)
       for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
+      Array(0.7071, dtype=float32)
     """
     check_reduction(reduction)
     cos = _masked_cosine(predictions, targets, axis, eps, where)
@@ -92,6 +98,12 @@ def cosine_distance(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-example distances (``axis`` removed) for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_distance(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
+      Array(0.2929, dtype=float32)
     """
     check_reduction(reduction)
     cos = _masked_cosine(predictions, targets, axis, eps, where)
@@ -127,6 +139,15 @@ def cosine_embedding(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-pair losses for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_embedding(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0]]),
+      ...     jnp.array([[1.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([1, -1]))
+      Array(0.1464, dtype=float32)
     """
     check_reduction(reduction)
     check_in_range("margin", margin, -1.0, 1.0, high_inclusive=True)

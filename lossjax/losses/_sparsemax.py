@@ -76,6 +76,12 @@ def sparsemax_loss(
       labels: integer ``[...]``, the logits' shape without ``axis``.
 
     References: Martins & Astudillo, "From Softmax to Sparsemax" (ICML 2016).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.sparsemax_loss(jnp.array([[1.0, 0.8, 0.0]]), jnp.array([0]))
+      Array(0.16, dtype=float32)
     """
     check_reduction(reduction)
     z, safe_labels, out_of_range, mask = scores_and_labels(logits, labels, axis, where)
