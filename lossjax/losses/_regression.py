@@ -14,10 +14,16 @@ from lossjax._validation import check_non_negative, check_positive
 from lossjax.losses._reduce import elementwise_loss
 
 Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
 
 
 @elementwise_loss
-def mse(predictions: Array, targets: Array) -> Array:
+def _squared_error(predictions: Array, targets: Array) -> Array:
+    return jnp.square(predictions - targets)
+
+
+def mse(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
+        where: ArrayLike | None = None, reduction: str = "mean") -> Array:
     """Mean squared error: ``(p - t)²`` per element, averaged by default.
 
     The textbook's four steps: error ``p - t``, square it, sum, divide by ``n``.
@@ -29,11 +35,16 @@ def mse(predictions: Array, targets: Array) -> Array:
       >>> lossjax.mse(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
       Array(0.03, dtype=float32)
     """
-    return jnp.square(predictions - targets)
+    return _squared_error(predictions, targets, weights=weights, where=where, reduction=reduction)
 
 
 @elementwise_loss
-def mae(predictions: Array, targets: Array) -> Array:
+def _absolute_error(predictions: Array, targets: Array) -> Array:
+    return abs_zero_subgradient(predictions - targets)
+
+
+def mae(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
+        where: ArrayLike | None = None, reduction: str = "mean") -> Array:
     """Mean absolute error: ``|p - t|`` per element. The gradient at ``p == t`` is 0.
 
     Examples:
@@ -42,7 +53,7 @@ def mae(predictions: Array, targets: Array) -> Array:
       >>> lossjax.mae(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
       Array(0.1667, dtype=float32)
     """
-    return abs_zero_subgradient(predictions - targets)
+    return _absolute_error(predictions, targets, weights=weights, where=where, reduction=reduction)
 
 
 def _huber(error: Array, delta: float | Array) -> Array:
@@ -60,7 +71,8 @@ def _huber_loss(predictions: Array, targets: Array, *, delta: float) -> Array:
     return _huber(predictions - targets, delta)
 
 
-def huber(predictions, targets, *, delta: float = 1.0, weights=None, where=None,
+def huber(predictions: ArrayLike, targets: ArrayLike, *, delta: float = 1.0,
+          weights: ArrayLike | None = None, where: ArrayLike | None = None,
           reduction: str = "mean") -> Array:
     """Huber loss: ``½e²`` if ``|e| ≤ δ`` else ``δ(|e| − ½δ)``, with ``e = p − t``.
 
@@ -88,7 +100,8 @@ def _smooth_l1_loss(predictions: Array, targets: Array, *, beta: float) -> Array
                      _huber(error, beta) / jnp.where(zero, 1.0, beta))
 
 
-def smooth_l1(predictions, targets, *, beta: float = 1.0, weights=None, where=None,
+def smooth_l1(predictions: ArrayLike, targets: ArrayLike, *, beta: float = 1.0,
+              weights: ArrayLike | None = None, where: ArrayLike | None = None,
               reduction: str = "mean") -> Array:
     """Smooth L1: ``½e²/β`` if ``|e| < β`` else ``|e| − ½β`` (Huber with ``δ = β``, over ``β``).
 
@@ -107,7 +120,13 @@ def smooth_l1(predictions, targets, *, beta: float = 1.0, weights=None, where=No
 
 
 @elementwise_loss
-def log_cosh(predictions: Array, targets: Array) -> Array:
+def _log_cosh(predictions: Array, targets: Array) -> Array:
+    error = predictions - targets
+    return jnp.logaddexp(error, -error) - jnp.log(2.0).astype(error.dtype)
+
+
+def log_cosh(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
+        where: ArrayLike | None = None, reduction: str = "mean") -> Array:
     """Log-cosh: ``log cosh(p − t)``, computed as ``logaddexp(e, −e) − log 2``.
 
     That form never overflows (finite at ``|e| = 1e3`` and beyond); the gradient is
@@ -119,8 +138,7 @@ def log_cosh(predictions: Array, targets: Array) -> Array:
       >>> lossjax.log_cosh(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
       Array(0.01491, dtype=float32)
     """
-    error = predictions - targets
-    return jnp.logaddexp(error, -error) - jnp.log(2.0).astype(error.dtype)
+    return _log_cosh(predictions, targets, weights=weights, where=where, reduction=reduction)
 
 
 @elementwise_loss
@@ -130,7 +148,8 @@ def _msle(predictions: Array, targets: Array, *, eps: float) -> Array:
     return jnp.square(log_p - log_t)
 
 
-def msle(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
+def msle(predictions: ArrayLike, targets: ArrayLike, *, eps: float = 1e-7,
+         weights: ArrayLike | None = None, where: ArrayLike | None = None,
          reduction: str = "mean") -> Array:
     """Mean squared logarithmic error: ``(log(1 + max(p, ε)) − log(1 + max(t, ε)))²``.
 
@@ -155,7 +174,8 @@ def _mape(predictions: Array, targets: Array, *, eps: float) -> Array:
         jnp.abs(targets), eps)
 
 
-def mape(predictions, targets, *, eps: float = 1e-7, weights=None, where=None,
+def mape(predictions: ArrayLike, targets: ArrayLike, *, eps: float = 1e-7,
+         weights: ArrayLike | None = None, where: ArrayLike | None = None,
          reduction: str = "mean") -> Array:
     """Mean absolute percentage error: ``100·|p − t| / max(|t|, ε)``.
 

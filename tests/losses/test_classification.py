@@ -67,6 +67,7 @@ def test_axis_equals_moveaxis():
                                CE_INT(x, y, reduction="none"), rtol=1e-6)
 
 
+@pytest.mark.usefixtures("x64")
 def test_integer_ce_gradient_matches_finite_differences():
     x, y = _logits_labels((4, 5), seed=4, dtype=np.float64)
     w = np.array([1.0, 2.0, 0.5, 1.0, 1.5])
@@ -143,6 +144,7 @@ BINARY = {
 
 
 @pytest.mark.parametrize("name", BINARY)
+@pytest.mark.usefixtures("x64")
 def test_binary_losses_match_numpy_and_gradients(name):
     loss, reference, opts = BINARY[name]
     rng = np.random.default_rng(7)
@@ -168,6 +170,7 @@ def test_binary_losses_match_optax():
                                lossjax.sigmoid_binary_cross_entropy(x, y), rtol=1e-6)
 
 
+@pytest.mark.usefixtures("x64")
 def test_binary_cross_entropy_from_probabilities():
     rng = np.random.default_rng(9)
     p = rng.uniform(0.01, 0.99, size=(6,))
@@ -205,6 +208,7 @@ def test_hinge_losses_accept_both_label_conventions(labels):
     np.testing.assert_allclose(lossjax.hinge(s, y, reduction="none"), optax.hinge_loss(s, signed))
 
 
+@pytest.mark.usefixtures("x64")
 def test_hinge_gradients_and_kink():
     s = np.array([0.3, 0.4, 2.0, -3.0, 0.1])
     y = np.array([1.0, -1.0, 1.0, -1.0, 1.0])
@@ -216,6 +220,7 @@ def test_hinge_gradients_and_kink():
     np.testing.assert_array_equal(g, [0.0, 0.0])
 
 
+@pytest.mark.usefixtures("x64")
 def test_multiclass_hinge_matches_numpy_and_optax():
     rng = np.random.default_rng(10)
     s = rng.normal(size=(7, 5))

@@ -20,6 +20,7 @@ def _scores(shape, seed=0, scale=2.0):
 
 @pytest.mark.parametrize("epsilon", [-1.0, 0.0, 1.0, 2.0])
 @pytest.mark.parametrize("shape", [(7,), (5, 4), (2, 3, 6)])
+@pytest.mark.usefixtures("x64")
 def test_poly1_matches_numpy_and_optax(epsilon, shape):
     x, y = _scores(shape)
     soft = np.random.default_rng(1).dirichlet(np.ones(shape[-1]), size=shape[:-1])
@@ -32,6 +33,7 @@ def test_poly1_matches_numpy_and_optax(epsilon, shape):
                                    ref.poly1(x, t, epsilon).mean(), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_poly1_with_zero_epsilon_is_cross_entropy_and_gradient_matches_formula():
     x, y = _scores((6, 5), seed=2)
     t = jax.nn.one_hot(y, 5, dtype=jnp.float64)
@@ -47,6 +49,7 @@ def test_poly1_with_zero_epsilon_is_cross_entropy_and_gradient_matches_formula()
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_poly1_axis_and_extreme_logits():
     x, y = _scores((4, 6), seed=3)
     t = np.asarray(jax.nn.one_hot(y, 6, dtype=jnp.float64))
@@ -60,6 +63,7 @@ def test_poly1_axis_and_extreme_logits():
 
 
 @pytest.mark.parametrize("shape", [(5,), (8, 6), (2, 3, 4)])
+@pytest.mark.usefixtures("x64")
 def test_sparsemax_is_the_simplex_projection(shape):
     z, _ = _scores(shape, seed=4)
     p = lossjax.sparsemax(z)
@@ -71,6 +75,7 @@ def test_sparsemax_is_the_simplex_projection(shape):
 
 
 @pytest.mark.parametrize("shape", [(6, 5), (2, 3, 7)])
+@pytest.mark.usefixtures("x64")
 def test_sparsemax_loss_matches_numpy_and_optax(shape):
     z, y = _scores(shape, seed=5)
     got = lossjax.sparsemax_loss(z, y, reduction="none")
@@ -81,6 +86,7 @@ def test_sparsemax_loss_matches_numpy_and_optax(shape):
     assert np.all(np.asarray(got) >= -1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_sparsemax_loss_gradient_is_sparsemax_minus_one_hot():
     z, y = _scores((6, 5), seed=6)
     got = jax.grad(lambda s: lossjax.sparsemax_loss(s, y, reduction="sum"))(z)
@@ -100,6 +106,7 @@ def test_sparsemax_loss_zero_at_confident_label_nan_out_of_range_and_half_input(
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
+@pytest.mark.usefixtures("x64")
 def test_categorical_hinge_matches_keras_definition():
     # The example in Keras' CategoricalHinge docstring: per-example losses [1.2, 1.6].
     s = np.array([[0.6, 0.4], [0.4, 0.6]])
@@ -116,6 +123,7 @@ def test_categorical_hinge_matches_keras_definition():
                                ref.categorical_hinge(x, t), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_categorical_hinge_gradient():
     x, y = _scores((7, 4), seed=8, scale=0.3)
     t = np.eye(4)[y]
@@ -140,6 +148,7 @@ def test_classification_extras_bad_input_raises():
 
 
 @pytest.mark.parametrize("q", [0.1, 0.5, 1.0])
+@pytest.mark.usefixtures("x64")
 def test_generalized_cross_entropy_matches_numpy(q):
     x, y = _scores((6, 5), seed=11)
     p_y = ref.softmax(x)[np.arange(6), y]
@@ -154,6 +163,7 @@ def test_generalized_cross_entropy_matches_numpy(q):
                                rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_generalized_cross_entropy_limits_and_contract():
     x, y = _scores((6, 5), seed=12)
     np.testing.assert_allclose(lossjax.generalized_cross_entropy(x, y, q=1e-8),
@@ -173,6 +183,7 @@ def test_generalized_cross_entropy_limits_and_contract():
             lossjax.generalized_cross_entropy(x, y, q=bad)
 
 
+@pytest.mark.usefixtures("x64")
 def test_sparsemax_jacobian_and_loss_hessian_are_the_closed_form():
     z, y = _scores((4, 7), seed=13)
     for row, label in zip(z, y, strict=True):

@@ -17,6 +17,7 @@ def _distributions(shape, seed):
 
 
 @pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 4)])
+@pytest.mark.usefixtures("x64")
 def test_kl_matches_numpy_and_optax(shape):
     p, t = _distributions(shape, 0)
     expected = ref.kl(p, t)
@@ -30,6 +31,7 @@ def test_kl_matches_numpy_and_optax(shape):
                                optax.kl_divergence(np.log(p), t), rtol=1e-8)
 
 
+@pytest.mark.usefixtures("x64")
 def test_kl_gradients_match_finite_differences():
     p, t = _distributions((3, 5), 1)
     check_grads(lambda lp, tt: lossjax.kl_divergence(lp, tt), (np.log(p), t), order=2,
@@ -51,6 +53,7 @@ def test_kl_zero_prediction_where_target_is_zero_is_finite():
         assert grads[0][0, 0] == 0.0
 
 
+@pytest.mark.usefixtures("x64")
 def test_kl_of_identical_distributions_is_zero_and_missing_support_is_inf():
     p, _ = _distributions((4, 3), 2)
     np.testing.assert_allclose(lossjax.kl_divergence(np.log(p), p), 0.0, atol=1e-12)
@@ -66,6 +69,7 @@ def test_kl_bad_input_raises():
 
 
 @pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 4)])
+@pytest.mark.usefixtures("x64")
 def test_generalized_kl_matches_numpy_and_optax(shape):
     rng = np.random.default_rng(4)
     p = rng.uniform(0.1, 3.0, size=shape)  # unnormalised measures
@@ -85,6 +89,7 @@ def test_generalized_kl_matches_numpy_and_optax(shape):
                                expected.sum(), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_generalized_kl_reduces_to_kl_and_is_zero_at_equality():
     p, t = _distributions((4, 5), 5)
     np.testing.assert_allclose(lossjax.generalized_kl_divergence(np.log(p), t),
@@ -93,6 +98,7 @@ def test_generalized_kl_reduces_to_kl_and_is_zero_at_equality():
     np.testing.assert_allclose(lossjax.generalized_kl_divergence(np.log(m), m), 0.0, atol=1e-14)
 
 
+@pytest.mark.usefixtures("x64")
 def test_generalized_kl_gradient():
     rng = np.random.default_rng(7)
     p, t = rng.uniform(0.2, 2.0, (3, 4)), rng.uniform(0.2, 2.0, (3, 4))
@@ -110,6 +116,7 @@ def test_generalized_kl_gradient():
 
 
 @pytest.mark.parametrize("shape", [(5,), (4, 6), (2, 3, 4)])
+@pytest.mark.usefixtures("x64")
 def test_jensen_shannon_matches_numpy_and_scipy(shape):
     from scipy.spatial.distance import jensenshannon
 
@@ -126,6 +133,7 @@ def test_jensen_shannon_matches_numpy_and_scipy(shape):
                                expected, rtol=1e-12)  # symmetric
 
 
+@pytest.mark.usefixtures("x64")
 def test_jensen_shannon_bounds_zeros_and_gradients():
     p, t = _distributions((4, 5), 9)
     np.testing.assert_allclose(lossjax.jensen_shannon_divergence(np.log(p), p), 0.0, atol=1e-14)

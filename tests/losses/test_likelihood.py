@@ -55,6 +55,7 @@ SHAPES = [(7,), (3, 4), (2, 3, 2)]
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("log_input", [True, False])
 @pytest.mark.parametrize("full", [False, True])
+@pytest.mark.usefixtures("x64")
 def test_poisson_matches_numpy_all_reductions(shape, log_input, full):
     log_rate, rate, t = _counts(shape, seed=0)
     x = log_rate if log_input else rate
@@ -67,6 +68,7 @@ def test_poisson_matches_numpy_all_reductions(shape, log_input, full):
     np.testing.assert_allclose(lossjax.poisson_nll(x, t, **opts), expected.mean(), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_poisson_textbook_values():
     # rate 2, count 3: 2 − 3·log 2; log-rate 0, count 1: exp(0) − 0 = 1.
     np.testing.assert_allclose(
@@ -80,6 +82,7 @@ def test_poisson_textbook_values():
         [1 - 0 + 3 * math.log(3) - 3 + 0.5 * math.log(6 * math.pi), 1.0], rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_poisson_matches_optax_generalized_kl():
     # Σ_k [exp(x) − t·x] + Σ_k [t·log t − t] = optax's generalized KL with log-predictions x.
     log_rate, _, _ = _counts((3, 5), seed=1)
@@ -92,6 +95,7 @@ def test_poisson_matches_optax_generalized_kl():
 
 @pytest.mark.parametrize("log_input", [True, False])
 @pytest.mark.parametrize("full", [False, True])
+@pytest.mark.usefixtures("x64")
 def test_poisson_gradients_match_finite_differences_in_float64(log_input, full):
     log_rate, rate, _ = _counts((3, 4), seed=3)
     # Targets away from t = 1, where the full=True Stirling term switches on.
@@ -101,6 +105,7 @@ def test_poisson_gradients_match_finite_differences_in_float64(log_input, full):
                 (x, t), order=2, modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_poisson_gradients_match_analytic():
     log_rate, rate, t = _counts((2, 5), seed=5)
     gx, gt = jax.grad(lambda a, b: lossjax.poisson_nll(a, b, reduction="sum"),
@@ -115,6 +120,7 @@ def test_poisson_gradients_match_analytic():
 
 
 @pytest.mark.parametrize("full", [False, True])
+@pytest.mark.usefixtures("x64")
 def test_poisson_rate_zero_and_count_zero_are_finite(full):
     rate = jnp.array([0.0, 0.0, 1.5, 0.0])
     t = jnp.array([3.0, 0.0, 0.0, 1.0])
@@ -138,6 +144,7 @@ def test_poisson_negative_rate_is_nan():
     assert np.isnan(lossjax.poisson_nll(jnp.array([-1.0]), jnp.array([2.0]), log_input=False))
 
 
+@pytest.mark.usefixtures("x64")
 def test_poisson_bad_input_raises():
     x = jnp.zeros(3)
     with pytest.raises(ValueError, match="eps"):
@@ -155,6 +162,7 @@ def test_poisson_bad_input_raises():
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("full", [False, True])
+@pytest.mark.usefixtures("x64")
 def test_gaussian_matches_numpy_all_reductions(shape, full):
     mu, y, var = _gaussian_batch(shape, seed=10)
     expected = _np_gaussian(mu, y, var, full)
@@ -166,6 +174,7 @@ def test_gaussian_matches_numpy_all_reductions(shape, full):
                                rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_gaussian_textbook_value():
     # N(y; 1, 4) at y = 3: ½ log(2π·4) + (2²)/(2·4).
     np.testing.assert_allclose(
@@ -174,6 +183,7 @@ def test_gaussian_textbook_value():
 
 
 @pytest.mark.parametrize("var_shape", [(3, 1), (1, 4), (4,), ()])
+@pytest.mark.usefixtures("x64")
 def test_gaussian_broadcast_variance(var_shape):
     mu, y, _ = _gaussian_batch((3, 4), seed=11)
     var = np.random.default_rng(12).uniform(0.3, 2, size=var_shape)
@@ -183,12 +193,14 @@ def test_gaussian_broadcast_variance(var_shape):
     check_grads(lambda m, v: lossjax.gaussian_nll(m, y, v), (mu, var), order=2, modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_gaussian_gradients_match_finite_differences_in_float64():
     mu, y, var = _gaussian_batch((3, 4), seed=13)
     check_grads(lambda m, t, v: lossjax.gaussian_nll(m, t, v, full=True), (mu, y, var),
                 order=2, modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_gaussian_gradients_match_analytic():
     mu, y, var = _gaussian_batch((2, 3), seed=14)
     gm, gy, gv = jax.grad(lambda m, t, v: lossjax.gaussian_nll(m, t, v, reduction="sum"),
@@ -198,6 +210,7 @@ def test_gaussian_gradients_match_analytic():
     np.testing.assert_allclose(gv, 0.5 * (1 / var - (mu - y) ** 2 / var**2), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_gaussian_zero_variance_is_clamped_with_straight_through_gradient():
     eps = 1e-6
     mu = jnp.array([0.5, 0.0, 1e-4])
@@ -220,6 +233,7 @@ def test_gaussian_negative_variance_is_nan():
     assert np.isnan(out[1]) and np.isfinite(out[0]) and np.isfinite(out[2])
 
 
+@pytest.mark.usefixtures("x64")
 def test_gaussian_weights_and_where():
     mu, y, var = _gaussian_batch((3, 4), seed=15)
     expected = _np_gaussian(mu, y, var)

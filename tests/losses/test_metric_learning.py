@@ -65,6 +65,7 @@ def _normal(shape, seed, count):
 
 @pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
 @pytest.mark.parametrize("swap", [False, True])
+@pytest.mark.usefixtures("x64")
 def test_triplet_matches_numpy(p, swap):
     a, pos, neg = _normal((6, 4), 0, 3)
     for margin in (0.0, 1.0, 2.5):
@@ -77,6 +78,7 @@ def test_triplet_matches_numpy(p, swap):
             expected.mean(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.usefixtures("x64")
 def test_triplet_matches_optax_and_axis():
     a, pos, neg = _normal((2, 5, 3), 1, 3)
     for margin, eps in ((1.0, 1e-6), (0.3, 1e-3)):
@@ -95,6 +97,7 @@ def test_triplet_matches_optax_and_axis():
 
 
 @pytest.mark.parametrize("p,swap", [(2.0, False), (1.5, True), (3.0, False)])
+@pytest.mark.usefixtures("x64")
 def test_triplet_gradients(p, swap):
     a, pos, neg = _normal((4, 3), 2, 3)
     pos = a + 0.3 * pos  # the positive is close and the margin wide: every hinge active
@@ -147,6 +150,7 @@ def test_triplet_bad_input_raises():
 # --- contrastive --------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("x64")
 def test_contrastive_matches_numpy():
     e1, e2 = _normal((8, 3), 4, 2)
     y = np.array([1, 0, 0, 1, 0, 1, 0, 0])
@@ -168,6 +172,7 @@ def test_contrastive_matches_numpy():
                                np_contrastive(e1, e2, y, 2.0).mean(), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_contrastive_gradients():
     e1, e2 = _normal((6, 3), 5, 2)
     y = np.array([1, 0, 1, 0, 0, 1])
@@ -193,6 +198,7 @@ def test_contrastive_identical_embeddings_are_finite(dtype):
         np.testing.assert_array_equal(g, 0.0)
 
 
+@pytest.mark.usefixtures("x64")
 def test_contrastive_weights_where_jit_vmap_half_and_bad_labels():
     e1, e2 = _normal((5, 2), 6, 2)
     y = np.array([1, 0, 1, 0, 0])
@@ -234,6 +240,7 @@ def test_contrastive_bad_input_raises():
 @pytest.mark.parametrize("labels", [[0, 0, 1, 1, 2, 2], [2, 0, 1, 0, 2, 1], [0, 1, 0, 1, 0, 1],
                                     [3, 3, 3, 7, 7, 7]])
 @pytest.mark.parametrize("temperature", [0.07, 0.5])
+@pytest.mark.usefixtures("x64")
 def test_ntxent_equal_groups_match_optax(labels, temperature):
     # Equal-sized groups: our mean over anchors equals optax's mean over positive pairs.
     (e,) = _normal((6, 4), 7, 1)
@@ -249,6 +256,7 @@ def test_ntxent_equal_groups_match_optax(labels, temperature):
 
 
 @pytest.mark.parametrize("labels", [[0, 0, 0, 1, 1, 2], [5, 1, 5, 5, 5, 1, 9]])
+@pytest.mark.usefixtures("x64")
 def test_ntxent_unequal_groups_match_numpy(labels):
     labels = np.array(labels)
     (e,) = _normal((len(labels), 3), 8, 1)
@@ -261,6 +269,7 @@ def test_ntxent_unequal_groups_match_numpy(labels):
                                per_anchor.sum(), rtol=1e-10)
 
 
+@pytest.mark.usefixtures("x64")
 def test_ntxent_gradients():
     labels = np.array([0, 0, 0, 1, 1, 2])  # a singleton group included
     (e,) = _normal((6, 3), 9, 1)
@@ -283,6 +292,7 @@ def test_ntxent_gradients():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+@pytest.mark.usefixtures("x64")
 def test_ntxent_degenerate_batches_are_finite(dtype):
     (e,) = _normal((5, 3), 10, 1)
     e = jnp.asarray(e, dtype)
@@ -320,6 +330,7 @@ def test_ntxent_degenerate_batches_are_finite(dtype):
     assert np.isfinite(v_cold) and np.all(np.isfinite(g_cold))
 
 
+@pytest.mark.usefixtures("x64")
 def test_ntxent_weights_where():
     labels = np.array([0, 0, 1, 1, 2, 2, 1])
     (e,) = _normal((7, 3), 11, 1)
@@ -366,6 +377,7 @@ def test_ntxent_bad_input_raises():
 # --- hinge_embedding ----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("x64")
 def test_hinge_embedding_matches_numpy_and_gradients():
     rng = np.random.default_rng(13)
     x = rng.uniform(0.0, 2.0, size=(3, 4))
@@ -391,6 +403,7 @@ def test_hinge_embedding_matches_numpy_and_gradients():
                 modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_hinge_embedding_weights_where_jit_half_and_bad_input():
     x = np.array([0.2, 1.5, 0.7, 3.0, 0.0])
     y = np.array([1, -1, -1, 1, 0])
@@ -451,6 +464,7 @@ def np_circle(e, labels, gamma=80.0, margin=0.4, frozen=None, valid=None):
 
 @pytest.mark.parametrize("labels", [[0, 0, 1, 1, 2, 2], [3, 3, 3, 1, 1, 7]])
 @pytest.mark.parametrize("gamma,margin", [(80.0, 0.4), (4.0, 0.25)])
+@pytest.mark.usefixtures("x64")
 def test_circle_matches_numpy(labels, gamma, margin):
     labels = np.array(labels)
     (e,) = _normal((6, 5), 30, 1)
@@ -465,6 +479,7 @@ def test_circle_matches_numpy(labels, gamma, margin):
                                atol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_circle_gradient_holds_weights_constant():
     labels = np.array([0, 0, 1, 1, 2, 2, 0])
     (e,) = _normal((7, 4), 31, 1)
@@ -495,6 +510,7 @@ def test_circle_degenerate_batches_are_finite(dtype):
     assert value == 0.0  # no anchor has a negative: nothing counts, the mean is 0
 
 
+@pytest.mark.usefixtures("x64")
 def test_circle_where_weights_jit_half_and_bad_input():
     labels = np.array([0, 0, 1, 1, 2, 2])
     (e,) = _normal((6, 4), 32, 1)
@@ -520,6 +536,7 @@ def test_circle_where_weights_jit_half_and_bad_input():
         lossjax.circle(e[None], labels)
 
 
+@pytest.mark.usefixtures("x64")
 def test_triplet_with_a_distance_function():
     a, pos, neg = _normal((5, 4), 33, 3)
 

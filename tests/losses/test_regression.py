@@ -1,3 +1,5 @@
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,6 +58,7 @@ def test_matches_optax(ours, theirs):
 
 
 @pytest.mark.parametrize("name", REGRESSION)
+@pytest.mark.usefixtures("x64")
 def test_gradient_matches_finite_differences_in_float64(name):
     loss, _, opts = REGRESSION[name]
     p, t = _pair((3, 4), seed=1, dtype=np.float64)
@@ -99,6 +102,7 @@ def test_masked_infinite_derivative_does_not_become_nan():
     assert np.all(np.isfinite(g)) and g[0] == 0.0
 
 
+@pytest.mark.usefixtures("x64")
 def test_elementwise_loss_helper_builds_a_full_loss():
     @lossjax.elementwise_loss
     def quartic(p, t, *, scale=1.0):
@@ -133,3 +137,15 @@ def test_smooth_l1_with_traced_beta_zero_is_l1():
     t = np.zeros(3, np.float32)
     swept = jax.vmap(lambda b: lossjax.smooth_l1(p, t, beta=b))(jnp.array([0.0, 1.0]))
     np.testing.assert_allclose(swept, [lossjax.mae(p, t), lossjax.smooth_l1(p, t)], rtol=1e-6)
+
+
+def test_elementwise_loss_shows_its_full_signature():
+    @lossjax.elementwise_loss
+    def quartic(p, t, *, scale=1.0):
+        return scale * (p - t) ** 4
+
+    params = inspect.signature(quartic).parameters
+    assert list(params) == ["p", "t", "scale", "weights", "where", "reduction"]
+    assert params["reduction"].default == "mean"
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY
+               for k in ("scale", "weights", "where", "reduction"))

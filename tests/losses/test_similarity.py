@@ -41,6 +41,7 @@ def _pair(shape, seed):
 
 
 @pytest.mark.parametrize("shape,axis", [((5, 3), -1), ((2, 3, 4), 1), ((4,), 0)])
+@pytest.mark.usefixtures("x64")
 def test_cosine_matches_numpy_and_optax(shape, axis):
     p, t = _pair(shape, 0)
     expected = np_cosine(p, t, axis)
@@ -59,6 +60,7 @@ def test_cosine_matches_numpy_and_optax(shape, axis):
         dist, optax.losses.cosine_distance(p, t, epsilon=1e-16, axis=axis), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_clamp_matches_optax_for_tiny_vectors():
     # Norms below eps are clamped: both conventions agree with the per-norm formula.
     p = np.array([[1e-3, 2e-3], [3.0, -1.0]])
@@ -70,6 +72,7 @@ def test_cosine_clamp_matches_optax_for_tiny_vectors():
                                rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_gradients():
     p, t = _pair((4, 3), 1)
     grad = jax.grad(lambda a: lossjax.cosine_similarity(a, t, reduction="sum"))(p)
@@ -94,6 +97,7 @@ def test_cosine_zero_vector_is_finite(dtype):
         assert np.all(np.isfinite(both_zero))
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_distance_parallel_is_zero_and_non_negative():
     p, t = _pair((6, 4), 2)
     np.testing.assert_allclose(lossjax.cosine_distance(p, 3.0 * p, reduction="none"), 0.0,
@@ -120,6 +124,7 @@ def test_cosine_bad_input_raises():
 # --- cosine_embedding ---------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_embedding_matches_numpy():
     x1, x2 = _pair((8, 3), 6)
     y = np.array([1, -1, 1, -1, -1, 1, -1, -1])
@@ -142,6 +147,7 @@ def test_cosine_embedding_matches_numpy():
         np_cosine_embedding(x1, x2, y), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_embedding_gradients():
     x1, x2 = _pair((6, 3), 7)
     y = np.array([1, -1, 1, -1, -1, 1])
@@ -156,6 +162,7 @@ def test_cosine_embedding_gradients():
                 order=2, modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_cosine_embedding_weights_where_jit_and_degenerate():
     x1, x2 = _pair((5, 4), 8)
     y = np.array([1, -1, -1, 1, -1])
