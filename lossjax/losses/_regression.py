@@ -58,12 +58,12 @@ def mae(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None
 
 def _huber(error: Array, delta: float | Array) -> Array:
     # With q = min(|e|, δ): ½q² + δ(|e| - q) equals ½e² inside and δ(|e| - ½δ) outside.
-    # The linear part's factor is 0 inside, so δ = inf gives ½e² (not inf·0 = NaN), in the
+    # δ = inf makes |e| - q exactly 0, so its factor may be 0: ½e², not inf·0 = NaN, in the
     # value and in the gradient.
     abs_error = abs_zero_subgradient(error)
     quadratic = jnp.minimum(abs_error, delta)
-    excess = abs_error - quadratic
-    return 0.5 * jnp.square(quadratic) + jnp.where(excess > 0, delta, 0.0) * excess
+    slope = jnp.where(jnp.isinf(delta), 0.0, delta)
+    return 0.5 * jnp.square(quadratic) + slope * (abs_error - quadratic)
 
 
 @elementwise_loss
