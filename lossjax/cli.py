@@ -9,6 +9,7 @@ a PNG of the loss curves.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -148,7 +149,20 @@ def _print_table(histories) -> None:
         print(line(row))
 
 
+_DEMO_EXTRA = ("matplotlib", "sklearn", "tqdm")
+
+
+def _missing_demo_extra() -> list[str]:
+    """The modules of the ``demo`` extra that are not installed."""
+    return [name for name in _DEMO_EXTRA if importlib.util.find_spec(name) is None]
+
+
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    missing = _missing_demo_extra()
+    if missing:
+        print(f"lossjax demo needs {', '.join(missing)}: pip install \"lossjax[demo]\"",
+              file=sys.stderr)
+        return 1
     from tqdm.auto import tqdm
 
     from lossjax.examples.digits import load_data, plot_histories, train

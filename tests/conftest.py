@@ -1,7 +1,13 @@
-"""Shared test set-up: float64 is enabled so NumPy float64 references and finite-difference
-gradient checks can run in double precision. Tests that check float32/half behaviour build
-their arrays with an explicit dtype."""
+"""Shared test set-up. Tests run in float32, the default users get; a test that needs
+float64 (a NumPy float64 reference at tight tolerance, finite-difference gradients) asks
+for it with the ``x64`` fixture, or ``with jax.enable_x64(True):`` around its code."""
 
 import jax
+import pytest
 
-jax.config.update("jax_enable_x64", True)
+
+@pytest.fixture
+def x64():
+    """Enable float64 for the duration of one test."""
+    with jax.enable_x64(True):
+        yield

@@ -5,7 +5,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lossjax.losses._reduce import check_reduction, check_same_shape, compute_dtype, reduce_loss
+from lossjax.losses._inputs import class_axis_inputs
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -37,20 +38,28 @@ def kl_divergence(
     Returns:
       Scalar for ``"mean"``/``"sum"`` (mean over examples: PyTorch's ``batchmean``);
       per-example divergences for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.kl_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.9, 0.1]))
+      Array(0.3681, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)
 
 
-def _paired_inputs(log_predictions: ArrayLike, targets: ArrayLike) -> tuple[Array, Array]:
-    log_p, t = jnp.asarray(log_predictions), jnp.asarray(targets)
-    check_same_shape("log_predictions", log_p, "targets", t)
-    dtype = compute_dtype(log_p.dtype, t.dtype)
-    return log_p.astype(dtype), t.astype(dtype)
+def _paired_inputs(
+    log_predictions: ArrayLike, targets: ArrayLike, axis: int, where: ArrayLike | None
+) -> tuple[Array, Array]:
+    """Both arrays with the class ``axis`` last; dropped examples set to 0 (probability 1
+    for a log-probability, an absent class for a probability)."""
+    return class_axis_inputs(("log_predictions", log_predictions), ("targets", targets),
+                             axis=axis, where=where)
 
 
 def _target_parts(t: Array, log_targets: bool) -> tuple[Array, Array, Array]:
@@ -100,13 +109,19 @@ def generalized_kl_divergence(
       targets: same shape, non-negative (or their logs when ``log_targets=True``).
 
     References: Lee & Seung, "Algorithms for Non-negative Matrix Factorization" (NIPS 2000).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.generalized_kl_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([1.0, 1.0]))
+      Array(0.3863, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
     terms = terms - jnp.where(present, prob_t, 0.0) + jnp.exp(log_p)
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)
 
 
@@ -133,9 +148,15 @@ def jensen_shannon_divergence(
 
     References: Lin, "Divergence measures based on the Shannon entropy" (IEEE Trans. Inf.
     Theory, 1991).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.jensen_shannon_divergence(jnp.log(jnp.array([0.5, 0.5])), jnp.array([0.9, 0.1]))
+      Array(0.1017, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets)
+    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
     t_present, prob_t, log_t = _target_parts(t, log_targets)
     p_present, prob_p, log_p = _target_parts(log_p, log_targets=True)
     both = p_present & t_present
@@ -146,5 +167,5 @@ def jensen_shannon_divergence(
     ) - jnp.log(2.0).astype(log_p.dtype)
     terms = 0.5 * (_relative_entropy_terms(p_present, prob_p, log_p, log_m)
                    + _relative_entropy_terms(t_present, prob_t, log_t, log_m))
-    return reduce_loss(jnp.sum(terms, axis=axis), weights=weights, where=where,
+    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
                        reduction=reduction)

@@ -36,14 +36,15 @@ import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
 from lossjax._validation import concrete_value
-from lossjax.losses._classification import integer_label_validity
-from lossjax.losses._reduce import (
+from lossjax.losses._inputs import (
     broadcast_mask,
     check_broadcastable_to,
-    check_reduction,
     compute_dtype,
-    reduce_loss,
+    keep_entries,
+    label_validity,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -426,6 +427,15 @@ def linear_cross_entropy(
       Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
       Chowdhery et al., "PaLM" (2022) for the z-loss. Gemma Team, "Gemma 2" (2024) for
       logit soft-capping.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.linear_cross_entropy(
+      ...     jnp.array([[1.0, 0.0]]),
+      ...     jnp.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
+      ...     jnp.array([0]))
+      Array(0.4076, dtype=float32)
     """
     check_reduction(reduction)
     cfg_z = _static_float("z_loss", z_loss, low=0.0)
@@ -437,7 +447,8 @@ def linear_cross_entropy(
         or chunk_size <= 0
     ):
         raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
-    hidden, weight, labels = jnp.asarray(hidden), jnp.asarray(weight), jnp.asarray(labels)
+    hidden, weight, labels = (real_array(name, a) for name, a in (
+        ("hidden", hidden), ("weight", weight), ("labels", labels)))
     _check_shapes(hidden, weight, labels)
 
     batch_shape = tuple(labels.shape)
@@ -447,8 +458,11 @@ def linear_cross_entropy(
         z_loss=cfg_z, label_smoothing=cfg_eps, logit_softcap=cfg_cap, reduction=reduction,
     )
     h = hidden.reshape(n, hidden.shape[-1])
-    safe, kept, invalid = integer_label_validity(labels.reshape(n), vocab, ignore_index)
+    safe, kept, invalid = label_validity(labels.reshape(n), vocab, ignore_index)
     mask = kept if where is None else kept & broadcast_mask(where, batch_shape).reshape(n)
+    # Masked tokens' hidden states become 0 before any product: a NaN there would otherwise
+    # reach every column of dW through hᵀ·dlogits.
+    (h,) = keep_entries(mask, h, feature_axes=(-1,))
     if weights is not None:
         weights = jnp.asarray(weights)
         check_broadcastable_to("weights", weights.shape, batch_shape)

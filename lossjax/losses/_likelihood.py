@@ -8,15 +8,15 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_positive
-from lossjax.losses._reduce import (
-    broadcast_mask,
+from lossjax.losses._inputs import (
     check_broadcastable_to,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    mask_inputs,
-    reduce_loss,
+    elementwise_inputs,
+    example_mask,
+    float_inputs,
+    keep_entries,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -65,15 +65,16 @@ def poisson_nll(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; the elementwise loss for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.poisson_nll(jnp.array([0.0, 1.0]), jnp.array([2.0, 1.0]))
+      Array(1.359, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("eps", eps)
-    x, t = jnp.asarray(predictions), jnp.asarray(targets)
-    check_same_shape("predictions", x, "targets", t)
-    dtype = compute_dtype(x.dtype, t.dtype)
-    x, t = x.astype(dtype), t.astype(dtype)
-    if where is not None:
-        x, t = mask_inputs(broadcast_mask(where, x.shape), x, t)
+    x, t = elementwise_inputs(("predictions", predictions), ("targets", targets), where=where)
     if log_input:
         loss = jnp.exp(x) - t * x
     else:
@@ -118,17 +119,23 @@ def gaussian_nll(
     Returns:
       Scalar for ``"mean"``/``"sum"``; the elementwise loss (``means``' shape) for
       ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.gaussian_nll(jnp.array([0.0]), jnp.array([1.0]), jnp.array([2.0]))
+      Array(0.5966, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("eps", eps)
-    mu, y, var = jnp.asarray(means), jnp.asarray(targets), jnp.asarray(variances)
-    check_same_shape("means", mu, "targets", y)
-    check_broadcastable_to("variances", var.shape, mu.shape)
-    dtype = compute_dtype(mu.dtype, y.dtype, var.dtype)
-    mu, y = mu.astype(dtype), y.astype(dtype)
-    var = jnp.broadcast_to(var.astype(dtype), mu.shape)
-    if where is not None:
-        mu, y, var = mask_inputs(broadcast_mask(where, mu.shape), mu, y, var)
+    var = real_array("variances", variances)
+    shape = jnp.shape(means)
+    check_broadcastable_to("variances", var.shape, shape)
+    mu, y, var = float_inputs(("means", means), ("targets", targets),
+                              ("variances", jnp.broadcast_to(var, shape)))
+    mask = example_mask(where, mu.shape)
+    mu, y = keep_entries(mask, mu, y)
+    (var,) = keep_entries(mask, var, fill=1.0)
     clamped = var + jax.lax.stop_gradient(jnp.maximum(var, eps) - var)
     loss = 0.5 * (jnp.log(clamped) + jnp.square(mu - y) / clamped)
     if full:

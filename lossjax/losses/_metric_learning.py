@@ -11,23 +11,25 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from lossjax._numerics import abs_zero_subgradient
-from lossjax._validation import check_non_negative, check_positive, concrete_value
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    mask_inputs,
-    reduce_loss,
+from lossjax._numerics import (
+    abs_zero_subgradient,
+    masked_logsumexp,
+    safe_normalize,
+    safe_sqrt,
 )
-from lossjax.losses._similarity import (
-    check_labels_shape,
-    mask_feature_inputs,
+from lossjax._validation import check_non_negative, check_positive, concrete_value
+from lossjax.losses._inputs import (
+    check_per_example,
+    class_axis_inputs,
+    elementwise_inputs,
+    example_mask,
+    float_inputs,
+    keep_entries,
     normalize_axis,
     pair_loss_by_label,
-    safe_normalize,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -87,6 +89,15 @@ def triplet_margin(
 
     References: Balntas et al., "Learning local feature descriptors with triplets and
     shallow convolutional neural networks" (BMVC 2016); Schroff et al., "FaceNet" (2015).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.triplet_margin(
+      ...     jnp.array([[0.0, 0.0]]),
+      ...     jnp.array([[1.0, 0.0]]),
+      ...     jnp.array([[1.5, 0.0]]))
+      Array(0.5, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)
@@ -94,18 +105,13 @@ def triplet_margin(
     pv = concrete_value(p)
     if pv is not None and not pv >= 1:
         raise ValueError(f"p must be >= 1, got {p!r}")
-    a, pos, neg = jnp.asarray(anchors), jnp.asarray(positives), jnp.asarray(negatives)
-    check_same_shape("anchors", a, "positives", pos)
-    check_same_shape("anchors", a, "negatives", neg)
-    axis = normalize_axis(axis, tuple(a.shape), "anchors")
-    dtype = compute_dtype(a.dtype, pos.dtype, neg.dtype)
-    a, pos, neg = (x.astype(dtype) for x in (a, pos, neg))
-    a, pos, neg = mask_feature_inputs(where, axis, a, pos, neg)
+    a, pos, neg = class_axis_inputs(("anchors", anchors), ("positives", positives),
+                                    ("negatives", negatives), axis=axis, where=where)
 
     def dist(x: Array, y: Array) -> Array:
         if distance is None:
-            return _lp_distance(x, y, p, eps, axis)
-        return _checked_distance(distance, x, y, axis)
+            return _lp_distance(x, y, p, eps, -1)
+        return _checked_distance(distance, x, y)
 
     d_pos = dist(a, pos)
     d_neg = dist(a, neg)
@@ -115,10 +121,7 @@ def triplet_margin(
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
 
 
-def _checked_distance(
-    distance: Callable[[Array, Array], Array], x: Array, y: Array, axis: int
-) -> Array:
-    x, y = jnp.moveaxis(x, axis, -1), jnp.moveaxis(y, axis, -1)
+def _checked_distance(distance: Callable[[Array, Array], Array], x: Array, y: Array) -> Array:
     d = jnp.asarray(distance(x, y))
     if tuple(d.shape) != tuple(x.shape[:-1]):
         raise ValueError(
@@ -159,19 +162,25 @@ def contrastive(
 
     References: Hadsell, Chopra & LeCun, "Dimensionality Reduction by Learning an Invariant
     Mapping" (CVPR 2006).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.contrastive(
+      ...     jnp.array([[0.0, 0.0], [0.0, 0.0]]),
+      ...     jnp.array([[3.0, 0.0], [0.5, 0.0]]),
+      ...     jnp.array([1, 0]))
+      Array(4.625, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)
-    e1, e2 = jnp.asarray(embeddings1), jnp.asarray(embeddings2)
-    check_same_shape("embeddings1", e1, "embeddings2", e2)
-    axis = normalize_axis(axis, tuple(e1.shape), "embeddings1")
-    labels = jnp.asarray(labels)
-    check_labels_shape(labels, tuple(e1.shape), axis, "embeddings1")
-    dtype = compute_dtype(e1.dtype, e2.dtype)
-    e1, e2 = mask_feature_inputs(where, axis, e1.astype(dtype), e2.astype(dtype))
-    squared = jnp.sum(jnp.square(e1 - e2), axis=axis)
-    positive = squared > 0
-    distance = jnp.where(positive, jnp.sqrt(jnp.where(positive, squared, 1.0)), 0.0)
+    labels = real_array("labels", labels)
+    shape = jnp.shape(embeddings1)
+    check_per_example(labels, shape, normalize_axis(axis, shape, "embeddings1"), "embeddings1")
+    e1, e2 = class_axis_inputs(("embeddings1", embeddings1), ("embeddings2", embeddings2),
+                               axis=axis, where=where)
+    squared = jnp.sum(jnp.square(e1 - e2), axis=-1)
+    distance = safe_sqrt(squared)
     loss = pair_loss_by_label(labels, squared, jnp.square(jax.nn.relu(margin - distance)),
                               dissimilar_labels=(0,))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
@@ -216,6 +225,15 @@ def ntxent(
     References: Chen et al., "A Simple Framework for Contrastive Learning of Visual
     Representations" (ICML 2020); Sohn, "Improved Deep Metric Learning with Multi-class
     N-pair Loss Objective" (NeurIPS 2016).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ntxent(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([0, 0, 1, 1]),
+      ...     temperature=1.0)
+      Array(0.5514, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("temperature", temperature)
@@ -229,7 +247,7 @@ def ntxent(
     negatives = ~same & both_valid
 
     has_negative = jnp.any(negatives, axis=1)
-    lse_neg = _masked_logsumexp(sims, negatives)
+    lse_neg = masked_logsumexp(sims, negatives)
 
     # ℓ_ij = log(1 + exp(L_i − s_ij)) = softplus(L_i − s_ij); 0 when there is no negative.
     pair_loss = jax.nn.softplus(lse_neg[:, None] - sims)
@@ -262,13 +280,15 @@ def hinge_embedding(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; elementwise losses for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.hinge_embedding(jnp.array([0.3, 0.3]), jnp.array([1, -1]))
+      Array(0.5, dtype=float32)
     """
     check_reduction(reduction)
-    x, labels = jnp.asarray(distances), jnp.asarray(labels)
-    check_same_shape("distances", x, "labels", labels)
-    x = x.astype(compute_dtype(x.dtype))
-    if where is not None:
-        (x,) = mask_inputs(broadcast_mask(where, x.shape), x)
+    x, labels = elementwise_inputs(("distances", distances), ("labels", labels), where=where)
     loss = pair_loss_by_label(labels, x, jax.nn.relu(margin - x))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
 
@@ -308,6 +328,15 @@ def circle(
 
     References: Sun et al., "Circle Loss: A Unified Perspective of Pair Similarity
     Optimization" (CVPR 2020).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.circle(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([0, 0, 1, 1]),
+      ...     gamma=1.0)
+      Array(0.897, dtype=float32)
     """
     check_reduction(reduction)
     check_positive("gamma", gamma)
@@ -324,8 +353,8 @@ def circle(
     negatives = ~same & both_valid
     alpha_p = jax.lax.stop_gradient(jax.nn.relu(1.0 + margin - sims))
     alpha_n = jax.lax.stop_gradient(jax.nn.relu(sims + margin))
-    lse_p = _masked_logsumexp(-gamma * alpha_p * (sims - (1.0 - margin)), positives)
-    lse_n = _masked_logsumexp(gamma * alpha_n * (sims - margin), negatives)
+    lse_p = masked_logsumexp(-gamma * alpha_p * (sims - (1.0 - margin)), positives)
+    lse_n = masked_logsumexp(gamma * alpha_n * (sims - margin), negatives)
     has_both = jnp.any(positives, axis=1) & jnp.any(negatives, axis=1)
     loss = jnp.where(has_both, jax.nn.softplus(lse_p + lse_n), 0.0)
     return reduce_loss(loss, weights=weights, where=has_both, reduction=reduction)
@@ -336,7 +365,8 @@ def _batch_embeddings_and_labels(
 ) -> tuple[Array, Array, Array]:
     """Check ``[B, D]`` embeddings and integer ``[B]`` labels; return them with the row mask
     (``where`` rows masked out get a stopped gradient)."""
-    e, labels = jnp.asarray(embeddings), jnp.asarray(labels)
+    (e,) = float_inputs(("embeddings", embeddings))
+    labels = real_array("labels", labels)
     if e.ndim != 2:
         raise ValueError(f"embeddings must have shape [B, D], got shape {tuple(e.shape)}")
     if labels.shape != (e.shape[0],):
@@ -346,21 +376,7 @@ def _batch_embeddings_and_labels(
         )
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"labels must be integer group ids, got dtype {labels.dtype}")
-    e = e.astype(compute_dtype(e.dtype))
-    valid = jnp.ones((e.shape[0],), bool)
-    if where is not None:
-        valid = broadcast_mask(where, (e.shape[0],))
-        (e,) = mask_inputs(jnp.broadcast_to(valid[:, None], e.shape), e)
+    mask = example_mask(where, (e.shape[0],))
+    (e,) = keep_entries(mask, e, feature_axes=(-1,))
+    valid = jnp.ones((e.shape[0],), bool) if mask is None else mask
     return e, labels, valid
-
-
-def _masked_logsumexp(values: Array, mask: Array) -> Array:
-    """Row-wise ``log Σ_{mask} exp(values)``; 0 (not −inf) for a row with nothing in ``mask``,
-    with finite gradients everywhere and exactly 0 for the masked entries."""
-    has_any = jnp.any(mask, axis=1)
-    shift = jax.lax.stop_gradient(
-        jnp.max(jnp.where(mask, values, -jnp.inf), axis=1, initial=-jnp.inf))
-    shift = jnp.where(has_any, shift, 0.0)
-    exp = jnp.where(mask, jnp.exp(jnp.where(mask, values - shift[:, None], 0.0)), 0.0)
-    total = jnp.sum(exp, axis=1)
-    return jnp.where(has_any, jnp.log(jnp.where(has_any, total, 1.0)) + shift, 0.0)

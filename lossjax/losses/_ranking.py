@@ -6,15 +6,16 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_non_negative
-from lossjax.losses._classification import signed_labels
-from lossjax.losses._reduce import (
-    broadcast_mask,
+from lossjax.losses._inputs import (
     check_broadcastable_to,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    reduce_loss,
+    elementwise_inputs,
+    example_mask,
+    float_inputs,
+    keep_entries,
+    normalize_axis,
+    signed_labels,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -63,14 +64,20 @@ def ranking_softmax(
     References: Cao et al., "Learning to Rank: From Pairwise Approach to Listwise Approach"
     (ICML 2007); Bruch et al., "An Analysis of the Softmax Cross Entropy Loss for
     Learning-to-Rank with Binary Relevance" (ICTIR 2019).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ranking_softmax(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(0.4076, dtype=float32)
     """
     check_reduction(reduction)
-    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
-    check_same_shape("scores", scores, "labels", labels)
-    shape = tuple(scores.shape)
-    dtype = compute_dtype(scores.dtype, labels.dtype)
-    s = jnp.moveaxis(scores.astype(dtype), axis, -1)
-    y = jnp.moveaxis(labels.astype(dtype), axis, -1)
+    s, y = float_inputs(("scores", scores), ("labels", labels))
+    shape, dtype = tuple(s.shape), s.dtype
+    axis = normalize_axis(axis, shape, "scores")
+    s, y = jnp.moveaxis(s, axis, -1), jnp.moveaxis(y, axis, -1)
+    where = example_mask(where, s.shape[:-1])
+    s, y = keep_entries(where, s, y, feature_axes=(-1,))
     valid = _item_array("item_mask", item_mask, shape, axis)
     if valid is not None and valid.dtype != jnp.bool_:
         raise ValueError(f"item_mask must be a boolean array, got dtype {valid.dtype}")
@@ -87,7 +94,6 @@ def ranking_softmax(
     log_probs = jax.nn.log_softmax(s, axis=-1)
     loss = -jnp.sum(jnp.where(y == 0, 0.0, y * log_probs), axis=-1)
     if where is not None:
-        where = broadcast_mask(where, loss.shape)
         list_mask = where if list_mask is None else list_mask & where
     return reduce_loss(loss, weights=weights, where=list_mask, reduction=reduction)
 
@@ -107,13 +113,19 @@ def margin_ranking(
     ``y = 1`` means ``s1`` should rank above ``s2``, ``y = −1`` the reverse; a 0 label is
     read as −1 (as in :func:`hinge`). PyTorch's ``MarginRankingLoss``. The subgradient at the
     hinge is 0. All three arrays have the same shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.margin_ranking(
+      ...     jnp.array([1.0, 0.0]),
+      ...     jnp.array([0.5, 0.5]),
+      ...     jnp.array([1.0, 1.0]))
+      Array(0.25, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("margin", margin)
-    s1, s2, y = jnp.asarray(scores1), jnp.asarray(scores2), jnp.asarray(labels)
-    check_same_shape("scores1", s1, "scores2", s2)
-    check_same_shape("scores1", s1, "labels", y)
-    dtype = compute_dtype(s1.dtype, s2.dtype, y.dtype)
-    s1, s2, y = s1.astype(dtype), s2.astype(dtype), y.astype(dtype)
+    s1, s2, y = elementwise_inputs(("scores1", scores1), ("scores2", scores2),
+                                   ("labels", labels), where=where)
     loss = jax.nn.relu(margin - signed_labels(y) * (s1 - s2))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

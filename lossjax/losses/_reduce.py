@@ -8,12 +8,21 @@ same way with :func:`elementwise_loss`.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from lossjax.losses._inputs import (
+    broadcast_mask,
+    check_broadcastable_to,
+    check_same_shape,  # noqa: F401  (re-exported: family modules predating _inputs use it)
+    compute_dtype,
+    float_inputs,
+    keep_entries,
+)
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -27,51 +36,6 @@ def check_reduction(reduction: str) -> None:
         raise ValueError(
             f"reduction must be one of 'mean', 'sum', 'none'; got {reduction!r}"
         )
-
-
-def compute_dtype(*dtypes: Any) -> np.dtype:
-    """The dtype arithmetic runs in: float32 at least, float64 if a float64 input is given.
-
-    Integer and boolean dtypes (labels) do not take part.
-    """
-    floats = [d for d in dtypes if jnp.issubdtype(d, jnp.floating)]
-    return jnp.result_type(jnp.float32, *floats)
-
-
-def check_same_shape(name_a: str, a: Array, name_b: str, b: Array) -> None:
-    """Raise ``ValueError`` unless ``a`` and ``b`` have exactly the same shape.
-
-    lossjax never broadcasts a prediction against its target: ``(n,)`` against ``(n, 1)``
-    would silently become ``(n, n)``.
-    """
-    if tuple(a.shape) != tuple(b.shape):
-        raise ValueError(
-            f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
-            "they must be equal (lossjax does not broadcast them). Reshape one explicitly."
-        )
-
-
-def check_broadcastable_to(name: str, shape: Sequence[int], target: Sequence[int]) -> None:
-    """Raise ``ValueError`` unless an array of ``shape`` broadcasts to ``target`` unchanged."""
-    shape, target = tuple(shape), tuple(target)
-    try:
-        out = np.broadcast_shapes(shape, target)
-    except ValueError:
-        out = None
-    if out != target:
-        raise ValueError(
-            f"{name} has shape {shape}, which does not broadcast to the unreduced loss "
-            f"shape {target}"
-        )
-
-
-def broadcast_mask(where: ArrayLike, shape: Sequence[int]) -> Array:
-    """Check ``where`` is boolean and broadcastable to ``shape``; return it broadcast."""
-    where = jnp.asarray(where)
-    if where.dtype != jnp.bool_:
-        raise ValueError(f"where must be a boolean array, got dtype {where.dtype}")
-    check_broadcastable_to("where", where.shape, shape)
-    return jnp.broadcast_to(where, tuple(shape))
 
 
 def reduce_loss(
@@ -126,32 +90,24 @@ def reduce_loss(
     return total / jnp.maximum(count, 1)
 
 
-def mask_inputs(mask: Array, *arrays: Array) -> tuple[Array, ...]:
-    """Stop the gradient of masked-out entries of each input (same shape as ``mask``).
-
-    The output-side ``where`` already sends a zero cotangent to masked entries, but a
-    derivative that is infinite there would turn it into ``0 * inf = NaN``. Routing masked
-    inputs through ``stop_gradient`` drops that product, so their gradient is exactly 0.
-    """
-    return tuple(jnp.where(mask, a, jax.lax.stop_gradient(a)) for a in arrays)
-
-
 def elementwise_loss(fn: Callable[..., Array]) -> Callable[..., Array]:
     """Turn ``fn(predictions, targets, **options) -> elementwise loss`` into a lossjax loss.
 
     The returned function has the lossjax signature
-    ``loss(predictions, targets, *, weights=None, where=None, reduction="mean", **options)``:
-    it checks that the two arrays have the same shape, casts both to the compute dtype
-    (float32 at least), evaluates ``fn`` and hands the result to :func:`reduce_loss`.
-    ``options`` are passed to ``fn`` as keyword arguments.
+    ``loss(predictions, targets, *, **options, weights=None, where=None, reduction="mean")``
+    (shown by ``help`` and IDEs): it checks that the two arrays are real and have the same
+    shape, casts both to the compute dtype (float32 at least), replaces entries that
+    ``where`` drops by 0 before ``fn`` sees them, evaluates ``fn`` and hands the result to
+    :func:`reduce_loss`. ``options`` (``fn``'s keyword-only parameters) are passed on.
 
-    Example::
-
-        @lossjax.elementwise_loss
-        def quartic(p, t):
-            return (p - t) ** 4
-
-        quartic(p, t, reduction="sum")
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> @lossjax.elementwise_loss
+      ... def quartic(p, t):
+      ...     return (p - t) ** 4
+      >>> quartic(jnp.array([1.0, 2.0]), jnp.array([0.0, 0.0]), reduction="sum")
+      Array(17., dtype=float32)
     """
 
     @functools.wraps(fn)
@@ -165,16 +121,27 @@ def elementwise_loss(fn: Callable[..., Array]) -> Callable[..., Array]:
         **options: Any,
     ) -> Array:
         check_reduction(reduction)
-        predictions = jnp.asarray(predictions)
-        targets = jnp.asarray(targets)
-        check_same_shape("predictions", predictions, "targets", targets)
-        dtype = compute_dtype(predictions.dtype, targets.dtype)
-        p, t = predictions.astype(dtype), targets.astype(dtype)
+        p, t = float_inputs(("predictions", predictions), ("targets", targets))
         if where is not None:
-            p, t = mask_inputs(broadcast_mask(where, p.shape), p, t)
+            p, t = keep_entries(broadcast_mask(where, p.shape), p, t)
         return reduce_loss(fn(p, t, **options), weights=weights, where=where, reduction=reduction)
 
+    loss.__signature__ = _loss_signature(fn)
     return loss
+
+
+def _loss_signature(fn: Callable[..., Array]) -> inspect.Signature:
+    """``fn``'s two arrays and keyword options, then ``weights``, ``where``, ``reduction``."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    params = list(inspect.signature(fn).parameters.values())
+    arrays = [p.replace(annotation="ArrayLike") for p in params[:2]]
+    options = [p.replace(kind=keyword) for p in params[2:]]
+    common = [
+        inspect.Parameter("weights", keyword, default=None, annotation="ArrayLike | None"),
+        inspect.Parameter("where", keyword, default=None, annotation="ArrayLike | None"),
+        inspect.Parameter("reduction", keyword, default="mean", annotation="str"),
+    ]
+    return inspect.Signature(arrays + options + common, return_annotation="Array")
 
 
 __all__ = ["elementwise_loss", "reduce_loss"]

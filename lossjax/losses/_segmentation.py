@@ -13,16 +13,15 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 
+from lossjax._numerics import safe_ratio
 from lossjax._validation import check_non_negative
-from lossjax.losses._classification import checked_class_weights
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    mask_inputs,
-    reduce_loss,
+from lossjax.losses._inputs import (
+    class_weight_vector,
+    example_mask,
+    float_inputs,
+    keep_entries,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -62,15 +61,6 @@ def _class_probabilities(predictions: Array, from_logits: bool) -> Array:
     return jax.nn.softmax(predictions, axis=-1)
 
 
-def _safe_ratio(numerator: Array, denominator: Array) -> Array:
-    """``numerator / denominator``, and 1 where the denominator is 0 (nothing to overlap).
-
-    The inner ``where`` keeps the unused branch finite, so the gradient there is 0, not NaN.
-    """
-    empty = denominator == 0
-    return jnp.where(empty, 1.0, numerator / jnp.where(empty, 1.0, denominator))
-
-
 def _segmentation_inputs(
     predictions: ArrayLike,
     targets: ArrayLike,
@@ -80,17 +70,12 @@ def _segmentation_inputs(
 ) -> tuple[Array, Array, tuple[int, ...]]:
     """Check and cast ``[B, *spatial, C]`` inputs, stop the gradient of examples ``where``
     drops, and turn logits into probabilities; return ``(probs, targets, summed_axes)``."""
-    p, t = jnp.asarray(predictions), jnp.asarray(targets)
-    check_same_shape("predictions", p, "targets", t)
+    p, t = float_inputs(("predictions", predictions), ("targets", targets))
     axes = _summed_axes(axis, p.ndim)
     kept_axes = tuple(a for a in range(p.ndim - 1) if a not in axes)
     example_shape = tuple(p.shape[a] for a in kept_axes)
-    dtype = compute_dtype(p.dtype, t.dtype)
-    p, t = p.astype(dtype), t.astype(dtype)
-    if where is not None:
-        mask = broadcast_mask(where, example_shape)
-        mask = jnp.broadcast_to(jnp.expand_dims(mask, axes + (p.ndim - 1,)), p.shape)
-        p, t = mask_inputs(mask, p, t)
+    p, t = keep_entries(example_mask(where, example_shape), p, t,
+                        feature_axes=axes + (p.ndim - 1,))
     return _class_probabilities(p, from_logits), t, axes
 
 
@@ -117,10 +102,10 @@ def _overlap_loss(
     fn = jnp.sum(t, axis=axes) - tp
     numerator = tp_scale * tp + smooth
     denominator = tp_scale * tp + alpha * fp + beta * fn + smooth
-    per_class = 1.0 - _safe_ratio(numerator, denominator)  # example_shape + (C,)
+    per_class = 1.0 - safe_ratio(numerator, denominator)  # example_shape + (C,)
 
     if class_weights is not None:
-        per_class = per_class * checked_class_weights(class_weights, p.shape[-1], p.dtype)
+        per_class = per_class * class_weight_vector(class_weights, p.shape[-1], p.dtype)
     per_example = jnp.mean(per_class, axis=-1)
     return reduce_loss(per_example, weights=weights, where=where, reduction=reduction)
 
@@ -182,6 +167,12 @@ def tversky(
     References:
       Salehi, Erdogmus and Gholipour, "Tversky loss function for image segmentation using
       3D fully convolutional deep networks" (2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.tversky(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.1, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("alpha", alpha)
@@ -237,6 +228,12 @@ def dice(
 
     References:
       Milletari, Navab and Ahmadi, "V-Net" (2016); Sørensen (1948), Dice (1945).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.dice(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.1333, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("smooth", smooth)
@@ -285,6 +282,12 @@ def generalized_dice(
 
     References: Sudre et al., "Generalised Dice overlap as a deep learning loss function for
     highly unbalanced segmentations" (DLMIA 2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.generalized_dice(jnp.array([[[0.8], [0.2]]]), jnp.array([[[1.0], [0.0]]]))
+      Array(0.2, dtype=float32)
     """
     check_reduction(reduction)
     check_non_negative("smooth", smooth)
@@ -296,5 +299,5 @@ def generalized_dice(
     class_w = jnp.where(present, raw, jnp.where(largest > 0, largest, 1.0))
     intersection = jnp.sum(class_w * jnp.sum(p * t, axis=axes), axis=-1)
     union = jnp.sum(class_w * jnp.sum(p + t, axis=axes), axis=-1)
-    loss = 1.0 - _safe_ratio(2.0 * intersection + smooth, union + smooth)
+    loss = 1.0 - safe_ratio(2.0 * intersection + smooth, union + smooth)
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

@@ -15,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lossjax.losses._classification import softmax_cross_entropy_with_integer_labels
-from lossjax.losses._reduce import check_reduction, compute_dtype, reduce_loss
+from lossjax._numerics import integer_label_cross_entropy
+from lossjax.losses._inputs import compute_dtype, real_array, scores_and_labels
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -393,9 +394,19 @@ def ctc_loss(
       Graves et al., `Connectionist temporal classification: labelling unsegmented sequence
       data with recurrent neural networks <https://dl.acm.org/doi/10.1145/1143844.1143891>`_,
       ICML 2006.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.ctc_loss(
+      ...     jnp.zeros((1, 2, 2)),
+      ...     jnp.array([[1]]),
+      ...     logit_lengths=jnp.array([2]),
+      ...     label_lengths=jnp.array([1]))
+      Array(0.2877, dtype=float32)
     """
     check_reduction(reduction)
-    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    logits, labels = real_array("logits", logits), real_array("labels", labels)
     logit_lengths, label_lengths = jnp.asarray(logit_lengths), jnp.asarray(label_lengths)
     _check_ctc_shapes(logits, labels, logit_lengths, label_lengths, blank_id)
     _, max_time, num_classes = logits.shape
@@ -483,6 +494,15 @@ def perplexity(
 
     Returns:
       A scalar, float32 at least.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.perplexity(jnp.zeros((2, 4)), jnp.array([0, 3]))
+      Array(4., dtype=float32)
     """
-    return jnp.exp(softmax_cross_entropy_with_integer_labels(
-        logits, labels, ignore_index=ignore_index, where=where, reduction="mean"))
+    logits, safe_labels, out_of_range, mask = scores_and_labels(
+        logits, labels, -1, where, ignore_index)
+    loss = integer_label_cross_entropy(logits, safe_labels)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
+    return jnp.exp(reduce_loss(loss, where=mask, reduction="mean"))

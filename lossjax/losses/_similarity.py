@@ -10,15 +10,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lossjax._numerics import safe_normalize
 from lossjax._validation import check_in_range, check_positive
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    mask_inputs,
-    reduce_loss,
+from lossjax.losses._inputs import (
+    check_per_example,
+    class_axis_inputs,
+    normalize_axis,
+    pair_loss_by_label,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -26,62 +27,18 @@ ArrayLike = jax.typing.ArrayLike
 __all__ = ["cosine_distance", "cosine_embedding", "cosine_similarity"]
 
 
-def normalize_axis(axis: int, shape: tuple[int, ...], name: str) -> int:
-    """``axis`` as a non-negative index into ``shape``; ``ValueError`` when out of range."""
-    ndim = len(shape)
-    if not isinstance(axis, int) or not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis!r} is out of range for {name} of shape {shape}")
-    return axis % ndim
-
-
-def mask_feature_inputs(
-    where: ArrayLike | None, axis: int, *arrays: Array
-) -> tuple[Array, ...]:
-    """Stop the gradient of the examples ``where`` drops, across the whole feature ``axis``.
-
-    ``where`` is per example (broadcastable to the arrays' shape without ``axis``).
-    """
-    if where is None:
-        return arrays
-    shape = tuple(arrays[0].shape)
-    mask = broadcast_mask(where, shape[:axis] + shape[axis + 1:])
-    mask = jnp.broadcast_to(jnp.expand_dims(mask, axis), shape)
-    return mask_inputs(mask, *arrays)
-
-
-def safe_normalize(x: Array, axis: int, eps: float) -> Array:
-    """``x / max(‖x‖₂, eps)`` along ``axis``, with the clamp written as ``sqrt(max(Σx², eps²))``.
-
-    Clamping the squared norm before the square root keeps the value and the gradient
-    finite at a zero vector (which maps to the zero vector).
-    """
-    squared = jnp.sum(jnp.square(x), axis=axis, keepdims=True)
-    return x / jnp.sqrt(jnp.maximum(squared, jnp.square(jnp.asarray(eps, x.dtype))))
-
-
 def _cosine(a: Array, b: Array, axis: int, eps: float) -> Array:
     return jnp.sum(safe_normalize(a, axis, eps) * safe_normalize(b, axis, eps), axis=axis)
-
-
-def _paired_feature_inputs(
-    name_a: str, a: ArrayLike, name_b: str, b: ArrayLike, axis: int
-) -> tuple[Array, Array, int]:
-    a, b = jnp.asarray(a), jnp.asarray(b)
-    check_same_shape(name_a, a, name_b, b)
-    axis = normalize_axis(axis, tuple(a.shape), name_a)
-    dtype = compute_dtype(a.dtype, b.dtype)
-    return a.astype(dtype), b.astype(dtype), axis
 
 
 def _masked_cosine(
     predictions: ArrayLike, targets: ArrayLike, axis: int, eps: float, where: ArrayLike | None
 ) -> Array:
-    """Checked, per-example cosine of two same-shape arrays; ``where``-dropped examples get
-    a stopped gradient."""
+    """Checked, per-example cosine of two same-shape arrays (dropped examples set to 0)."""
     check_positive("eps", eps)
-    p, t, axis = _paired_feature_inputs("predictions", predictions, "targets", targets, axis)
-    p, t = mask_feature_inputs(where, axis, p, t)
-    return _cosine(p, t, axis, eps)
+    p, t = class_axis_inputs(("predictions", predictions), ("targets", targets), axis=axis,
+                             where=where)
+    return _cosine(p, t, -1, eps)
 
 
 def cosine_similarity(
@@ -110,6 +67,12 @@ def cosine_similarity(
     Returns:
       Scalar for ``"mean"``/``"sum"``; the per-example similarities (``axis`` removed)
       for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_similarity(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
+      Array(0.7071, dtype=float32)
     """
     check_reduction(reduction)
     cos = _masked_cosine(predictions, targets, axis, eps, where)
@@ -135,33 +98,16 @@ def cosine_distance(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-example distances (``axis`` removed) for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_distance(jnp.array([[1.0, 0.0]]), jnp.array([[1.0, 1.0]]))
+      Array(0.2929, dtype=float32)
     """
     check_reduction(reduction)
     cos = _masked_cosine(predictions, targets, axis, eps, where)
     return reduce_loss(1.0 - cos, weights=weights, where=where, reduction=reduction)
-
-
-def pair_loss_by_label(
-    labels: Array,
-    similar: Array,
-    dissimilar: Array,
-    dissimilar_labels: tuple[int, ...] = (-1, 0),
-) -> Array:
-    """``similar`` where the label is 1, ``dissimilar`` where it is one of
-    ``dissimilar_labels``, NaN for any other label (jit cannot raise)."""
-    is_dissimilar = jnp.isin(labels, jnp.asarray(dissimilar_labels))
-    loss = jnp.where(labels == 1, similar, dissimilar)
-    return jnp.where((labels == 1) | is_dissimilar, loss, jnp.nan)
-
-
-def check_labels_shape(labels: Array, shape: tuple[int, ...], axis: int, name: str) -> None:
-    """``labels`` must have ``shape`` without ``axis`` (one label per example)."""
-    expected = shape[:axis] + shape[axis + 1:]
-    if tuple(labels.shape) != expected:
-        raise ValueError(
-            f"labels has shape {tuple(labels.shape)} but {name} has shape {shape}; labels "
-            f"must have {name}'s shape without the feature axis {axis}: {expected}"
-        )
 
 
 def cosine_embedding(
@@ -193,14 +139,22 @@ def cosine_embedding(
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-pair losses for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.cosine_embedding(
+      ...     jnp.array([[1.0, 0.0], [1.0, 0.0]]),
+      ...     jnp.array([[1.0, 1.0], [0.0, 1.0]]),
+      ...     jnp.array([1, -1]))
+      Array(0.1464, dtype=float32)
     """
     check_reduction(reduction)
     check_in_range("margin", margin, -1.0, 1.0, high_inclusive=True)
     check_positive("eps", eps)
-    a, b, axis = _paired_feature_inputs("x1", x1, "x2", x2, axis)
-    labels = jnp.asarray(labels)
-    check_labels_shape(labels, tuple(a.shape), axis, "x1")
-    a, b = mask_feature_inputs(where, axis, a, b)
-    cos = _cosine(a, b, axis, eps)
+    labels = real_array("labels", labels)
+    check_per_example(labels, jnp.shape(x1), normalize_axis(axis, jnp.shape(x1), "x1"), "x1")
+    a, b = class_axis_inputs(("x1", x1), ("x2", x2), axis=axis, where=where)
+    cos = _cosine(a, b, -1, eps)
     loss = pair_loss_by_label(labels, 1.0 - cos, jax.nn.relu(cos - margin))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

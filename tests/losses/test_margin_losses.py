@@ -22,6 +22,7 @@ def _data(shape=(6, 5), seed=0):
     return s, y, signs, multi_hot
 
 
+@pytest.mark.usefixtures("x64")
 def test_soft_margin_and_perceptron_match_numpy_and_optax():
     s, _, signs, _ = _data()
     for fn, r in ((lossjax.soft_margin, ref.soft_margin), (lossjax.perceptron, ref.perceptron)):
@@ -39,6 +40,7 @@ def test_soft_margin_and_perceptron_match_numpy_and_optax():
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
+@pytest.mark.usefixtures("x64")
 def test_multiclass_perceptron_matches_numpy_and_optax():
     s, y, _, _ = _data(seed=1)
     expected = s.max(-1) - s[np.arange(len(y)), y]
@@ -50,6 +52,7 @@ def test_multiclass_perceptron_matches_numpy_and_optax():
 
 @pytest.mark.parametrize("p", [1, 2])
 @pytest.mark.parametrize("margin", [1.0, 0.3])
+@pytest.mark.usefixtures("x64")
 def test_multi_margin_matches_pytorch_formula(p, margin):
     s, y, _, _ = _data(seed=2)
     w = np.linspace(0.5, 1.5, 5)
@@ -61,6 +64,7 @@ def test_multi_margin_matches_pytorch_formula(p, margin):
                 modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")
 def test_multilabel_losses_match_pytorch_formulas():
     s, _, _, multi_hot = _data(seed=3)
     multi_hot[0] = 0.0  # no positive class: loss 0
@@ -82,6 +86,7 @@ def test_multilabel_losses_match_pytorch_formulas():
 
 @pytest.mark.parametrize("alpha", [None, 0.25])
 @pytest.mark.parametrize("gamma", [0.0, 2.0])
+@pytest.mark.usefixtures("x64")
 def test_softmax_focal_matches_numpy(alpha, gamma):
     s, y, _, _ = _data(seed=4)
     soft = np.random.default_rng(5).dirichlet(np.ones(5), size=6)
@@ -101,6 +106,7 @@ def test_softmax_focal_matches_numpy(alpha, gamma):
 
 
 @pytest.mark.parametrize("name", ["msle", "mape"])
+@pytest.mark.usefixtures("x64")
 def test_msle_and_mape_match_keras_formulas(name):
     rng = np.random.default_rng(6)
     p, t = rng.uniform(0.1, 5.0, size=(4, 3)), rng.uniform(0.1, 5.0, size=(4, 3))
@@ -130,6 +136,7 @@ NEW = {
 
 
 @pytest.mark.parametrize("name", sorted(NEW))
+@pytest.mark.usefixtures("x64")
 def test_contract_weights_where_jit_half(name):
     fn = getattr(lossjax, name)
     a, b = NEW[name](*_data(seed=7))
@@ -173,6 +180,7 @@ def test_margin_losses_bad_input_raises():
 
 
 @pytest.mark.parametrize("gamma", [0.25, 0.5, 1.0, 2.0])
+@pytest.mark.usefixtures("x64")
 def test_focal_losses_with_any_gamma_are_finite_at_certain_predictions(gamma):
     # (1 - p)^gamma has an infinite slope at p = 1 for gamma < 1; the loss's true gradient
     # there is 0 (the log term vanishes faster), and float32 reaches p = 1 exactly.

@@ -3,6 +3,7 @@ invariance of softmax losses, Huber's bounds, KL >= 0."""
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -26,6 +27,7 @@ def test_regression_losses_non_negative_and_zero_at_perfect_prediction(p, seed):
 
 @SETTINGS
 @given(vectors, st.floats(0.05, 5.0))
+@pytest.mark.usefixtures("x64")
 def test_huber_between_quadratic_and_linear_bounds(e, delta):
     t = np.zeros_like(e)
     h = np.asarray(lossjax.huber(e, t, delta=delta, reduction="none"), np.float64)
@@ -52,6 +54,7 @@ def test_softmax_losses_invariant_to_logit_shift(x, c, label):
 
 @SETTINGS
 @given(st.integers(2, 6), st.integers(0, 2**31 - 1))
+@pytest.mark.usefixtures("x64")
 def test_kl_non_negative(k, seed):
     rng = np.random.default_rng(seed)
     p = rng.dirichlet(np.ones(k) * 0.5, size=4)

@@ -20,6 +20,7 @@ def _lists(shape=(5, 6), seed=0):
     return s, y, mask, w
 
 
+@pytest.mark.usefixtures("x64")
 def test_ranking_softmax_matches_numpy_and_optax():
     s, y, mask, w = _lists()
     mask[3] = False  # a list with no valid item
@@ -39,6 +40,7 @@ def test_ranking_softmax_matches_numpy_and_optax():
                                ref.ranking_softmax(s, y), rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_ranking_softmax_axis_list_weights_and_where():
     s, y, mask, w = _lists((4, 5), seed=1)
     per = ref.ranking_softmax(s, y)
@@ -52,6 +54,7 @@ def test_ranking_softmax_axis_list_weights_and_where():
                                rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")
 def test_ranking_softmax_gradients_finite_and_zero_where_masked():
     s, y, mask, w = _lists((4, 5), seed=2)
     mask[1] = False
@@ -71,6 +74,7 @@ def test_ranking_softmax_gradients_finite_and_zero_where_masked():
     assert value == 0.0 and np.all(np.asarray(grad) == 0.0)
 
 
+@pytest.mark.usefixtures("x64")
 def test_ranking_softmax_bad_input_half_jit_vmap():
     s, y, mask, _ = _lists((3, 4), seed=3)
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 1\)"):
@@ -90,6 +94,7 @@ def test_ranking_softmax_bad_input_half_jit_vmap():
 
 
 @pytest.mark.parametrize("margin", [0.0, 0.5])
+@pytest.mark.usefixtures("x64")
 def test_margin_ranking_matches_numpy(margin):
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))

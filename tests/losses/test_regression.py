@@ -1,3 +1,5 @@
+import inspect
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -56,6 +58,7 @@ def test_matches_optax(ours, theirs):
 
 
 @pytest.mark.parametrize("name", REGRESSION)
+@pytest.mark.usefixtures("x64")
 def test_gradient_matches_finite_differences_in_float64(name):
     loss, _, opts = REGRESSION[name]
     p, t = _pair((3, 4), seed=1, dtype=np.float64)
@@ -88,32 +91,6 @@ def test_log_cosh_is_finite_for_large_errors():
     np.testing.assert_allclose(grad, [1.0, -1.0, 1.0])
 
 
-@pytest.mark.parametrize("name", REGRESSION)
-def test_weights_and_where_compose(name):
-    loss, reference, opts = REGRESSION[name]
-    p, t = _pair((4, 5), seed=2)
-    w = np.random.default_rng(0).uniform(size=(4, 5)).astype(np.float32)
-    m = np.random.default_rng(1).uniform(size=(4, 5)) > 0.4
-    expected = reference(p, t, **opts) * w
-    np.testing.assert_allclose(loss(p, t, weights=w, where=m, reduction="sum", **opts),
-                               expected[m].sum(), rtol=1e-5)
-    np.testing.assert_allclose(loss(p, t, weights=w, where=m, **opts), expected[m].mean(),
-                               rtol=1e-5)
-    # masked mean equals the mean over the sliced arrays
-    np.testing.assert_allclose(loss(p, t, where=m, **opts), loss(p[m], t[m], **opts), rtol=1e-6)
-
-
-def test_masked_entries_get_exactly_zero_gradient_and_empty_mask_gives_zero():
-    p, t = _pair((6,))
-    m = np.array([True, False, True, False, True, False])
-    g = jax.grad(lambda a: lossjax.mse(a, t, where=m))(p)
-    assert np.all(np.asarray(g)[~m] == 0.0)
-    assert np.all(np.asarray(g)[m] != 0.0)
-    empty = np.zeros(6, bool)
-    assert float(lossjax.mse(p, t, where=empty)) == 0.0
-    assert np.all(np.asarray(jax.grad(lambda a: lossjax.mse(a, t, where=empty))(p)) == 0.0)
-
-
 def test_masked_infinite_derivative_does_not_become_nan():
     @lossjax.elementwise_loss
     def sqrt_error(p, t):
@@ -125,6 +102,7 @@ def test_masked_infinite_derivative_does_not_become_nan():
     assert np.all(np.isfinite(g)) and g[0] == 0.0
 
 
+@pytest.mark.usefixtures("x64")
 def test_elementwise_loss_helper_builds_a_full_loss():
     @lossjax.elementwise_loss
     def quartic(p, t, *, scale=1.0):
@@ -137,19 +115,6 @@ def test_elementwise_loss_helper_builds_a_full_loss():
         quartic(p, t, reduction="avg")
 
 
-@pytest.mark.parametrize("name", REGRESSION)
-def test_bad_input_raises(name):
-    loss, _, opts = REGRESSION[name]
-    with pytest.raises(ValueError, match=r"\(4,\).*\(4, 1\)"):
-        loss(jnp.zeros(4), jnp.zeros((4, 1)), **opts)
-    with pytest.raises(ValueError, match="'mean', 'sum', 'none'"):
-        loss(jnp.zeros(4), jnp.zeros(4), reduction="batchmean", **opts)
-    with pytest.raises(ValueError, match="weights"):
-        loss(jnp.zeros(4), jnp.zeros(4), weights=jnp.ones((4, 4)), **opts)
-    with pytest.raises(ValueError, match="where"):
-        loss(jnp.zeros(4), jnp.zeros(4), where=jnp.ones(4), **opts)
-
-
 def test_negative_delta_and_beta_raise():
     with pytest.raises(ValueError, match="delta"):
         lossjax.huber(jnp.zeros(2), jnp.zeros(2), delta=-1.0)
@@ -157,24 +122,30 @@ def test_negative_delta_and_beta_raise():
         lossjax.smooth_l1(jnp.zeros(2), jnp.zeros(2), beta=-0.5)
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-@pytest.mark.parametrize("name", REGRESSION)
-def test_half_precision_inputs_compute_in_float32(name, dtype):
-    loss, reference, opts = REGRESSION[name]
-    p, t = _pair((64,), seed=5)
-    p_half, t_half = jnp.asarray(p, dtype), jnp.asarray(t, dtype)
-    value = loss(p_half, t_half, **opts)
-    assert value.dtype == jnp.float32
-    expected = reference(np.asarray(p_half, np.float64), np.asarray(t_half, np.float64),
-                         **opts).mean()
-    np.testing.assert_allclose(value, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", REGRESSION)
-def test_jit_and_vmap_agree_with_eager(name):
-    loss, _, opts = REGRESSION[name]
-    p, t = _pair((3, 5), seed=4)
-    eager = loss(p, t, reduction="none", **opts).mean(axis=1)
-    jitted = jax.jit(lambda a, b: loss(a, b, **opts))
-    batched = jax.vmap(jitted)(p, t)
-    np.testing.assert_allclose(batched, eager, rtol=1e-6)
+def test_huber_with_infinite_delta_is_half_the_squared_error():
+    p = np.array([3.0, -0.5, 0.0], np.float32)
+    t = np.zeros(3, np.float32)
+    value, grad = jax.value_and_grad(lambda a: lossjax.huber(a, t, delta=np.inf))(p)
+    np.testing.assert_allclose(value, np.mean(0.5 * p**2), rtol=1e-6)
+    np.testing.assert_allclose(grad, p / 3, rtol=1e-6)
+
+
+def test_smooth_l1_with_traced_beta_zero_is_l1():
+    p = np.array([3.0, -0.5, 0.0], np.float32)
+    t = np.zeros(3, np.float32)
+    swept = jax.vmap(lambda b: lossjax.smooth_l1(p, t, beta=b))(jnp.array([0.0, 1.0]))
+    np.testing.assert_allclose(swept, [lossjax.mae(p, t), lossjax.smooth_l1(p, t)], rtol=1e-6)
+
+
+def test_elementwise_loss_shows_its_full_signature():
+    @lossjax.elementwise_loss
+    def quartic(p, t, *, scale=1.0):
+        return scale * (p - t) ** 4
+
+    params = inspect.signature(quartic).parameters
+    assert list(params) == ["p", "t", "scale", "weights", "where", "reduction"]
+    assert params["reduction"].default == "mean"
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY
+               for k in ("scale", "weights", "where", "reduction"))

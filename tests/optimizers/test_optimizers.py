@@ -90,6 +90,7 @@ def test_same_parameters_as_optax_after_300_steps(name):
                  got, expected)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_scale_by_adam_one_step_against_numpy():
     g = np.array([0.5, -2.0, 0.0, 1e-3])
     m0, v0 = np.array([0.1, 0.0, 0.2, 0.0]), np.array([0.01, 0.0, 0.3, 0.0])
@@ -128,6 +129,7 @@ def test_float16_adam_does_not_nan():
     assert params["w"].dtype == jnp.float16
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
 @pytest.mark.parametrize("make", [lambda: lossjax.adam(1e-3), lambda: lossjax.sgd(0.1, 0.9),
                                   lambda: lossjax.rmsprop(1e-3, centered=True),
@@ -141,6 +143,7 @@ def test_dtypes_of_params_and_state_are_stable(dtype, make):
     assert jax.tree.map(lambda x: x.dtype, new_state) == jax.tree.map(lambda x: x.dtype, state)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_mu_dtype_stores_first_moment_in_bfloat16():
     opt = lossjax.scale_by_adam(mu_dtype=jnp.bfloat16)
     grads = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32)

@@ -33,6 +33,7 @@ def adam_reference(grads, b1, b2, eps):
     return out, m, v
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_scale_by_adam_matches_reference():
     got, state = run_transform(lossjax.scale_by_adam(b1=0.8, b2=0.99, eps=1e-6))
     expected, m, v = adam_reference(GRADS, 0.8, 0.99, 1e-6)
@@ -42,6 +43,7 @@ def test_scale_by_adam_matches_reference():
     assert int(state.count) == len(GRADS)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 @pytest.mark.parametrize("nesterov", [False, True])
 def test_trace_matches_reference(nesterov):
     got, state = run_transform(lossjax.trace(0.7, nesterov=nesterov))
@@ -52,6 +54,7 @@ def test_trace_matches_reference(nesterov):
     np.testing.assert_allclose(state.trace, b, rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 @pytest.mark.parametrize("centered, eps_in_sqrt", [(False, True), (False, False), (True, True)])
 def test_scale_by_rms_matches_reference(centered, eps_in_sqrt):
     decay, eps, initial = 0.8, 1e-4, 0.5
@@ -68,6 +71,7 @@ def test_scale_by_rms_matches_reference(centered, eps_in_sqrt):
     assert (state.mu is None) == (not centered)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_scale_by_sum_of_squares_matches_reference_and_is_zero_where_sum_is_zero():
     got, state = run_transform(lossjax.scale_by_sum_of_squares(0.0, 1e-7))
     s = np.zeros(GRADS.shape[1])
@@ -79,6 +83,7 @@ def test_scale_by_sum_of_squares_matches_reference_and_is_zero_where_sum_is_zero
     np.testing.assert_allclose(state.sum_of_squares, s, rtol=1e-12)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_scale_by_learning_rate_with_float_and_schedule():
     got, state = run_transform(lossjax.scale_by_learning_rate(0.3))
     np.testing.assert_allclose(got, -0.3 * GRADS, rtol=1e-7)  # the rate is held in float32
@@ -99,6 +104,7 @@ def test_set_learning_rate_reaches_every_rate_in_a_chain():
         lossjax.set_learning_rate(state, -1.0)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_clip_by_global_norm_matches_reference():
     tree = {"a": jnp.asarray(GRADS[0]), "b": jnp.asarray(GRADS[1:3])}
     norm = np.sqrt(np.sum(GRADS[:3] ** 2))

@@ -31,6 +31,7 @@ def weights_only(params):
     return jax.tree.map(lambda x: x.ndim > 1, params)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_values_match_numpy():
     params = make_params()
     leaves = jax.tree.leaves(params)
@@ -49,6 +50,7 @@ def test_gradients_are_sign_and_w():
     assert g1["dense"]["w"][0, 1] == 0.0
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_gradients_match_finite_differences():
     params = make_params()
     params["dense"]["w"] = params["dense"]["w"].at[0, 1].set(0.7)  # away from the kink
@@ -56,6 +58,7 @@ def test_gradients_match_finite_differences():
     check_grads(lossjax.l2_penalty, (params,), order=2, modes=["rev"])
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 @pytest.mark.parametrize(
     "mask, selected",
     [
@@ -78,6 +81,7 @@ def test_masks_exclude_what_they_say(mask, selected):
             np.testing.assert_array_equal(grads[a][b], expected)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_function_mask_under_jit():
     params = make_params()
     value = jax.jit(lambda p: lossjax.l1_penalty(p, mask=weights_only))(params)

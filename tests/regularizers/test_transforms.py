@@ -47,6 +47,7 @@ def test_add_l1_against_numpy_and_the_gradient_of_l1_penalty():
         np.testing.assert_allclose(out[k], np.asarray(u[k]) + np.asarray(via_loss[k]), rtol=1e-15)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_proximal_l1_one_step_against_numpy():
     u, w = make_tree(0), make_tree(1)
     s = 0.6
@@ -72,6 +73,7 @@ def test_masked_leaves_pass_through_unchanged(build):
         assert not np.allclose(out["w"], u["w"])
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_function_mask_sees_params_and_works_under_jit_in_a_chain():
     w = make_tree(1)
     g = make_tree(0)
@@ -107,6 +109,7 @@ def test_negative_strength_raises_at_build_time(build, name, value):
         build(value)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_proximal_l1_schedule_follows_the_step_count():
     w = {"w": jnp.asarray([1.0, -1.0, 0.25])}
     zero = {"w": jnp.zeros(3)}
@@ -160,6 +163,7 @@ def test_l2_penalty_in_the_loss_equals_add_decayed_weights_before_sgd(momentum):
     assert not np.allclose(without["w"][-1], with_penalty["w"][-1], rtol=1e-3)
 
 
+@pytest.mark.usefixtures("x64")  # compares with a float64 reference
 def test_decayed_weights_after_adam_scaling_is_adamw_and_differs_from_l2():
     params, loss = least_squares_problem()
     lr, wd, mask = 0.05, 0.3, {"w": True, "b": False}

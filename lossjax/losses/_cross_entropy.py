@@ -1,0 +1,383 @@
+"""Cross-entropy losses: softmax (integer or distribution labels), sigmoid, focal, poly-1
+and generalized cross-entropy.
+
+Each computes one loss per example (the class axis reduced; elementwise for the binary
+losses) and hands it to :func:`~lossjax.losses._reduce.reduce_loss`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lossjax._numerics import integer_label_cross_entropy, safe_power, take_class
+from lossjax._validation import check_in_range, check_non_negative, concrete_value
+from lossjax.losses._inputs import (
+    class_axis_inputs,
+    class_weight_vector,
+    elementwise_inputs,
+    scores_and_labels,
+)
+from lossjax.losses._reduce import check_reduction, reduce_loss
+
+Array = jax.Array
+ArrayLike = jax.typing.ArrayLike
+
+__all__ = [
+    "binary_cross_entropy",
+    "generalized_cross_entropy",
+    "poly1_cross_entropy",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_focal_loss",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_with_integer_labels",
+    "softmax_focal_loss",
+]
+
+
+def _is_zero(value: float | Array) -> bool:
+    """True when ``value`` is known now to be 0: its term can be skipped. A traced value
+    is never skipped, so the formula must hold at 0 without a Python branch."""
+    return concrete_value(value) == 0.0
+
+
+def _smoothed(loss: Array, smooth_term: Array, label_smoothing: float | Array) -> Array:
+    """``(1 − ε)·loss + ε·smooth_term``, exactly ``loss`` at ``ε = 0`` (the smooth term is
+    inf when a class has a −inf logit)."""
+    if _is_zero(label_smoothing):
+        return loss
+    mixed = (1.0 - label_smoothing) * loss + label_smoothing * smooth_term
+    return jnp.where(label_smoothing == 0, loss, mixed)
+
+
+def _distribution_cross_entropy(log_probs: Array, labels: Array) -> Array:
+    """``−Σ_k t_k log p_k`` over the last axis; terms with ``t_k = 0`` are exactly 0 (value
+    and gradient) even where ``log p_k = −inf``."""
+    absent = labels == 0
+    return -jnp.sum(labels * jnp.where(absent, 0.0, log_probs), axis=-1)
+
+def softmax_cross_entropy_with_integer_labels(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    class_weights: ArrayLike | None = None,
+    z_loss: float = 0.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Cross-entropy of softmax(logits) against integer class indices.
+
+    Per example, with ``lse = logsumexp(x)``, ``K`` classes, smoothing ``ε`` and class
+    weights ``w`` (all ones when not given)::
+
+        loss = (1 − ε)·w_y·(lse − x_y) + ε·Σ_k w_k·(lse − x_k)/K + z_loss·lse²
+
+    This is PyTorch's ``cross_entropy`` (label smoothing included) plus PaLM's z-loss.
+    ``ignore_index`` labels behave as ``where=False``. With ``class_weights`` and
+    ``reduction="mean"`` the sum is divided by ``Σ w_y`` over the kept examples (PyTorch's
+    convention); otherwise ``mean`` divides by the number of kept examples.
+
+    Args:
+      logits: ``[..., K, ...]`` unnormalised scores; the class axis is ``axis``.
+      labels: integer ``[...]``, the logits' shape without ``axis``. A label outside
+        ``[0, K)`` that is not ``ignore_index`` gives NaN for that example (jit cannot raise).
+      class_weights: optional ``[K]`` per-class weights.
+      z_loss: coefficient of ``lse²`` (keeps logits from drifting), >= 0.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; ``[...]`` per-example losses for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.softmax_cross_entropy_with_integer_labels(
+      ...     jnp.array([[2.0, 1.0, 0.0]]),
+      ...     jnp.array([0]))
+      Array(0.4076, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
+    check_non_negative("z_loss", z_loss)
+    logits, safe_labels, out_of_range, mask = scores_and_labels(
+        logits, labels, axis, where, ignore_index)
+    num_classes = logits.shape[-1]
+    lse = jax.nn.logsumexp(logits, axis=-1)
+    if class_weights is None:
+        label_weight = jnp.ones((), logits.dtype)
+        smooth_term = lse - jnp.mean(logits, axis=-1)
+    else:
+        class_weights = class_weight_vector(class_weights, num_classes, logits.dtype)
+        label_weight = class_weights[safe_labels]
+        smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
+    loss = _smoothed(label_weight * (lse - take_class(logits, safe_labels)), smooth_term,
+                     label_smoothing)
+    if not _is_zero(z_loss):
+        loss = loss + z_loss * jnp.square(lse)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
+
+    normalizer = None
+    if class_weights is not None and reduction == "mean":
+        kept = jnp.ones(loss.shape, bool) if mask is None else mask
+        normalizer = jnp.sum(jnp.where(kept, label_weight, 0.0))
+    return reduce_loss(
+        loss, weights=weights, where=mask, reduction=reduction, normalizer=normalizer
+    )
+
+
+def softmax_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    axis: int = -1,
+    label_smoothing: float = 0.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Cross-entropy of softmax(logits) against a label distribution (one-hot or soft).
+
+    Per example: ``−Σ_k t_k · log_softmax(x)_k`` with ``t = (1 − ε)·labels + ε/K``.
+    Terms with ``t_k = 0`` count as 0 even where ``x_k = −inf`` (optax #896 gives NaN there).
+
+    Args:
+      logits, labels: the same shape ``[..., K, ...]``; the class axis is ``axis``.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.softmax_cross_entropy(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(0.4076, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
+    logits, labels = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis,
+                                       where=where)
+    if not _is_zero(label_smoothing):
+        labels = (1.0 - label_smoothing) * labels + label_smoothing / labels.shape[-1]
+    loss = _distribution_cross_entropy(jax.nn.log_softmax(logits, axis=-1), labels)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def sigmoid_binary_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary cross-entropy from logits, elementwise: ``softplus(x) − x·y``.
+
+    Equals ``−y·log σ(x) − (1 − y)·log(1 − σ(x))`` without ever forming σ(x), so it is
+    finite for any finite logit. ``labels`` are probabilities in [0, 1], same shape.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.sigmoid_binary_cross_entropy(jnp.array([0.0, 2.0]), jnp.array([1.0, 0.0]))
+      Array(1.41, dtype=float32)
+    """
+    check_reduction(reduction)
+    x, y = elementwise_inputs(("logits", logits), ("labels", labels), where=where)
+    return reduce_loss(jax.nn.softplus(x) - x * y, weights=weights, where=where,
+                       reduction=reduction)
+
+
+def binary_cross_entropy(
+    probs: ArrayLike,
+    labels: ArrayLike,
+    *,
+    eps: float = 1e-7,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary cross-entropy from probabilities: ``−y·log p − (1 − y)·log(1 − p)``.
+
+    ``p`` is clipped to ``[eps, 1 − eps]`` first (Keras' convention), so a probability of
+    exactly 0 or 1 gives a finite loss and gradient. Prefer
+    :func:`sigmoid_binary_cross_entropy` when logits are available.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.binary_cross_entropy(jnp.array([0.5, 0.9]), jnp.array([1.0, 1.0]))
+      Array(0.3993, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_in_range("eps", eps, 0.0, 0.5)
+    p, y = elementwise_inputs(("probs", probs), ("labels", labels), where=where)
+    p = jnp.clip(p, eps, 1.0 - eps)
+    loss = -(y * jnp.log(p) + (1.0 - y) * jnp.log1p(-p))
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def sigmoid_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float | None = None,
+    gamma: float = 2.0,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Focal loss, elementwise: ``α_t · (1 − p_t)^γ · BCE(x, y)``.
+
+    ``p = σ(x)``, ``p_t = p·y + (1 − p)(1 − y)``, ``α_t = α·y + (1 − α)(1 − y)`` (no α term
+    when ``alpha`` is None). ``gamma = 0`` and ``alpha = None`` give sigmoid BCE.
+    References: Lin et al., "Focal Loss for Dense Object Detection" (2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.sigmoid_focal_loss(jnp.array([0.0]), jnp.array([1.0]))
+      Array(0.1733, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_non_negative("gamma", gamma)
+    if alpha is not None:
+        check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    x, y = elementwise_inputs(("logits", logits), ("labels", labels), where=where)
+    loss = jax.nn.softplus(x) - x * y
+    if not _is_zero(gamma):
+        p = jax.nn.sigmoid(x)
+        loss = loss * safe_power(p + y - 2.0 * p * y, gamma)  # (1 − p_t)^γ
+    if alpha is not None:
+        loss = (alpha * y + (1.0 - alpha) * (1.0 - y)) * loss
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def poly1_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    epsilon: float = 2.0,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Poly-1 loss: cross-entropy plus ``ε·(1 − p_t)``, per example.
+
+    ``CE = −Σ_k t_k·log_softmax(x)_k`` and ``p_t = Σ_k t_k·softmax(x)_k`` (the probability
+    given to the label distribution). ``epsilon = 0`` is :func:`softmax_cross_entropy`;
+    ``epsilon`` may be negative (down-weights the leading polynomial term) as long as it is
+    ``>= −1`` (below that the loss is unbounded below). The default 2.0 is optax's
+    ``poly_loss_cross_entropy`` default. For integer labels pass ``jax.nn.one_hot(labels, K)``.
+
+    Args:
+      logits, labels: the same shape ``[..., K, ...]``; ``labels`` a distribution over ``axis``.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
+
+    References: Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification
+    Loss Functions" (ICLR 2022).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.poly1_cross_entropy(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(1.077, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_in_range("epsilon", epsilon, -1.0, float("inf"))
+    logits, labels = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis,
+                                       where=where)
+    # x − logsumexp(x) rather than jax.nn.log_softmax: XLA:CPU then fuses the backward pass
+    # (value_and_grad 1.2x faster at [8192, 1024], on par with optax).
+    log_probs = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
+    p_t = jnp.sum(labels * jnp.exp(log_probs), axis=-1)
+    loss = _distribution_cross_entropy(log_probs, labels) + epsilon * (1.0 - p_t)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def softmax_focal_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    alpha: float | None = None,
+    gamma: float = 2.0,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Categorical focal loss from logits, per example: ``−α·Σ_k t_k (1 − p_k)^γ log p_k``.
+
+    ``p = softmax(logits)``; ``labels`` one-hot or soft, same shape. ``alpha = None`` means 1
+    (Keras' ``CategoricalFocalCrossentropy`` defaults to ``alpha = 0.25``, a constant factor);
+    ``gamma = 0`` and no alpha give :func:`softmax_cross_entropy`. Terms with ``t_k = 0``
+    count 0 even at ``−inf`` logits.
+
+    References: Lin et al., "Focal Loss for Dense Object Detection" (2017).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.softmax_focal_loss(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+      Array(0.04568, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_non_negative("gamma", gamma)
+    if alpha is not None:
+        check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
+    x, t = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis, where=where)
+    absent = t == 0
+    # Safe log-probabilities where t = 0 keep 0·(−inf) out of the backward pass too.
+    log_p = jnp.where(absent, -1.0, jax.nn.log_softmax(x, axis=-1))
+    terms = t * log_p
+    if not _is_zero(gamma):
+        terms = terms * safe_power(-jnp.expm1(log_p), gamma)
+    loss = -jnp.sum(jnp.where(absent, 0.0, terms), axis=-1)
+    if alpha is not None:
+        loss = alpha * loss
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+
+
+def generalized_cross_entropy(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    q: float = 0.5,
+    axis: int = -1,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Generalized cross-entropy, per example: ``(1 − p_y^q) / q`` with ``p = softmax(x)``.
+
+    A noise-robust loss between cross-entropy (``q → 0``) and MAE on probabilities
+    (``q = 1``); computed as ``−expm1(q·log p_y)/q`` so it stays accurate for small ``q``.
+    Integer labels; an out-of-range label gives NaN. Keras 3's
+    ``CategoricalGeneralizedCrossEntropy`` (which takes probabilities, not logits).
+
+    Args:
+      q: in (0, 1].
+
+    References: Zhang & Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural
+    Networks with Noisy Labels" (NeurIPS 2018).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.generalized_cross_entropy(jnp.array([[2.0, 1.0, 0.0]]), jnp.array([0]))
+      Array(0.3688, dtype=float32)
+    """
+    check_reduction(reduction)
+    check_in_range("q", q, 0.0, 1.0, high_inclusive=True)
+    if _is_zero(q):
+        raise ValueError("q must be > 0 (q → 0 is softmax_cross_entropy_with_integer_labels)")
+    x, safe_labels, out_of_range, mask = scores_and_labels(logits, labels, axis, where)
+    log_p_y = -integer_label_cross_entropy(x, safe_labels)
+    loss = -jnp.expm1(q * log_p_y) / q
+    return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=mask,
+                       reduction=reduction)
