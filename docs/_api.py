@@ -52,6 +52,8 @@ _NAMESPACES = (
         {
             "_transforms": "Transforms",
             "_wrappers": "Wrappers",
+            "_averaging": "Wrappers",
+            "_clipping": "Transforms",
             "_line_search": "Line search",
             "_lr_find": "Learning-rate finder",
             "_states": "Optimizer states",
