@@ -34,7 +34,8 @@ if __package__ in (None, ""):
     # `python bench/run.py`: make `bench` importable as a package from the repository root.
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-BENCHMARKS = ("losses", "zoo", "optimizers", "ctc", "linear_ce")
+BENCHMARKS = ("losses", "zoo", "optimizers", "ctc", "linear_ce", "tasks", "rl", "wrappers",
+              "line_search", "adaptive")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _MAIN_COLUMNS = ("name", "lossjax_ms", "optax_ms", "ratio")
 
