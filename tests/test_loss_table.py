@@ -28,8 +28,11 @@ def _table_rows() -> list[list[str]]:
 def test_every_loss_is_in_the_table_once():
     names = [re.fullmatch(r"`(\w+)`", row[0]).group(1) for row in _table_rows()]
     assert len(names) == len(set(names))
+    # Every loss of the registry is in the table; exempt public names may be too (the RL
+    # return and advantage estimators have rows next to the RL losses), nothing else.
     expected = set(losses.__all__) - set(EXEMPT)  # the registry's non-loss names
-    assert set(names) == expected
+    assert expected <= set(names) <= set(losses.__all__), (
+        sorted(expected - set(names)), sorted(set(names) - set(losses.__all__)))
     assert all(callable(getattr(lossjax, n)) for n in names)
 
 

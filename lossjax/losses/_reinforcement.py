@@ -18,20 +18,26 @@ values before any arithmetic, so a NaN there reaches neither the loss nor its gr
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
-from lossjax._numerics import abs_zero_subgradient
+from lossjax._numerics import abs_zero_subgradient, take_class
 from lossjax._validation import check_in_range, check_non_negative, check_positive
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
+from lossjax.losses._inputs import (
+    check_per_example,
     check_same_shape,
-    compute_dtype,
-    reduce_loss,
+    example_mask,
+    float_inputs,
+    keep_entries,
+    label_validity,
+    normalize_axis,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -55,11 +61,12 @@ __all__ = [
 # --- inputs -----------------------------------------------------------------------------
 
 
-def _floats(*arrays: ArrayLike) -> tuple[Array, ...]:
-    """The arrays in one compute dtype: float32 at least, float64 if any input is."""
-    arrays = tuple(jnp.asarray(a) for a in arrays)
-    dtype = compute_dtype(*(a.dtype for a in arrays))
-    return tuple(a.astype(dtype) for a in arrays)
+def _trajectory_inputs(
+    rewards: ArrayLike, discounts: ArrayLike, values: ArrayLike
+) -> tuple[Array, ...]:
+    """Rewards, discounts and values, real and in one compute dtype (shapes checked later)."""
+    return float_inputs(("rewards", rewards), ("discounts", discounts), ("values", values),
+                        same_shape=False)
 
 
 def _check_trajectory(rewards: Array, discounts: Array) -> None:
@@ -93,58 +100,31 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
         return False
 
 
-def _mask(where: ArrayLike | None, shape: tuple[int, ...]) -> Array | None:
-    return None if where is None else broadcast_mask(where, shape)
-
-
-def _masked(mask: Array | None, array: Array) -> Array:
-    """``array`` with masked steps set to 0 (trailing axes such as actions follow the mask).
-
-    Replacing, not multiplying, keeps a NaN or inf in a padded step out of the arithmetic,
-    so it reaches neither the loss nor the gradient (the double-where).
-    """
-    if mask is None:
-        return array
-    mask = mask.reshape(mask.shape + (1,) * (array.ndim - mask.ndim))
-    return jnp.where(mask, array, jnp.zeros((), array.dtype))
-
-
-def _check_leading(name: str, array: Array, steps_name: str, steps: Array) -> None:
-    """``array`` is ``steps.shape + (num_actions,)``."""
-    if array.ndim == 0 or tuple(array.shape[:-1]) != tuple(steps.shape):
-        raise ValueError(
-            f"{name} has shape {tuple(array.shape)}; its shape without the last (action) "
-            f"axis must equal the shape {tuple(steps.shape)} of {steps_name}"
-        )
-
-
-def _integer_actions(actions: ArrayLike) -> Array:
-    actions = jnp.asarray(actions)
+def _integer_actions(actions: ArrayLike, scores_name: str, scores: Array) -> Array:
+    """Integer ``actions`` with the shape of ``scores`` without its last (action) axis."""
+    actions = real_array("actions", actions)
     if not jnp.issubdtype(actions.dtype, jnp.integer):
         raise ValueError(f"actions must be integer action indices, got dtype {actions.dtype}")
+    axis = normalize_axis(-1, scores.shape, scores_name)
+    check_per_example(actions, scores.shape, axis, scores_name, what="actions")
     return actions
 
 
 def _actions_in_range(actions: Array, num_actions: int) -> tuple[Array, Array]:
-    """``(safe_actions, in_range)`` for actions whose masked steps are already 0.
+    """``(safe_actions, out_of_range)`` for actions whose masked steps are already 0.
 
     Concrete actions outside ``[0, num_actions)`` raise ``ValueError``; under ``jit`` they
     cannot, so the caller turns those steps' loss into NaN.
     """
-    if not isinstance(actions, jax.core.Tracer) and actions.size:
+    if not isinstance(actions, Tracer) and actions.size:
         low, high = int(jnp.min(actions)), int(jnp.max(actions))
         if low < 0 or high >= num_actions:
             raise ValueError(
                 f"actions must be in [0, {num_actions}) (the size of the last axis of the "
                 f"action values or logits); got values from {low} to {high}"
             )
-    in_range = (actions >= 0) & (actions < num_actions)
-    return jnp.where(in_range, actions, 0), in_range
-
-
-def _chosen(values: Array, actions: Array) -> Array:
-    """``values[..., a]`` for each step's action ``a``."""
-    return jnp.take_along_axis(values, actions[..., None], axis=-1)[..., 0]
+    safe, _, out_of_range = label_validity(actions, num_actions)
+    return safe, out_of_range
 
 
 def _huber_or_half_square(error: Array, huber_delta: float | None) -> Array:
@@ -180,14 +160,15 @@ def _reverse_recurrence(
     (forward or backward).
     """
 
-    def step(carry: Array, xs: tuple[Array, ...]) -> tuple[Array, Array]:
+    # Any: the optional entries (step_mixing, bootstrap) are None or scanned arrays.
+    def step(carry: Array, xs: tuple[Any, ...]) -> tuple[Array, Array]:
         offset, discount, step_mixing, bootstrap = xs
         lam = mixing if step_mixing is None else step_mixing
         ahead = lam * carry if bootstrap is None else (1.0 - lam) * bootstrap + lam * carry
         carry = offset + discount * ahead
         return carry, carry
 
-    xs = (offsets, discounts, mixing if mixing.ndim else None, bootstraps)
+    xs: tuple[Any, ...] = (offsets, discounts, mixing if mixing.ndim else None, bootstraps)
     _, out = jax.lax.scan(step, last.astype(offsets.dtype), xs, reverse=True)
     return out
 
@@ -219,7 +200,9 @@ def discounted_returns(
       ...                            jnp.array([0.5, 0.0, 0.5]), 4.0)
       Array([1.5, 1. , 3. ], dtype=float32)
     """
-    rewards, discounts, bootstrap = _floats(rewards, discounts, bootstrap_value)
+    rewards, discounts, bootstrap = float_inputs(
+        ("rewards", rewards), ("discounts", discounts), ("bootstrap_value", bootstrap_value),
+        same_shape=False)
     _check_trajectory(rewards, discounts)
     batch_shape = tuple(rewards.shape[1:])
     if not _broadcasts_to(bootstrap.shape, batch_shape):
@@ -258,7 +241,7 @@ def lambda_returns(
       ...                        jnp.array([2.0, 4.0]), lambda_=0.5)
       Array([4.5, 5. ], dtype=float32)
     """
-    rewards, discounts, values = _floats(rewards, discounts, values)
+    rewards, discounts, values = _trajectory_inputs(rewards, discounts, values)
     _check_trajectory(rewards, discounts)
     check_same_shape("rewards", rewards, "values", values)
     _check_nonempty(rewards)
@@ -298,7 +281,7 @@ def n_step_returns(
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}")
-    rewards, discounts, values = _floats(rewards, discounts, values)
+    rewards, discounts, values = _trajectory_inputs(rewards, discounts, values)
     _check_trajectory(rewards, discounts)
     check_same_shape("rewards", rewards, "values", values)
     _check_nonempty(rewards)
@@ -349,7 +332,7 @@ def generalized_advantage_estimation(
       ...     lambda_=0.5)
       Array([ 0., -2.], dtype=float32)
     """
-    rewards, discounts, values = _floats(rewards, discounts, values)
+    rewards, discounts, values = _trajectory_inputs(rewards, discounts, values)
     _check_trajectory(rewards, discounts)
     expected = (rewards.shape[0] + 1, *rewards.shape[1:])
     if tuple(values.shape) != expected:
@@ -409,8 +392,9 @@ def vtrace(
       Array([1.5, 0.5], dtype=float32)
     """
     check_positive("clip_rho_threshold", clip_rho_threshold)
-    values, next_values, rewards, discounts, rhos = _floats(
-        values, next_values, rewards, discounts, rhos)
+    values, next_values, rewards, discounts, rhos = float_inputs(
+        ("values", values), ("next_values", next_values), ("rewards", rewards),
+        ("discounts", discounts), ("rhos", rhos), same_shape=False)
     _check_trajectory(rewards, discounts)
     check_same_shape("values", values, "rewards", rewards)
     check_same_shape("next_values", next_values, "rewards", rewards)
@@ -423,10 +407,6 @@ def vtrace(
 
 
 # --- policy losses ----------------------------------------------------------------------
-
-
-def _log_policy(logits: Array) -> Array:
-    return logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
 
 
 def policy_gradient_loss(
@@ -466,15 +446,16 @@ def policy_gradient_loss(
       Array(0.549..., dtype=float32)
     """
     check_reduction(reduction)
-    logits, advantages = _floats(logits, advantages)
-    actions = _integer_actions(actions)
-    _check_leading("logits", logits, "actions", actions)
+    logits, advantages = float_inputs(("logits", logits), ("advantages", advantages),
+                                      same_shape=False)
+    actions = _integer_actions(actions, "logits", logits)
     check_same_shape("actions", actions, "advantages", advantages)
-    mask = _mask(where, tuple(actions.shape))
-    logits, actions, advantages = (_masked(mask, a) for a in (logits, actions, advantages))
-    actions, in_range = _actions_in_range(actions, logits.shape[-1])
-    loss = -_chosen(_log_policy(logits), actions) * jax.lax.stop_gradient(advantages)
-    loss = jnp.where(in_range, loss, jnp.nan)
+    mask = example_mask(where, actions.shape)
+    (logits,) = keep_entries(mask, logits, feature_axes=(-1,))
+    actions, advantages = keep_entries(mask, actions, advantages)
+    actions, out_of_range = _actions_in_range(actions, logits.shape[-1])
+    loss = -take_class(jax.nn.log_softmax(logits), actions) * jax.lax.stop_gradient(advantages)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
     return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
 
 
@@ -509,12 +490,12 @@ def entropy_loss(
       Array(-1.3862944, dtype=float32)
     """
     check_reduction(reduction)
-    (logits,) = _floats(logits)
+    (logits,) = float_inputs(("logits", logits))
     if logits.ndim == 0:
         raise ValueError("logits must have an action axis (the last); got a scalar")
-    mask = _mask(where, tuple(logits.shape[:-1]))
-    logits = _masked(mask, logits)
-    log_probs = _log_policy(logits)
+    mask = example_mask(where, logits.shape[:-1])
+    (logits,) = keep_entries(mask, logits, feature_axes=(-1,))
+    log_probs = jax.nn.log_softmax(logits)
     probs = jnp.exp(log_probs)
     safe_log_probs = jnp.where(probs > 0, log_probs, 0.0)
     loss = jnp.sum(probs * safe_log_probs, axis=-1)
@@ -555,10 +536,10 @@ def clipped_surrogate_loss(
     """
     check_reduction(reduction)
     check_non_negative("epsilon", epsilon)
-    ratios, advantages = _floats(ratios, advantages)
-    check_same_shape("ratios", ratios, "advantages", advantages)
-    mask = _mask(where, tuple(ratios.shape))
-    ratios, advantages = _masked(mask, ratios), jax.lax.stop_gradient(_masked(mask, advantages))
+    ratios, advantages = float_inputs(("ratios", ratios), ("advantages", advantages))
+    mask = example_mask(where, ratios.shape)
+    ratios, advantages = keep_entries(mask, ratios, advantages)
+    advantages = jax.lax.stop_gradient(advantages)
     clipped = jnp.clip(ratios, 1.0 - epsilon, 1.0 + epsilon)
     loss = -jnp.minimum(ratios * advantages, clipped * advantages)
     return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
@@ -603,12 +584,11 @@ def clipped_value_loss(
     """
     check_reduction(reduction)
     check_non_negative("epsilon", epsilon)
-    values, old_values, returns = _floats(values, old_values, returns)
-    check_same_shape("values", values, "old_values", old_values)
-    check_same_shape("values", values, "returns", returns)
-    mask = _mask(where, tuple(values.shape))
-    values = _masked(mask, values)
-    old_values, returns = (jax.lax.stop_gradient(_masked(mask, a)) for a in (old_values, returns))
+    values, old_values, returns = float_inputs(
+        ("values", values), ("old_values", old_values), ("returns", returns))
+    mask = example_mask(where, values.shape)
+    values, old_values, returns = keep_entries(mask, values, old_values, returns)
+    old_values, returns = jax.lax.stop_gradient((old_values, returns))
     clipped = old_values + jnp.clip(values - old_values, -epsilon, epsilon)
     loss = 0.5 * jnp.maximum(jnp.square(values - returns), jnp.square(clipped - returns))
     return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
@@ -657,12 +637,14 @@ def td_loss(
     """
     check_reduction(reduction)
     _check_huber_delta(huber_delta)
-    values, rewards, discounts, next_values = _floats(values, rewards, discounts, next_values)
+    values, rewards, discounts, next_values = float_inputs(
+        ("values", values), ("rewards", rewards), ("discounts", discounts),
+        ("next_values", next_values), same_shape=False)
     _check_transitions("values", values, rewards, discounts)
     check_same_shape("next_values", next_values, "values", values)
-    mask = _mask(where, tuple(values.shape))
-    values, rewards, discounts, next_values = (
-        _masked(mask, a) for a in (values, rewards, discounts, next_values))
+    mask = example_mask(where, values.shape)
+    values, rewards, discounts, next_values = keep_entries(
+        mask, values, rewards, discounts, next_values)
     target = jax.lax.stop_gradient(rewards + discounts * next_values)
     loss = _huber_or_half_square(target - values, huber_delta)
     return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
@@ -684,22 +666,23 @@ def _q_learning(
     check_reduction(reduction)
     _check_huber_delta(huber_delta)
     selector = next_q_values if next_q_selector is None else next_q_selector
-    q_values, rewards, discounts, next_q_values, selector = _floats(
-        q_values, rewards, discounts, next_q_values, selector)
-    actions = _integer_actions(actions)
+    q_values, rewards, discounts, next_q_values, selector = float_inputs(
+        ("q_values", q_values), ("rewards", rewards), ("discounts", discounts),
+        ("next_q_values", next_q_values), ("next_q_selector", selector), same_shape=False)
+    actions = _integer_actions(actions, "q_values", q_values)
     _check_transitions("actions", actions, rewards, discounts)
-    _check_leading("q_values", q_values, "actions", actions)
     check_same_shape("next_q_values", next_q_values, "q_values", q_values)
     if next_q_selector is not None:
         check_same_shape("next_q_selector", selector, "next_q_values", next_q_values)
-    mask = _mask(where, tuple(actions.shape))
-    q_values, actions, rewards, discounts, next_q_values, selector = (
-        _masked(mask, a) for a in (q_values, actions, rewards, discounts, next_q_values, selector))
-    actions, in_range = _actions_in_range(actions, q_values.shape[-1])
-    next_value = _chosen(next_q_values, jnp.argmax(selector, axis=-1))
+    mask = example_mask(where, actions.shape)
+    q_values, next_q_values, selector = keep_entries(
+        mask, q_values, next_q_values, selector, feature_axes=(-1,))
+    actions, rewards, discounts = keep_entries(mask, actions, rewards, discounts)
+    actions, out_of_range = _actions_in_range(actions, q_values.shape[-1])
+    next_value = take_class(next_q_values, jnp.argmax(selector, axis=-1))
     target = jax.lax.stop_gradient(rewards + discounts * next_value)
-    loss = _huber_or_half_square(target - _chosen(q_values, actions), huber_delta)
-    loss = jnp.where(in_range, loss, jnp.nan)
+    loss = _huber_or_half_square(target - take_class(q_values, actions), huber_delta)
+    loss = jnp.where(out_of_range, jnp.nan, loss)
     return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
 
 

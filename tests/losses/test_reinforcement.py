@@ -485,3 +485,19 @@ def test_hyperparameter_errors():
         lossjax.td_loss(r, r, g, r, huber_delta=0.0)
     with pytest.raises(ValueError, match="reduction"):
         lossjax.entropy_loss(np.zeros((T, A), np.float32), reduction="avg")
+
+
+def test_complex_trajectories_raise_for_the_estimators():
+    # The losses' complex check is in the contract test; the estimators are exempt from it.
+    r, g, v, rho = _trajectory(seed=16, dtype=np.float32)
+    c = r.astype(np.complex64)
+    with pytest.raises(ValueError, match="rewards has complex dtype"):
+        lossjax.discounted_returns(c, g, 0.0)
+    with pytest.raises(ValueError, match="rewards has complex dtype"):
+        lossjax.lambda_returns(c, g, v[1:])
+    with pytest.raises(ValueError, match="rewards has complex dtype"):
+        lossjax.n_step_returns(c, g, v[1:], n=2)
+    with pytest.raises(ValueError, match="rewards has complex dtype"):
+        lossjax.generalized_advantage_estimation(c, g, v, lambda_=0.9)
+    with pytest.raises(ValueError, match="rewards has complex dtype"):
+        lossjax.vtrace(v[:-1], v[1:], c, g, rho)
