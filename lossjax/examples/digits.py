@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -138,12 +138,12 @@ def load_data(*, seed: int = 0, val_fraction: float = 0.2) -> Data:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
+    digits: Any = load_digits()  # a Bunch; sklearn's stubs say Bunch | tuple
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int32)
-    x_train, x_val, y_train, y_val = train_test_split(
+    x_train, x_val, y_train, y_val = cast(list[np.ndarray], train_test_split(
         x, y, test_size=val_fraction, random_state=seed, stratify=y
-    )
+    ))
     return Data(x_train, y_train, x_val, y_val)
 
 
@@ -171,7 +171,7 @@ def mlp_logits(
     return x @ last["w"] + last["b"]
 
 
-def weights_only(params: Params) -> Params:
+def weights_only(params: Params) -> list[dict[str, bool]]:
     """Mask for penalties: True on weight matrices, False on biases (biases are not shrunk)."""
     return [{"w": True, "b": False} for _ in params]
 
@@ -252,7 +252,7 @@ def train(
     config: Config,
     data: Data,
     *,
-    progress: Callable[[Sequence[Any], str], Iterator[Any]] | None = None,
+    progress: Callable[[Sequence[Any], str], Iterable[Any]] | None = None,
     on_epoch: Callable[[EpochMetrics], None] | None = None,
 ) -> History:
     """Train one MLP with ``config`` on ``data``; return its per-epoch history.

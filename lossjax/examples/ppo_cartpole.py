@@ -28,7 +28,7 @@ import dataclasses
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,8 @@ import optax
 
 import lossjax
 
-Params = dict[str, jax.Array]
+Layer = dict[str, jax.Array]
+Params = dict[str, list[Layer]]
 INSTALL_HINT = 'This example needs gymnax: pip install "lossjax[rl]"'
 
 
@@ -91,7 +92,7 @@ class Batch(NamedTuple):
 # --- the network: separate actor and critic MLPs, tanh, orthogonal initialisation ----------
 
 
-def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> Params:
+def _dense(key: jax.Array, n_in: int, n_out: int, scale: float) -> Layer:
     return {"w": jax.nn.initializers.orthogonal(scale)(key, (n_in, n_out)),
             "b": jnp.zeros(n_out)}
 
@@ -108,7 +109,7 @@ def init_params(key: jax.Array, obs_dim: int, num_actions: int, hidden: int) -> 
     }
 
 
-def _mlp(layers: list[Params], x: jax.Array) -> jax.Array:
+def _mlp(layers: list[Layer], x: jax.Array) -> jax.Array:
     for layer in layers[:-1]:
         x = jnp.tanh(x @ layer["w"] + layer["b"])
     return x @ layers[-1]["w"] + layers[-1]["b"]
@@ -146,9 +147,11 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     if config.anneal_lr:
         steps_per_update = config.update_epochs * config.num_minibatches
 
-        def learning_rate(count: jax.Array) -> jax.Array:
+        def annealed(count: jax.Array) -> jax.Array:
             done = (count // steps_per_update) / config.num_updates
             return config.learning_rate * (1.0 - done)
+
+        learning_rate = annealed
 
     return optax.chain(lossjax.clip_by_global_norm(config.max_grad_norm),
                        lossjax.adam(learning_rate, eps=1e-5))
@@ -253,7 +256,7 @@ def make_train(config: Config, *, report: Callable[..., None] | None = None
         carry = (params, opt_state, env_state, obs, jnp.zeros(config.num_envs))
         inputs = (jnp.arange(config.num_updates), jax.random.split(key, config.num_updates))
         (params, *_), metrics = jax.lax.scan(update, carry, inputs)
-        return params, metrics
+        return cast(Params, params), metrics
 
     return train
 
@@ -291,7 +294,7 @@ def _print_progress(config: Config) -> Callable[..., None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     defaults = Config()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--total-steps", type=int, default=defaults.total_steps)
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)

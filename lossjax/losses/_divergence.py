@@ -58,8 +58,9 @@ def _paired_inputs(
 ) -> tuple[Array, Array]:
     """Both arrays with the class ``axis`` last; dropped examples set to 0 (probability 1
     for a log-probability, an absent class for a probability)."""
-    return class_axis_inputs(("log_predictions", log_predictions), ("targets", targets),
-                             axis=axis, where=where)
+    log_p, t = class_axis_inputs(("log_predictions", log_predictions), ("targets", targets),
+                                 axis=axis, where=where)
+    return log_p, t
 
 
 def _target_parts(t: Array, log_targets: bool) -> tuple[Array, Array, Array]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -201,7 +201,8 @@ def _token_losses(cfg: _Config, hidden: Array, weight: Array, labels: Array) -> 
         return None, _block_loss(_block_logits(h, weight, cfg, dtype), y, cfg)
 
     _, (loss, lse) = jax.lax.scan(body, None, _split_blocks(cfg.block, hidden, labels))
-    return _join_blocks(hidden.shape[0], loss, lse)
+    loss, lse = _join_blocks(hidden.shape[0], loss, lse)
+    return loss, lse
 
 
 def _backward_pass(
@@ -238,7 +239,7 @@ def _backward_pass(
 
     dw0 = jnp.zeros_like(weight, dtype) if want_w else None
     dw, outs = jax.lax.scan(body, dw0, _split_blocks(cfg.block, hidden, *per_token))
-    outs = _join_blocks(n, *outs)
+    outs = _join_blocks(n, *cast(tuple[Array, ...], outs))
     return outs[0], outs[1], (outs[2] if want_h else None), dw
 
 
@@ -438,8 +439,8 @@ def linear_cross_entropy(
       Array(0.4076, dtype=float32)
     """
     check_reduction(reduction)
-    cfg_z = _static_float("z_loss", z_loss, low=0.0)
-    cfg_eps = _static_float("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    cfg_z = cast(float, _static_float("z_loss", z_loss, low=0.0))
+    cfg_eps = cast(float, _static_float("label_smoothing", label_smoothing, low=0.0, high=1.0))
     cfg_cap = _static_float("logit_softcap", logit_softcap, low=0.0, low_inclusive=False,
                             allow_none=True)
     if chunk_size is not None and (
@@ -470,7 +471,7 @@ def linear_cross_entropy(
 
     if reduction != "none" and not return_lse:
         return _reduced(cfg, h, weight, safe, invalid, weights, mask)
-    loss, lse = _per_token(cfg, h, weight, safe)
+    loss, lse = cast(tuple[Array, Array], _per_token(cfg, h, weight, safe))
     out = _reduce(cfg, loss, invalid, weights, mask)
     if reduction == "none":
         out = out.reshape(batch_shape)

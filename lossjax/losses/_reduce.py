@@ -126,7 +126,7 @@ def elementwise_loss(fn: Callable[..., Array]) -> Callable[..., Array]:
             p, t = keep_entries(broadcast_mask(where, p.shape), p, t)
         return reduce_loss(fn(p, t, **options), weights=weights, where=where, reduction=reduction)
 
-    loss.__signature__ = _loss_signature(fn)
+    loss.__signature__ = _loss_signature(fn)  # pyright: ignore[reportAttributeAccessIssue]
     return loss
 
 

@@ -10,8 +10,10 @@ one small matmul. A loss evaluated without a gradient runs the alpha scan only.
 from __future__ import annotations
 
 import functools
+from typing import Any, cast
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -60,7 +62,7 @@ def _check_blank_id(blank_id: int, num_classes: int) -> None:
         )
 
 
-def _check_ctc_values(labels: Array, logit_lengths: Array, label_lengths: Array,
+def _check_ctc_values(labels: ArrayLike, logit_lengths: Array, label_lengths: Array,
                       max_time: int, num_classes: int, blank_id: int) -> None:
     """Lengths in range and valid labels in ``[0, K)`` other than blank.
 
@@ -182,7 +184,7 @@ def _into_backward(blanks: Array, labels: Array, skip: Array) -> tuple[Array, Ar
 
 
 def _scan(into, blank_emit: Array, label_emit: Array, skip: Array, start: Array,
-          *, forward: bool, history: str | None):
+          *, forward: bool, history: str | None) -> tuple[tuple[Array, Array], Any]:
     """Run one recursion over the frames (axis 0 of the emissions).
 
     ``blank_emit`` ``[T, B, 1]`` and ``label_emit`` ``[T, B, L]`` are log-probabilities;
@@ -233,10 +235,10 @@ def _alpha(log_probs: Array, labels: Array, logit_lengths: Array, blank_id: int,
     blank_emit, label_emit = _emissions(log_probs, labels, logit_lengths, blank_id)
     batch, max_label = labels.shape
     start = jnp.full((batch, max_label + 1), -jnp.inf, log_probs.dtype).at[:, 0].set(0.0)
-    final, history = _scan(_into_forward, blank_emit, label_emit,
-                           _skip_mask(labels, log_probs.dtype), start, forward=True,
-                           history=history)
-    return final, history, (blank_emit, label_emit)
+    final, states = _scan(_into_forward, blank_emit, label_emit,
+                          _skip_mask(labels, log_probs.dtype), start, forward=True,
+                          history=history)
+    return final, states, (blank_emit, label_emit)
 
 
 def _final_log_prob(final: tuple[Array, Array], label_lengths: Array) -> Array:
@@ -421,8 +423,8 @@ def ctc_loss(
     inside = jnp.arange(labels.shape[1])[None, :] < label_lengths[:, None]
     labels = jnp.where(inside, labels, blank_id).astype(jnp.int32)
     dtype = compute_dtype(logits.dtype)
-    nll = _ctc_nll(logits.astype(dtype), labels, label_lengths, logit_lengths, invalid,
-                   blank_id)
+    nll = cast(Array, _ctc_nll(logits.astype(dtype), labels, label_lengths, logit_lengths,
+                               invalid, blank_id))
     if zero_infinity:
         nll = jnp.where(jnp.isposinf(nll), 0.0, nll)
     if reduction == "mean":

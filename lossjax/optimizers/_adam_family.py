@@ -605,7 +605,8 @@ def scale_by_adan(
     apply = _per_leaf(leaf, 5)
 
     def init(params):
-        return ScaleByAdanState(*_moments(params, 4), _zero_count())
+        m, v, n, g = _moments(params, 4)
+        return ScaleByAdanState(m, v, n, g, _zero_count())
 
     def update(updates, state, params=None):
         del params

@@ -225,7 +225,7 @@ def _zoom_linesearch(
         point = jax.tree.map(lambda w, u: w + stepsize.astype(w.dtype) * u, params, direction)
         value, g = value_and_grad_fn(point)
         slope = optax.tree.vdot(g, direction)
-        return _Point(stepsize, jnp.asarray(value, dtype), slope.astype(dtype)), g
+        return _Point(stepsize, jnp.asarray(value, dtype), jnp.asarray(slope, dtype)), g
 
     def step(s: _Search) -> _Search:
         grown = jnp.where(s.count == 0, guess, increase_factor * s.trial.stepsize)
@@ -406,7 +406,7 @@ def scale_by_zoom_linesearch(
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
         dtype = _scalar_dtype(params)
-        slope = optax.tree.vdot(updates, grad).astype(dtype)
+        slope = jnp.asarray(optax.tree.vdot(updates, grad), dtype)
         start = _Point(jnp.zeros([], dtype), jnp.asarray(value, dtype), slope)
         guess = state.learning_rate if initial_guess_strategy == "keep" else jnp.ones([], dtype)
         s = _zoom_linesearch(
@@ -603,7 +603,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
         s = jax.tree.map(difference, params, state.params)
         y = jax.tree.map(difference, updates, state.updates)
-        sy = optax.tree.vdot(y, s).astype(dtype)
+        sy = jnp.asarray(optax.tree.vdot(y, s), dtype)
         rho = jnp.where(sy == 0.0, 0.0, 1.0 / sy)
         newest = (k - 1) % memory_size
 
@@ -630,7 +630,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
     return optax.GradientTransformation(init, update)
 
 
-def _scale_by_constant(factor: float) -> optax.GradientTransformation:
+def _scale_by_constant(factor: float | Array) -> optax.GradientTransformation:
     """``u ← factor·u``, ``factor`` a constant of the compiled step (unlike a learning rate
     held in the state, XLA folds it into the neighbouring arithmetic). Stateless."""
     apply = _per_leaf(_scale_leaf, 1, trace_once=False)

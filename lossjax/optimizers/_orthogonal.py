@@ -181,7 +181,7 @@ def _resolve_coeffs(ns_coeffs: Any, ns_steps: int) -> tuple[tuple[float, float, 
     shape = jnp.shape(jnp.asarray(ns_coeffs))
     if len(shape) not in (1, 2) or shape[-1] != 3:
         raise ValueError(f"ns_coeffs must have shape (3,) or (n, 3), got {shape}")
-    rows = [tuple(float(c) for c in row) for row in jnp.asarray(ns_coeffs).reshape(-1, 3)]
+    rows = [(float(a), float(b), float(c)) for a, b, c in jnp.asarray(ns_coeffs).reshape(-1, 3)]
     if len(shape) == 1:
         return tuple(rows) * ns_steps
     if len(rows) > ns_steps:
@@ -361,7 +361,7 @@ def muon(
                 # Explicitly sharded matrices only stack with same-sharded ones.
                 spec = getattr(getattr(jax.typeof(b), "sharding", None), "spec", None)
                 groups.setdefault((b.shape[1:], b.dtype, str(spec)), []).append(i)
-            outs = [None] * len(batches)
+            outs: list[Any] = [None] * len(batches)
             for members in groups.values():
                 stacked = jnp.concatenate([batches[i] for i in members])
                 result = newton_schulz(stacked, coeffs, preconditioning, eps)

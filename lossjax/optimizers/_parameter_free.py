@@ -151,9 +151,8 @@ def prodigy(
       (Array(8.376e-08, dtype=float32), Array(0.83274, dtype=float32))
     """
     beta1, beta2 = _check_betas(betas)
-    if beta3 is None:
-        beta3 = beta2**0.5
-    check_in_range("beta3", beta3, 0.0, 1.0)
+    b3 = beta2**0.5 if beta3 is None else beta3
+    check_in_range("beta3", b3, 0.0, 1.0)
     _check_multiplier(learning_rate)
     check_non_negative("eps", eps)
     check_positive("estim_lr0", estim_lr0)
@@ -166,7 +165,7 @@ def prodigy(
         numerator = jnp.sum(g32 * (_f32(w0) - w32))
         m32 = beta1 * _f32(m) + (1 - beta1) * dg
         v32 = beta2 * _f32(v) + (1 - beta2) * dg * dg
-        s32 = beta3 * _f32(s) + sum_scale * dg / estim_lr0
+        s32 = b3 * _f32(s) + sum_scale * dg / estim_lr0
         return (m32.astype(m.dtype), v32.astype(v.dtype), s32.astype(s.dtype), numerator,
                 jnp.sum(jnp.abs(s32)))
 
@@ -194,7 +193,7 @@ def prodigy(
         m, v, s, numerators, abs_sums = moments(
             (updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum),
             (d, sum_scale))
-        numerator = beta3 * state.numerator_weighted + (d / estim_lr0) * dlr * _total(numerators)
+        numerator = b3 * state.numerator_weighted + (d / estim_lr0) * dlr * _total(numerators)
         estimate = estim_lr_coef * numerator / _total(abs_sums)
         new_d = jnp.maximum(d, estimate).astype(d.dtype)
         (out,) = steps((params, m, v), (dlr, new_d * eps))

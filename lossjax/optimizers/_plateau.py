@@ -136,4 +136,5 @@ def reduce_on_plateau(
         (updates,) = scale_updates((updates,), (state.scale,))
         return updates, state
 
-    return optax.GradientTransformationExtraArgs(init, update)
+    # optax types ``update`` as taking optional extra args; this one requires ``value``.
+    return optax.GradientTransformationExtraArgs(init, update)  # pyright: ignore[reportArgumentType]

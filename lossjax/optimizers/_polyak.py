@@ -94,7 +94,8 @@ def scale_by_polyak(
         (updates,) = apply((updates,), (step.astype(squared_norm.dtype),))
         return updates, state
 
-    return optax.GradientTransformationExtraArgs(init, update)
+    # optax types ``update`` as taking optional extra args; this one requires ``value``.
+    return optax.GradientTransformationExtraArgs(init, update)  # pyright: ignore[reportArgumentType]
 
 
 def polyak_sgd(

@@ -171,6 +171,7 @@ def _schedule_free(
         return update.astype(y.dtype), z_new.astype(z.dtype)
 
     def adam_leaf(g, y, z, v, lr, ck, correction):
+        assert adam is not None  # this leaf rule is chosen only when adam is set
         b2, eps = adam
         g32 = _f32(g)
         v32 = (1.0 - b2) * (g32 * g32) + b2 * _f32(v)

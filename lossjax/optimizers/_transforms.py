@@ -385,7 +385,7 @@ def scale_by_rms(
         del params
         dtype = _scalar_dtype(updates)
         count = _increment(state.count) if bias_correction else None
-        correction = (_bias_correction(decay, count, dtype) if bias_correction
+        correction = (_bias_correction(decay, count, dtype) if count is not None
                       else jnp.ones([], dtype))
         if centered:
             updates, mu, nu = apply((updates, state.mu, state.nu), (correction,))
@@ -506,7 +506,7 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
     def replace(node):
         if not isinstance(node, LearningRateState):
             return node
-        held = node.learning_rate
+        held: Any = node.learning_rate
         if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
             held.set_value(new_rate.astype(held.get_value().dtype))
             return node

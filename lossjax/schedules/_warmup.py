@@ -4,6 +4,7 @@ schedules optax lacks: :func:`inverse_sqrt` and :func:`warmup_stable_decay` (WSD
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
@@ -121,7 +122,7 @@ def sgdr(cosine_kwargs: Iterable[Mapping[str, float]]) -> Schedule:
       >>> s(5), s(20), s(25)  # peak, restart, peak again
       (Array(1., dtype=float32), Array(0., dtype=float32), Array(1., dtype=float32))
     """
-    cycles = [dict(kwargs) for kwargs in cosine_kwargs]
+    cycles: list[dict[str, Any]] = [dict(kwargs) for kwargs in cosine_kwargs]
     if not cycles:
         raise ValueError("cosine_kwargs must hold at least one cycle")
     boundaries = np.cumsum([kwargs["decay_steps"] for kwargs in cycles])[:-1]
