@@ -17,13 +17,8 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_in_range, check_positive
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    reduce_loss,
-)
+from lossjax.losses._inputs import example_mask, float_inputs, keep_entries
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -31,44 +26,33 @@ ArrayLike = jax.typing.ArrayLike
 __all__ = ["dpo_loss", "ipo_loss", "orpo_loss", "simpo_loss"]
 
 
-def _checked_logps(names: tuple[str, ...], arrays: tuple[ArrayLike, ...],
-                   where: ArrayLike | None) -> tuple[Array, ...]:
-    """Same-shaped inputs in the compute dtype; masked entries replaced by ``-1`` (a safe
-    log-probability) before any arithmetic."""
-    xs = tuple(jnp.asarray(a) for a in arrays)
-    for name, x in zip(names[1:], xs[1:], strict=True):
-        check_same_shape(names[0], xs[0], name, x)
-    dtype = compute_dtype(*(x.dtype for x in xs))
-    xs = tuple(x.astype(dtype) for x in xs)
-    if where is not None:
-        keep = broadcast_mask(where, xs[0].shape)
-        xs = tuple(jnp.where(keep, x, -1.0) for x in xs)
-    return xs
+def _checked_logps(named: dict[str, ArrayLike], where: ArrayLike | None, beta: float,
+                   reduction: str) -> tuple[tuple[Array, ...], Array | None]:
+    """The shared argument checks; same-shaped inputs in the compute dtype, masked entries
+    replaced by ``-1`` (a safe log-probability) before any arithmetic; and the mask."""
+    check_reduction(reduction)
+    check_positive("beta", beta)
+    xs = float_inputs(*named.items())
+    mask = example_mask(where, xs[0].shape)
+    return keep_entries(mask, *xs, fill=-1.0), mask
 
 
 def _finish(loss: Array, chosen_rewards: Array, rejected_rewards: Array,
-            weights: ArrayLike | None, where: ArrayLike | None, reduction: str,
+            weights: ArrayLike | None, mask: Array | None, reduction: str,
             return_rewards: bool) -> Array | tuple[Array, Array, Array]:
-    value = reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+    value = reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
     if not return_rewards:
         return value
-    rewards = (jax.lax.stop_gradient(chosen_rewards), jax.lax.stop_gradient(rejected_rewards))
-    if where is not None:
-        keep = broadcast_mask(where, loss.shape)
-        rewards = tuple(jnp.where(keep, r, 0.0) for r in rewards)
-    return (value, *rewards)
+    chosen, rejected = keep_entries(mask, jax.lax.stop_gradient(chosen_rewards),
+                                    jax.lax.stop_gradient(rejected_rewards))
+    return value, chosen, rejected
 
 
 def _sigmoid_preference(logits: Array, label_smoothing: float) -> Array:
     """``−(1 − ε)·log σ(x) − ε·log σ(−x)``."""
-    loss = -jax.nn.log_sigmoid(logits)
-    if label_smoothing:
-        loss = (1.0 - label_smoothing) * loss - label_smoothing * jax.nn.log_sigmoid(-logits)
-    return loss
-
-
-_REFERENCE_NAMES = ("policy_chosen_logps", "policy_rejected_logps",
-                    "reference_chosen_logps", "reference_rejected_logps")
+    # No branch on ε: it may be traced (a vmapped sweep); ε = 0 gives the plain DPO loss.
+    return (label_smoothing - 1.0) * jax.nn.log_sigmoid(logits) - (
+        label_smoothing * jax.nn.log_sigmoid(-logits))
 
 
 def dpo_loss(
@@ -119,14 +103,14 @@ def dpo_loss(
       ...                  jnp.array([-11.0]), jnp.array([-11.0]), beta=0.5)
       Array(0.313262, dtype=float32)
     """
-    check_reduction(reduction)
-    check_positive("beta", beta)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
-    pc, pr, rc, rr = _checked_logps(_REFERENCE_NAMES, (
-        policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-        reference_rejected_logps), where)
+    (pc, pr, rc, rr), mask = _checked_logps({
+        "policy_chosen_logps": policy_chosen_logps,
+        "policy_rejected_logps": policy_rejected_logps,
+        "reference_chosen_logps": reference_chosen_logps,
+        "reference_rejected_logps": reference_rejected_logps}, where, beta, reduction)
     loss = _sigmoid_preference(beta * ((pc - pr) - (rc - rr)), label_smoothing)
-    return _finish(loss, beta * (pc - rc), beta * (pr - rr), weights, where, reduction,
+    return _finish(loss, beta * (pc - rc), beta * (pr - rr), weights, mask, reduction,
                    return_rewards)
 
 
@@ -168,13 +152,13 @@ def ipo_loss(
       ...                  jnp.array([-11.0]), jnp.array([-11.0]), beta=0.5)
       Array(1., dtype=float32)
     """
-    check_reduction(reduction)
-    check_positive("beta", beta)
-    pc, pr, rc, rr = _checked_logps(_REFERENCE_NAMES, (
-        policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-        reference_rejected_logps), where)
+    (pc, pr, rc, rr), mask = _checked_logps({
+        "policy_chosen_logps": policy_chosen_logps,
+        "policy_rejected_logps": policy_rejected_logps,
+        "reference_chosen_logps": reference_chosen_logps,
+        "reference_rejected_logps": reference_rejected_logps}, where, beta, reduction)
     loss = jnp.square((pc - pr) - (rc - rr) - 1.0 / (2.0 * beta))
-    return _finish(loss, beta * (pc - rc), beta * (pr - rr), weights, where, reduction,
+    return _finish(loss, beta * (pc - rc), beta * (pr - rr), weights, mask, reduction,
                    return_rewards)
 
 
@@ -215,12 +199,10 @@ def simpo_loss(
       >>> lossjax.simpo_loss(jnp.array([-1.0]), jnp.array([-1.25]))  # −log σ(0)
       Array(0.693147, dtype=float32)
     """
-    check_reduction(reduction)
-    check_positive("beta", beta)
-    c, r = _checked_logps(("chosen_logps", "rejected_logps"), (chosen_logps, rejected_logps),
-                          where)
+    (c, r), mask = _checked_logps(
+        {"chosen_logps": chosen_logps, "rejected_logps": rejected_logps}, where, beta, reduction)
     loss = -jax.nn.log_sigmoid(beta * (c - r) - gamma)
-    return _finish(loss, beta * c, beta * r, weights, where, reduction, return_rewards)
+    return _finish(loss, beta * c, beta * r, weights, mask, reduction, return_rewards)
 
 
 def _log1m_exp(x: Array) -> Array:
@@ -279,12 +261,10 @@ def orpo_loss(
       >>> lossjax.orpo_loss(jnp.array([-0.5]), jnp.array([-2.0]))
       Array(0.0096706, dtype=float32)
     """
-    check_reduction(reduction)
-    check_positive("beta", beta)
-    c, r = _checked_logps(("chosen_logps", "rejected_logps"), (chosen_logps, rejected_logps),
-                          where)
+    (c, r), mask = _checked_logps(
+        {"chosen_logps": chosen_logps, "rejected_logps": rejected_logps}, where, beta, reduction)
     c_safe, r_safe = _below_zero(c), _below_zero(r)
     log_odds = (c_safe - r_safe) - (_log1m_exp(c_safe) - _log1m_exp(r_safe))
     loss = -beta * jax.nn.log_sigmoid(log_odds)
     loss = jnp.where((c > 0) | (r > 0), jnp.nan, loss)  # not a log-probability
-    return _finish(loss, beta * c, beta * r, weights, where, reduction, return_rewards)
+    return _finish(loss, beta * c, beta * r, weights, mask, reduction, return_rewards)

@@ -23,21 +23,15 @@ before any arithmetic, and it gets exactly zero gradient.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from lossjax._validation import concrete_value
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    reduce_loss,
-)
+from lossjax._validation import check_non_negative
+from lossjax.losses._inputs import example_mask, float_inputs, keep_entries, real_array
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -131,13 +125,16 @@ def _online_lse(m: Array, total: Array, x: Array, axis: int) -> tuple[Array, Arr
     return new_m, total * jnp.exp(m - new_m) + jnp.sum(jnp.exp(x - shift), axis=axis)
 
 
-def _clip_lse_forward(block, a, b, scale, row_valid, col_valid):
+def _clip_lse_forward(block, a, b, scale, row_valid, col_valid) -> tuple[Array, Array]:
+    """``(logsumexp_j x_ij, logsumexp_i x_ij)`` over unmasked pairs, ``x = s·a bᵀ``."""
     k, dtype = block, a.dtype
 
     def tile(row_in, col_in, row_c, col_c, totals):
         dots, valid = _tile_dots(row_in[0], col_in[0], row_in[1], col_in[1])
         x = jnp.where(valid, scale * dots, _MASKED)
-        return _online_lse(*row_c, x, 1), _online_lse(*col_c, x, 0), totals
+        (row_m, row_total), (col_m, col_total) = row_c, col_c
+        return (_online_lse(row_m, row_total, x, 1), _online_lse(col_m, col_total, x, 0),
+                totals)
 
     n_col_blocks = -(-b.shape[0] // k)
     start = (jnp.full((k,), _MASKED, dtype), jnp.zeros((k,), dtype))
@@ -149,10 +146,7 @@ def _clip_lse_forward(block, a, b, scale, row_valid, col_valid):
             _from_tiles(b.shape[0], cm + jnp.log(ct)))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _clip_lse(block, a, b, scale, row_valid, col_valid):
-    """``(logsumexp_j x_ij, logsumexp_i x_ij)`` over unmasked pairs, ``x = s·a bᵀ``."""
-    return _clip_lse_forward(block, a, b, scale, row_valid, col_valid)
+_clip_lse = jax.custom_vjp(_clip_lse_forward, nondiff_argnums=(0,))
 
 
 def _clip_lse_fwd(block, a, b, scale, row_valid, col_valid):
@@ -194,7 +188,8 @@ def _clip_lse_dense(a, b, scale, row_valid, col_valid):
 
 # ----- SigLIP: every pair as a negative, row sums of softplus, in tiles ----------------
 
-def _siglip_rows_forward(block, a, b, scale, bias, row_valid, col_valid):
+def _siglip_rows_forward(block, a, b, scale, bias, row_valid, col_valid) -> Array:
+    """``Σ_j softplus(s·a_i·b_j + bias)`` over unmasked pairs, per row ``i``."""
     k = block
 
     def tile(row_in, col_in, row_sum, col_c, totals):
@@ -209,10 +204,7 @@ def _siglip_rows_forward(block, a, b, scale, bias, row_valid, col_valid):
     return _from_tiles(a.shape[0], sums)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _siglip_rows(block, a, b, scale, bias, row_valid, col_valid):
-    """``Σ_j softplus(s·a_i·b_j + bias)`` over unmasked pairs, per row ``i``."""
-    return _siglip_rows_forward(block, a, b, scale, bias, row_valid, col_valid)
+_siglip_rows = jax.custom_vjp(_siglip_rows_forward, nondiff_argnums=(0,))
 
 
 def _siglip_rows_fwd(block, a, b, scale, bias, row_valid, col_valid):
@@ -255,27 +247,23 @@ def _siglip_rows_dense(a, b, scale, bias, row_valid, col_valid):
 def _checked_embeddings(embeddings_a, embeddings_b, block_size, where
                         ) -> tuple[Array, Array, Array]:
     """Both ``[B, D]`` embeddings in the compute dtype, masked rows zeroed, and the mask."""
-    a, b = jnp.asarray(embeddings_a), jnp.asarray(embeddings_b)
+    a, b = float_inputs(("embeddings_a", embeddings_a), ("embeddings_b", embeddings_b))
     if a.ndim != 2:
         raise ValueError(f"embeddings_a must be [B, D] (2-D), got shape {tuple(a.shape)}")
-    check_same_shape("embeddings_a", a, "embeddings_b", b)
     if block_size is not None and not (isinstance(block_size, int) and block_size > 0):
         raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
-    dtype = compute_dtype(a.dtype, b.dtype)
-    a, b = a.astype(dtype), b.astype(dtype)
-    if where is None:
+    mask = example_mask(where, a.shape[:1])
+    if mask is None:
         return a, b, jnp.ones(a.shape[:1], jnp.bool_)
-    valid = broadcast_mask(where, a.shape[:1])
-    return (jnp.where(valid[:, None], a, 0.0), jnp.where(valid[:, None], b, 0.0), valid)
+    a, b = keep_entries(mask, a, b, feature_axes=(-1,))
+    return a, b, mask
 
 
 def _scalar(name: str, value: ArrayLike, dtype: Any) -> Array:
-    x = jnp.asarray(value)
+    """A real scalar option (``logit_scale``, ``logit_bias``) in the embeddings' dtype."""
+    x = real_array(name, value)
     if x.ndim != 0:
         raise ValueError(f"{name} must be a scalar, got shape {tuple(x.shape)}")
-    v = concrete_value(value)
-    if name == "logit_scale" and v is not None and not v >= 0:
-        raise ValueError(f"logit_scale must be >= 0 (pass exp(log_scale)), got {value!r}")
     # The embeddings fix the compute dtype; the cast's transpose returns the scalar's
     # gradient in its own dtype.
     return x.astype(dtype)
@@ -369,6 +357,7 @@ def clip_loss(
     """
     check_reduction(reduction)
     a, b, valid = _checked_embeddings(embeddings_a, embeddings_b, block_size, where)
+    check_non_negative("logit_scale (the multiplier: pass exp(log_scale))", logit_scale)
     scale = _scalar("logit_scale", logit_scale, a.dtype)
     b_all, valid_all = _gather_columns(b, valid, axis_name)
     if block_size is None:
@@ -431,6 +420,7 @@ def siglip_loss(
     """
     check_reduction(reduction)
     a, b, valid = _checked_embeddings(embeddings_a, embeddings_b, block_size, where)
+    check_non_negative("logit_scale (the multiplier: pass exp(log_scale))", logit_scale)
     scale = _scalar("logit_scale", logit_scale, a.dtype)
     bias = _scalar("logit_bias", logit_bias, a.dtype)
     b_all, valid_all = _gather_columns(b, valid, axis_name)

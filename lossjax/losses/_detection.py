@@ -19,13 +19,8 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_non_negative
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    reduce_loss,
-)
+from lossjax.losses._inputs import example_mask, float_inputs
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -62,20 +57,18 @@ def _checked_boxes(
     if box_format not in BOX_FORMATS:
         raise ValueError(f"box_format must be one of 'xyxy', 'cxcywh'; got {box_format!r}")
     check_non_negative("eps", eps)
-    pred, target = jnp.asarray(pred_boxes), jnp.asarray(target_boxes)
-    for name, boxes in (("pred_boxes", pred), ("target_boxes", target)):
-        if boxes.ndim < 1 or boxes.shape[-1] != 4:
-            raise ValueError(f"{name} must have shape [..., 4], got {tuple(boxes.shape)}")
-    check_same_shape("pred_boxes", pred, "target_boxes", target)
-    dtype = compute_dtype(pred.dtype, target.dtype)
-    pred, target = pred.astype(dtype), target.astype(dtype)
-    if where is not None:
-        # A masked pair becomes two identical unit boxes before any arithmetic, so a NaN
-        # there reaches neither the value nor the gradient.
-        keep = broadcast_mask(where, pred.shape[:-1])[..., None]
+    pred, target = float_inputs(("pred_boxes", pred_boxes), ("target_boxes", target_boxes))
+    if pred.ndim < 1 or pred.shape[-1] != 4:
+        raise ValueError(f"pred_boxes and target_boxes must have shape [..., 4], got "
+                         f"{tuple(pred.shape)}")
+    keep = example_mask(where, pred.shape[:-1])
+    if keep is not None:
+        # A masked pair becomes two identical unit boxes before any arithmetic (zeros
+        # would be two empty boxes, 0/0 with eps = 0), so a NaN there reaches neither the
+        # value nor the gradient.
         unit = jnp.asarray([0.0, 0.0, 1.0, 1.0] if box_format == "xyxy"
-                           else [0.5, 0.5, 1.0, 1.0], dtype)
-        pred, target = jnp.where(keep, pred, unit), jnp.where(keep, target, unit)
+                           else [0.5, 0.5, 1.0, 1.0], pred.dtype)
+        pred, target = (jnp.where(keep[..., None], x, unit) for x in (pred, target))
     return pred, target
 
 

@@ -6,13 +6,8 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_positive
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    check_same_shape,
-    compute_dtype,
-    reduce_loss,
-)
+from lossjax.losses._inputs import class_axis_inputs
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -62,21 +57,14 @@ def distillation_loss(
     """
     check_reduction(reduction)
     check_positive("temperature", temperature)
-    s, t = jnp.asarray(student_logits), jnp.asarray(teacher_logits)
-    check_same_shape("student_logits", s, "teacher_logits", t)
-    if s.ndim == 0:
-        raise ValueError("student_logits must have a class axis, got a scalar")
-    axis = axis % s.ndim
-    dtype = compute_dtype(s.dtype, t.dtype)
-    s, t = s.astype(dtype), jax.lax.stop_gradient(t.astype(dtype))
-    if where is not None:
-        keep = jnp.expand_dims(broadcast_mask(where, s.shape[:axis] + s.shape[axis + 1:]), axis)
-        s, t = jnp.where(keep, s, 0.0), jnp.where(keep, t, 0.0)
-    log_p_teacher = jax.nn.log_softmax(t / temperature, axis=axis)
-    log_p_student = jax.nn.log_softmax(s / temperature, axis=axis)
+    s, t = class_axis_inputs(("student_logits", student_logits),
+                             ("teacher_logits", teacher_logits), axis=axis, where=where)
+    t = jax.lax.stop_gradient(t)
+    log_p_teacher = jax.nn.log_softmax(t / temperature, axis=-1)
+    log_p_student = jax.nn.log_softmax(s / temperature, axis=-1)
     present = log_p_teacher > -jnp.inf
     safe_teacher = jnp.where(present, log_p_teacher, 0.0)
     safe_student = jnp.where(present, log_p_student, 0.0)
     terms = jnp.where(present, jnp.exp(safe_teacher) * (safe_teacher - safe_student), 0.0)
-    loss = temperature**2 * jnp.sum(terms, axis=axis)
+    loss = temperature**2 * jnp.sum(terms, axis=-1)
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

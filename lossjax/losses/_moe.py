@@ -5,12 +5,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lossjax.losses._reduce import (
-    broadcast_mask,
-    check_reduction,
-    compute_dtype,
-    reduce_loss,
+from lossjax.losses._inputs import (
+    class_axis_inputs,
+    example_mask,
+    float_inputs,
+    keep_entries,
+    real_array,
 )
+from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
@@ -60,11 +62,12 @@ def load_balancing_loss(
       Array(1.3, dtype=float32)
     """
     check_reduction(reduction)
-    probs, idx = jnp.asarray(router_probs), jnp.asarray(expert_indices)
+    (probs,) = float_inputs(("router_probs", router_probs))
+    idx = real_array("expert_indices", expert_indices)
     if probs.ndim < 2 or probs.shape[-1] != num_experts:
         raise ValueError(
             f"router_probs must have shape [..., T, num_experts={num_experts}], got "
-            f"{tuple(probs.shape)}")
+            f"{tuple(probs.shape)} (expert_indices has shape {tuple(idx.shape)})")
     if not jnp.issubdtype(idx.dtype, jnp.integer):
         raise ValueError(f"expert_indices must be integer, got dtype {idx.dtype}")
     if idx.shape == probs.shape[:-1]:
@@ -73,17 +76,15 @@ def load_balancing_loss(
         raise ValueError(
             f"expert_indices has shape {tuple(idx.shape)}; it must be [..., T] or "
             f"[..., T, k] with router_probs' leading shape {tuple(probs.shape[:-1])}")
-    probs = probs.astype(compute_dtype(probs.dtype))
     chosen = jnp.sum(jax.nn.one_hot(idx, num_experts, dtype=probs.dtype), axis=-2)
     out_of_range = jnp.any((idx < 0) | (idx >= num_experts), axis=-1)
-    if where is None:
+    keep = example_mask(where, probs.shape[:-1])
+    if keep is None:
         tokens = jnp.asarray(probs.shape[-2], probs.dtype)
     else:
-        keep = broadcast_mask(where, probs.shape[:-1])[..., None]
-        probs = jnp.where(keep, probs, 0.0)
-        chosen = jnp.where(keep, chosen, 0.0)
-        out_of_range = out_of_range & keep[..., 0]
-        tokens = jnp.sum(keep, axis=(-2, -1)).astype(probs.dtype)[..., None]
+        probs, chosen = keep_entries(keep, probs, chosen, feature_axes=(-1,))
+        out_of_range = out_of_range & keep
+        tokens = jnp.sum(keep, axis=-1, keepdims=True).astype(probs.dtype)
     safe_tokens = jnp.maximum(tokens, 1.0)
     fraction = jnp.sum(chosen, axis=-2) / safe_tokens
     mean_prob = jnp.sum(probs, axis=-2) / safe_tokens
@@ -123,13 +124,6 @@ def router_z_loss(
       Array(1.6736, dtype=float32)
     """
     check_reduction(reduction)
-    x = jnp.asarray(router_logits)
-    if x.ndim == 0:
-        raise ValueError("router_logits must have an expert axis, got a scalar")
-    axis = axis % x.ndim
-    x = x.astype(compute_dtype(x.dtype))
-    if where is not None:
-        keep = broadcast_mask(where, x.shape[:axis] + x.shape[axis + 1:])
-        x = jnp.where(jnp.expand_dims(keep, axis), x, 0.0)
-    loss = jnp.square(jax.nn.logsumexp(x, axis=axis))
+    (x,) = class_axis_inputs(("router_logits", router_logits), axis=axis, where=where)
+    loss = jnp.square(jax.nn.logsumexp(x, axis=-1))
     return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
