@@ -109,13 +109,11 @@ def _poisoned(sample: Sample) -> tuple:
         axis = sample.axis_of(i)
         if axis is None:
             continue
-        dropped = np.moveaxis(args[i], axis, 0)[0]  # a view into args[i]
-        flat = dropped.reshape(-1)
-        dropped[...] = np.nan
-        flat = np.moveaxis(args[i], axis, 0)[0].reshape(-1)
-        values = np.full(flat.shape, np.nan, np.float32)
+        moved = np.moveaxis(args[i], axis, 0)  # a view into args[i]
+        shape = moved[0].shape
+        values = np.full(int(np.prod(shape)), np.nan, np.float32)
         values[1::3], values[2::3] = np.inf, -np.inf
-        np.moveaxis(args[i], axis, 0)[0] = values.reshape(dropped.shape)
+        moved[0] = values.reshape(shape)  # also for a 1-D argument, where moved[0] is a scalar
     return tuple(args)
 
 
