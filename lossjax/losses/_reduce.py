@@ -63,6 +63,15 @@ def reduce_loss(
 
     Returns:
       A scalar, or an array of ``values.shape`` for ``"none"``; float32 at least.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> values = jnp.array([1.0, 2.0, 3.0, 4.0])
+      >>> lossjax.reduce_loss(values, where=jnp.array([True, True, False, True]))  # 7 / 3
+      Array(2.33333, dtype=float32)
+      >>> lossjax.reduce_loss(values, weights=jnp.array([1.0, 1.0, 2.0, 2.0]), reduction="sum")
+      Array(17., dtype=float32)
     """
     check_reduction(reduction)
     values = jnp.asarray(values)

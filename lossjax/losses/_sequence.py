@@ -450,6 +450,19 @@ def ctc_greedy_decode(
 
     Returns:
       ``(decoded [B, T] int32, lengths [B] int32)``.
+
+    Examples:
+      >>> import jax
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> best_path = jnp.array([[1, 1, 0, 1, 2], [1, 1, 0, 1, 2]])
+      >>> logits = jax.nn.one_hot(best_path, 3)
+      >>> decoded, lengths = lossjax.ctc_greedy_decode(logits, jnp.array([5, 4]))
+      >>> decoded  # 1 1 _ 1 2 -> 1 1 2; the second stops after 4 frames: 1 1 _ 1 -> 1 1
+      Array([[1, 1, 2, 0, 0],
+             [1, 1, 0, 0, 0]], dtype=int32)
+      >>> lengths
+      Array([3, 2], dtype=int32)
     """
     logits, logit_lengths = jnp.asarray(logits), jnp.asarray(logit_lengths)
     if logits.ndim != 3:

@@ -26,6 +26,12 @@ def sparsemax(logits: ArrayLike, *, axis: int = -1) -> Array:
     Higher derivatives work (the Jacobian is piecewise constant).
 
     References: Martins & Astudillo, "From Softmax to Sparsemax" (ICML 2016).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.sparsemax(jnp.array([1.0, 0.5, -1.0]))  # k* = 2, τ = (1.5 − 1)/2 = 0.25
+      Array([0.75, 0.25, 0. ], dtype=float32)
     """
     (z,) = float_inputs(("logits", logits))
     axis = normalize_axis(axis, z.shape, "logits")

@@ -333,6 +333,18 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
     ``init_step`` fixes the first step: ``("distance", r)`` sets ``r̄₀ = r``;
     ``("heuristic", α)`` sets ``r̄₀ = α·(1 + ‖w₀‖)`` (``init`` must then see the real
     parameters); ``("learning_rate", η)`` takes a first step of ``η``. See :func:`dog`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> opt = lossjax.scale_by_dog(("distance", 1.0))
+      >>> w0, g = jnp.zeros(2), jnp.array([3.0, 4.0])
+      >>> u, state = opt.update(g, opt.init(w0), w0)
+      >>> u  # r̄ = 1, Σ‖g‖² = 25: g · 1/5
+      Array([0.6, 0.8], dtype=float32)
+      >>> u, state = opt.update(g, state, jnp.array([-3.0, -4.0]))
+      >>> u  # r̄ = ‖w − w₀‖ = 5, Σ‖g‖² = 50: g · 5/√50
+      Array([2.12132, 2.82843 ], dtype=float32)
     """
     kind, value = _check_init_step(init_step)
     check_non_negative("eps", eps)

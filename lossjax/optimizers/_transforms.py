@@ -410,6 +410,18 @@ def scale_by_sum_of_squares(
     ``s`` starts at ``initial_accumulator_value``.
     References: Duchi et al., "Adaptive Subgradient Methods for Online Learning and
     Stochastic Optimization" (2011).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> opt = lossjax.scale_by_sum_of_squares(initial_accumulator_value=0.0)
+      >>> g = jnp.array([3.0, -4.0])
+      >>> u, state = opt.update(g, opt.init(g))
+      >>> u  # g / √(g²)
+      Array([ 1., -1.], dtype=float32)
+      >>> u, state = opt.update(g, state)
+      >>> u  # g / √(2g²) = ±1/√2
+      Array([ 0.70711, -0.70711], dtype=float32)
     """
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
     check_non_negative("eps", eps)
@@ -462,6 +474,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     parameters): :func:`set_learning_rate` changes it between steps without recompiling
     the jitted step. ``learning_rate`` must be >= 0 (``ValueError`` otherwise; a
     schedule's values are not checked).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> g = jnp.array([1.0, -2.0])
+      >>> opt = lossjax.scale_by_learning_rate(0.1)
+      >>> opt.update(g, opt.init(g))[0]
+      Array([-0.1,  0.2], dtype=float32)
+      >>> opt = lossjax.scale_by_learning_rate(lambda count: 0.1 / (count + 1))
+      >>> u, state = opt.update(g, opt.init(g))
+      >>> u, state = opt.update(g, state)  # step 1: lr = 0.1 / 2
+      >>> u
+      Array([-0.05,  0.1 ], dtype=float32)
     """
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:
@@ -499,6 +524,15 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
     in place, so ``lossjax.set_learning_rate(optimizer.opt_state, 1e-4)`` is enough there.
     ``learning_rate`` may be a traced value (inside ``jit``); a known negative value raises
     ``ValueError``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> g = jnp.array([1.0, -2.0])
+      >>> opt = lossjax.sgd(0.1)
+      >>> state = lossjax.set_learning_rate(opt.init(g), 0.01)
+      >>> opt.update(g, state)[0]  # -0.01·g
+      Array([-0.01,  0.02], dtype=float32)
     """
     check_non_negative("learning_rate", learning_rate)
     new_rate = _scalar_rate(jnp.asarray(learning_rate, jnp.float32))
@@ -553,6 +587,16 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     (no 0/0, optax #1752). ``max_norm`` must be > 0 (``ValueError`` otherwise).
     References: Pascanu et al., "On the difficulty of training recurrent neural networks"
     (2013).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> clip = lossjax.clip_by_global_norm(1.0)
+      >>> g = jnp.array([3.0, 4.0])  # norm 5: scaled by 1/5
+      >>> clip.update(g, clip.init(g))[0]
+      Array([0.6, 0.8], dtype=float32)
+      >>> clip.update(0.1 * g, clip.init(g))[0]  # norm 0.5 <= 1: unchanged
+      Array([0.3, 0.4], dtype=float32)
     """
     check_positive("max_norm", max_norm)
     apply = _per_leaf(_scale_leaf, 1, trace_once=False)

@@ -10,14 +10,31 @@ zero ``decay_rate``, a negative ``transition_begin``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 
-Schedule = Callable[[jax.Array], jax.Array]
+
+class Schedule(Protocol):
+    """The type of a schedule: a function of the step count returning a float32 scalar.
+
+    Any function ``step -> scalar`` is one (no base class to inherit); every builder in
+    :mod:`lossjax.schedules` returns one, and optimizers accept one wherever they take a
+    learning rate.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from lossjax import schedules
+      >>> s: schedules.Schedule = schedules.constant(0.1)
+      >>> s(jnp.asarray(7))
+      Array(0.1, dtype=float32)
+    """
+
+    def __call__(self, count: jax.Array, /) -> jax.Array: ...
 
 
 def _steps(step) -> jax.Array:
