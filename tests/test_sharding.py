@@ -103,6 +103,8 @@ def _collectives(hlo: str) -> list[dict]:
         shapes = [(t, tuple(int(n) for n in dims.split(",") if n))
                   for t, dims in SHAPE.findall(m["shapes"])]
         names = _expand_names(m["names"])
+        if len(names) == 1:  # combined ops from one source op (e.g. a cond branch's reduce)
+            names = names * len(shapes)
         assert len(names) == len(shapes), (m["shapes"], m["names"])
         out.append({"kind": m["kind"], "operands": list(zip(shapes, names, strict=True))})
     assert out or "all-reduce" not in hlo, "collectives present but not parsed"

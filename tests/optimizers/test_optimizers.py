@@ -86,7 +86,9 @@ def test_same_parameters_as_optax_after_300_steps(name):
     got, expected = run(ours(), params), run(theirs(), params)
     moved = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b))), expected, params)
     assert max(jax.tree.leaves(moved)) > 1e-2  # the trajectory really went somewhere
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+    # float32: Adam's bias correction is 1 − b^t here and −expm1(t·log b) in lossjax (exact
+    # for b2 near 1); after 300 steps the two roundings part by a few parts in 1e5.
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=6e-5, atol=3e-6),
                  got, expected)
 
 
@@ -381,5 +383,5 @@ def test_hyperparameters_may_be_traced_for_a_vmapped_sweep():
         lambda lr, b1: lossjax.adam(lr, b1=b1), lr, b1)))(rates, b1s)
     expected = jax.jit(jax.vmap(lambda lr, b1: final_params(
         lambda lr, b1: optax.adam(lr, b1=b1), lr, b1)))(rates, b1s)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                  got, expected)

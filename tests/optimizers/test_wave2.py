@@ -146,7 +146,9 @@ def compare(name, configs, params, rtol, atol):
 # Where XLA rounds one of the fused programs differently in the last bit, a coordinate
 # whose momentum sits at 0 can take the other sign once (Signum: a 2·lr jump), or clip
 # once at the boundary (ADOPT); everything else agrees to float32 rounding.
-ATOL = {"signum": 5e-4, "adopt": 1e-5}
+# yogi's sign(v − g²) and radam's rectification switch flip on last-bit float32 differences
+# in rare elements; float64 below matches to 1e-10.
+ATOL = {"signum": 5e-4, "adopt": 1e-5, "yogi": 5e-5, "radam": 1e-5}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

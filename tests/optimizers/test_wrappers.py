@@ -237,7 +237,8 @@ def test_inject_hyperparams_learning_rate_changes_without_retrace():
         return tx.update(grads, state, params)
 
     state = tx.init(params)
-    assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "weight_decay"}
+    assert set(state.hyperparams) == {"learning_rate", "b1", "b2", "eps", "eps_root",
+                                      "weight_decay"}
     _, state = step(state)
     probe = state
     u1, _ = step(probe)
@@ -273,7 +274,8 @@ def test_lookahead_equals_optax():
                 for reset in (False, True)]
 
     for ours, theirs in jax.jit(both)(make_params()):
-        assert_same_path(ours, theirs)
+        # Adam's bias correction rounds differently in float32 (−expm1(t·log b) here)
+        assert_same_path(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_ema_params_is_the_debiased_average_float64_reference():
