@@ -136,9 +136,9 @@ def ipo_loss(
     Reference: Azar et al., "A General Theoretical Paradigm to Understand Learning from
     Human Preferences" (AISTATS 2024); TRL ``DPOTrainer``, ``loss_type="ipo"``.
 
+    The four log-probability arrays are those of :func:`dpo_loss`.
+
     Args:
-      policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
-        reference_rejected_logps: as in :func:`dpo_loss`.
       beta: ``> 0`` (IPO's ``τ``).
       return_rewards: also return ``(chosen_rewards, rejected_rewards)`` per pair.
 
