@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative
+from lossjax.optimizers._alias import adam
 from lossjax.optimizers._transforms import (
     ScalarOrSchedule,
     ScaleByAdamState,
@@ -267,8 +268,7 @@ def nadam(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(jnp.zeros(2)))[0]
       Array([-0.1,  0.1], dtype=float32)
     """
-    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
-                       scale_by_learning_rate(learning_rate))
+    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
 
 
 def nadamw(
