@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import lossjax
+from tests._subprocess import cpu_devices_env, run_on_cpu_devices
 
 STEPS = 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,23 +33,13 @@ COLLECTIVE = re.compile(
 SHAPE = re.compile(r"([a-z]+\d*)\[([\d,]*)\]")
 
 
-def _env(devices: int) -> dict:
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               JAX_PLATFORMS="cpu")
-    env.pop("JAX_ENABLE_X64", None)
-    return env
-
-
 def _last_json(stdout: str) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="module")
 def runs():
-    proc = subprocess.run([sys.executable, WORKER, "mesh", str(STEPS)], env=_env(8),
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return _last_json(proc.stdout)
+    return _last_json(run_on_cpu_devices(WORKER, "mesh", str(STEPS), devices=8).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +49,8 @@ def multihost():
         port = s.getsockname()[1]
     procs = [subprocess.Popen([sys.executable, WORKER, "multihost", str(STEPS),
                                f"localhost:{port}", "2", str(i)],
-                              env=_env(4), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, cwd=ROOT) for i in range(2)]
+                              env=cpu_devices_env(4), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for i in range(2)]
     try:
         outs = [p.communicate(timeout=300) for p in procs]
     finally:

@@ -8,11 +8,10 @@ and prints one JSON line per case.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
+
+from tests._subprocess import run_on_cpu_devices
 
 CASES = [  # (mesh axis type, mesh shape, tokens sharded too, reduction, chunk_size)
     ("Auto", (8,), False, "mean", 16),
@@ -74,11 +73,7 @@ def _child() -> None:
 
 
 def test_vocab_sharded_weight_matches_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu")
-    proc = subprocess.run([sys.executable, __file__], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_on_cpu_devices(__file__, devices=8)
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert [r["case"][:4] for r in results] == [
         [a, list(m), t, r] for a, m, t, r, _ in CASES]

@@ -9,10 +9,10 @@ trust ratios and factored means need only all-reduces); the numbers equal one de
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from tests._subprocess import run_on_cpu_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(ROOT, "tests", "optimizers", "_wave2_sharded_worker.py")
@@ -20,12 +20,7 @@ WORKER = os.path.join(ROOT, "tests", "optimizers", "_wave2_sharded_worker.py")
 
 @pytest.fixture(scope="module")
 def report():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8",
-               JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    env.pop("JAX_ENABLE_X64", None)
-    proc = subprocess.run([sys.executable, WORKER], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_on_cpu_devices(WORKER, devices=8)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

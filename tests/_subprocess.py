@@ -1,0 +1,31 @@
+"""Child JAX processes for the tests that need several (virtual CPU) devices: a JAX process
+fixes its device count at start-up, so those tests run their multi-device half in a child.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_devices_env(devices: int) -> dict[str, str]:
+    """This process's environment for a child on ``devices`` virtual CPU devices, float32 by
+    default, keeping the XLA flags the root ``conftest.py`` set and importing this checkout."""
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
+    env = dict(os.environ, XLA_FLAGS=flags.strip(), JAX_PLATFORMS="cpu",
+               PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+    env.pop("JAX_ENABLE_X64", None)
+    return env
+
+
+def run_on_cpu_devices(*args: str, devices: int = 8, timeout: float = 300
+                       ) -> subprocess.CompletedProcess:
+    """Run ``python args...`` from the repository root on ``devices`` CPU devices; assert it
+    exits 0 (showing the end of its stderr if not) and return the finished process."""
+    proc = subprocess.run([sys.executable, *args], env=cpu_devices_env(devices), cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
