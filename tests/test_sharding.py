@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import lossjax
-from tests._subprocess import cpu_devices_env, run_on_cpu_devices
+from tests._xla import cpu_devices_env, run_on_cpu_devices
 
 STEPS = 30
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from tests._subprocess import run_on_cpu_devices
+from tests._xla import run_on_cpu_devices
 
 CASES = [  # (loss, block_size, reduction, masked); 5 rows per device
     ("clip", None, "mean", False),

@@ -11,7 +11,7 @@ import json
 
 import numpy as np
 
-from tests._subprocess import run_on_cpu_devices
+from tests._xla import run_on_cpu_devices
 
 CASES = [  # (mesh axis type, mesh shape, tokens sharded too, reduction, chunk_size)
     ("Auto", (8,), False, "mean", 16),

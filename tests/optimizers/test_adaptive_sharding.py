@@ -4,7 +4,7 @@ a child process: a JAX process fixes its device count at start-up)."""
 import json
 import os
 
-from tests._subprocess import run_on_cpu_devices
+from tests._xla import run_on_cpu_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(ROOT, "tests", "optimizers", "_adaptive_sharded_worker.py")

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests._subprocess import run_on_cpu_devices
+from tests._xla import run_on_cpu_devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKER = os.path.join(ROOT, "tests", "optimizers", "_wave2_sharded_worker.py")

@@ -13,6 +13,7 @@ import optax
 from sklearn.datasets import load_digits
 
 import lossjax
+from tests._xla import OPTIMIZED_CODEGEN
 
 N_TRAIN, N_VAL, HIDDEN, STEPS, EVAL_EVERY, LAST = 300, 400, 256, 600, 20, 5
 SETTINGS = {"none": (0.0, 0.0), "l2": (1e-3, 0.0), "dropout": (0.0, 0.5)}  # (λ, rate)
@@ -74,7 +75,8 @@ def run_settings(split_seed, seeds=2):
     l2, rate = (jnp.asarray(v, jnp.float32) for v in zip(*SETTINGS.values(), strict=True))
     keys = jax.random.split(jax.random.key(0), seeds)
     over_seeds = jax.vmap(lambda k, a, r: curves(k, data, a, r), in_axes=(0, None, None))
-    train, val = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0, 0)))(keys, l2, rate)
+    train, val = jax.jit(jax.vmap(over_seeds, in_axes=(None, 0, 0)),
+                         compiler_options=OPTIMIZED_CODEGEN)(keys, l2, rate)
     return {name: (np.asarray(train[i]), np.asarray(val[i])) for i, name in enumerate(SETTINGS)}
 
 

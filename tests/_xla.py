@@ -1,5 +1,6 @@
-"""Child JAX processes for the tests that need several (virtual CPU) devices: a JAX process
-fixes its device count at start-up, so those tests run their multi-device half in a child.
+"""XLA set-up the tests share: child JAX processes on several virtual CPU devices (a JAX
+process fixes its device count at start-up, so multi-device checks run in a child), and the
+compiler options that undo the root ``conftest.py``'s -O0 for one long-running program.
 """
 
 from __future__ import annotations
@@ -29,3 +30,10 @@ def run_on_cpu_devices(*args: str, devices: int = 8, timeout: float = 300
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+# The root conftest.py compiles everything with LLVM at -O0, which is right for the hundreds
+# of small programs most tests run once. A test whose time goes into running one long
+# program (a training run) passes this to ``jax.jit(..., compiler_options=...)`` to get the
+# default optimised code back for that program only.
+OPTIMIZED_CODEGEN = {"xla_backend_optimization_level": 3}
