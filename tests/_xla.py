@@ -37,3 +37,10 @@ def run_on_cpu_devices(*args: str, devices: int = 8, timeout: float = 300
 # program (a training run) passes this to ``jax.jit(..., compiler_options=...)`` to get the
 # default optimised code back for that program only.
 OPTIMIZED_CODEGEN = {"xla_backend_optimization_level": 3}
+
+
+def optimized_codegen_env() -> dict[str, str]:
+    """This process's environment without the root ``conftest.py``'s -O0 flag, for a child
+    whose time goes into running programs rather than compiling them (a notebook kernel)."""
+    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
+    return dict(os.environ, XLA_FLAGS=" ".join(flags.split()))
