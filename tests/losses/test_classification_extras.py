@@ -37,15 +37,16 @@ def test_poly1_matches_numpy_and_optax(epsilon, shape):
 def test_poly1_with_zero_epsilon_is_cross_entropy_and_gradient_matches_formula():
     x, y = _scores((6, 5), seed=2)
     t = jax.nn.one_hot(y, 5, dtype=jnp.float64)
-    np.testing.assert_allclose(lossjax.poly1_cross_entropy(x, t, epsilon=0.0),
-                               lossjax.softmax_cross_entropy(x, t), rtol=1e-12)
-    check_grads(lambda z: lossjax.poly1_cross_entropy(z, t, epsilon=1.5), (x,), order=2,
-                modes=["rev"])
+    np.testing.assert_allclose(*jax.jit(lambda x: (  # one compiled program
+        lossjax.poly1_cross_entropy(x, t, epsilon=0.0),
+        lossjax.softmax_cross_entropy(x, t)))(x), rtol=1e-12)
+    poly1 = jax.jit(lambda z: lossjax.poly1_cross_entropy(z, t, epsilon=1.5))  # not op by op
+    check_grads(poly1, (x,), order=2, modes=["rev"])
     # d/dx [CE + e(1 - p_y)] = (p - t) - e * p_y * (t - p), from the softmax Jacobian.
     p = ref.softmax(x)
     p_y = np.sum(p * t, -1, keepdims=True)
     expected = ((p - t) - 1.5 * p_y * (t - p)) / x.shape[0]
-    got = jax.grad(lambda z: lossjax.poly1_cross_entropy(z, t, epsilon=1.5))(x)
+    got = jax.jit(jax.grad(poly1))(x)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
@@ -53,12 +54,12 @@ def test_poly1_with_zero_epsilon_is_cross_entropy_and_gradient_matches_formula()
 def test_poly1_axis_and_extreme_logits():
     x, y = _scores((4, 6), seed=3)
     t = np.asarray(jax.nn.one_hot(y, 6, dtype=jnp.float64))
-    np.testing.assert_allclose(
+    np.testing.assert_allclose(*jax.jit(lambda x, t: (  # one compiled program
         lossjax.poly1_cross_entropy(x.T, t.T, axis=0, reduction="none"),
-        lossjax.poly1_cross_entropy(x, t, reduction="none"), rtol=1e-12)
+        lossjax.poly1_cross_entropy(x, t, reduction="none")))(x, t), rtol=1e-12)
     big = jnp.array([[1e4, -1e4, 0.0], [-jnp.inf, 0.0, 1.0]], jnp.float32)
     lab = jnp.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], jnp.float32)
-    value, grad = jax.value_and_grad(lossjax.poly1_cross_entropy)(big, lab)
+    value, grad = jax.jit(jax.value_and_grad(lossjax.poly1_cross_entropy))(big, lab)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
@@ -78,9 +79,10 @@ def test_sparsemax_is_the_simplex_projection(shape):
 @pytest.mark.usefixtures("x64")
 def test_sparsemax_loss_matches_numpy_and_optax(shape):
     z, y = _scores(shape, seed=5)
-    got = lossjax.sparsemax_loss(z, y, reduction="none")
+    got, flat = jax.jit(lambda z, y: (  # ours and optax's in one program, not op by op
+        lossjax.sparsemax_loss(z, y, reduction="none"),
+        optax.losses.multiclass_sparsemax_loss(z.reshape(-1, shape[-1]), y.reshape(-1))))(z, y)
     np.testing.assert_allclose(got, ref.sparsemax_loss(z, y), rtol=1e-10, atol=1e-12)
-    flat = optax.losses.multiclass_sparsemax_loss(z.reshape(-1, shape[-1]), y.reshape(-1))
     np.testing.assert_allclose(got, np.asarray(flat).reshape(shape[:-1]), rtol=1e-10,
                                atol=1e-12)
     assert np.all(np.asarray(got) >= -1e-12)
@@ -89,20 +91,25 @@ def test_sparsemax_loss_matches_numpy_and_optax(shape):
 @pytest.mark.usefixtures("x64")
 def test_sparsemax_loss_gradient_is_sparsemax_minus_one_hot():
     z, y = _scores((6, 5), seed=6)
-    got = jax.grad(lambda s: lossjax.sparsemax_loss(s, y, reduction="sum"))(z)
+    got = jax.jit(jax.grad(lambda s: lossjax.sparsemax_loss(s, y, reduction="sum")))(z)
     expected = ref.sparsemax(z) - np.eye(5)[y]
     np.testing.assert_allclose(got, expected, atol=1e-10)
-    check_grads(lambda s: lossjax.sparsemax_loss(s, y), (z,), order=1, modes=["rev"])
+    check_grads(jax.jit(lambda s: lossjax.sparsemax_loss(s, y)), (z,), order=1, modes=["rev"])
 
 
 def test_sparsemax_loss_zero_at_confident_label_nan_out_of_range_and_half_input():
     z = jnp.array([[5.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
-    got = lossjax.sparsemax_loss(z, jnp.array([0, 3]), reduction="none")
-    assert got[0] == 0.0 and np.isnan(got[1])
-    v = lossjax.sparsemax_loss(jnp.asarray(z, jnp.bfloat16), jnp.array([0, 1]))
-    assert v.dtype == jnp.float32 and np.isfinite(v)
     big = jnp.array([[1e4, -1e4, 0.0]], jnp.float32)
-    value, grad = jax.value_and_grad(lossjax.sparsemax_loss)(big, jnp.array([1]))
+
+    @jax.jit  # one compiled program, not op by op
+    def losses(z, big):
+        return (lossjax.sparsemax_loss(z, jnp.array([0, 3]), reduction="none"),
+                lossjax.sparsemax_loss(jnp.asarray(z, jnp.bfloat16), jnp.array([0, 1])),
+                jax.value_and_grad(lossjax.sparsemax_loss)(big, jnp.array([1])))
+
+    got, v, (value, grad) = losses(z, big)
+    assert got[0] == 0.0 and np.isnan(got[1])
+    assert v.dtype == jnp.float32 and np.isfinite(v)
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 
@@ -147,18 +154,27 @@ def test_classification_extras_bad_input_raises():
         lossjax.sparsemax_loss(x, y[:2])
 
 
+# Jitted with q as an argument: the q cases share one compilation of each function and of
+# the derivatives check_grads takes, where eagerly every operation compiles on its own.
+_gce_mean = jax.jit(lambda s, y, q: lossjax.generalized_cross_entropy(s, y, q=q))
+
+
+@jax.jit
+def _gce_none_and_grad_of_sum(x, y, q):
+    return (lossjax.generalized_cross_entropy(x, y, q=q, reduction="none"),
+            jax.grad(lambda s: lossjax.generalized_cross_entropy(s, y, q=q, reduction="sum"))(x))
+
+
 @pytest.mark.parametrize("q", [0.1, 0.5, 1.0])
 @pytest.mark.usefixtures("x64")
 def test_generalized_cross_entropy_matches_numpy(q):
     x, y = _scores((6, 5), seed=11)
     p_y = ref.softmax(x)[np.arange(6), y]
     expected = (1 - p_y**q) / q
-    got = lossjax.generalized_cross_entropy(x, y, q=q, reduction="none")
+    got, grad = _gce_none_and_grad_of_sum(x, y, q)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
-    check_grads(lambda s: lossjax.generalized_cross_entropy(s, y, q=q), (x,), order=2,
-                modes=["rev"])
+    check_grads(lambda s: _gce_mean(s, y, q), (x,), order=2, modes=["rev"])
     # d/dx of -(p_y^q)/q = -p_y^q (onehot - p)
-    grad = jax.grad(lambda s: lossjax.generalized_cross_entropy(s, y, q=q, reduction="sum"))(x)
     np.testing.assert_allclose(grad, -(p_y**q)[:, None] * (np.eye(5)[y] - ref.softmax(x)),
                                rtol=1e-10, atol=1e-12)
 
@@ -166,18 +182,26 @@ def test_generalized_cross_entropy_matches_numpy(q):
 @pytest.mark.usefixtures("x64")
 def test_generalized_cross_entropy_limits_and_contract():
     x, y = _scores((6, 5), seed=12)
-    np.testing.assert_allclose(lossjax.generalized_cross_entropy(x, y, q=1e-8),
-                               lossjax.softmax_cross_entropy_with_integer_labels(x, y),
-                               rtol=1e-6)
     m = np.array([True, False, True, True, False, True])
-    per = np.asarray(lossjax.generalized_cross_entropy(x, y, reduction="none"))
-    np.testing.assert_allclose(lossjax.generalized_cross_entropy(x, y, where=m), per[m].mean(),
-                               rtol=1e-12)
-    assert np.isnan(lossjax.generalized_cross_entropy(x[:1], np.array([9]), reduction="none")[0])
     big = jnp.array([[1e4, -1e4, 0.0]], jnp.float32)
-    value, grad = jax.value_and_grad(lossjax.generalized_cross_entropy)(big, jnp.array([1]))
+
+    @jax.jit  # every value and the gradient in one compiled program
+    def losses(x, y, big):
+        gce = lossjax.generalized_cross_entropy
+        return (gce(x, y, q=1e-8), lossjax.softmax_cross_entropy_with_integer_labels(x, y),
+                gce(x, y, reduction="none"), gce(x, y, where=m),
+                gce(x[:1], np.array([9]), reduction="none"),
+                jax.value_and_grad(gce)(big, jnp.array([1])))
+
+    small_q, cross_entropy, per, masked, bad_label, (value, grad) = losses(x, y, big)
+    np.testing.assert_allclose(small_q, cross_entropy, rtol=1e-6)
+    per = np.asarray(per)
+    np.testing.assert_allclose(masked, per[m].mean(), rtol=1e-12)
+    assert np.isnan(bad_label[0])
     assert np.isfinite(value) and np.all(np.isfinite(grad))
-    assert lossjax.generalized_cross_entropy(jnp.asarray(x, jnp.bfloat16), y).dtype == jnp.float32
+    # (the output dtype from tracing alone: nothing to compile)
+    assert jax.eval_shape(lossjax.generalized_cross_entropy, jnp.asarray(x, jnp.bfloat16),
+                          y).dtype == jnp.float32
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="q must"):
             lossjax.generalized_cross_entropy(x, y, q=bad)
@@ -186,11 +210,16 @@ def test_generalized_cross_entropy_limits_and_contract():
 @pytest.mark.usefixtures("x64")
 def test_sparsemax_jacobian_and_loss_hessian_are_the_closed_form():
     z, y = _scores((4, 7), seed=13)
+    # One compiled program for the four rows (eagerly, every operation of each derivative
+    # compiles on its own); the label is an argument.
+    derivatives = jax.jit(lambda row, label: (
+        jax.jacfwd(lossjax.sparsemax)(row), jax.jacrev(lossjax.sparsemax)(row),
+        jax.hessian(lambda s: lossjax.sparsemax_loss(s[None], label[None],
+                                                     reduction="sum"))(row)))
     for row, label in zip(z, y, strict=True):
         support = (ref.sparsemax(row) > 0).astype(np.float64)
         expected = np.diag(support) - np.outer(support, support) / support.sum()
-        np.testing.assert_allclose(jax.jacfwd(lossjax.sparsemax)(row), expected, atol=1e-12)
-        np.testing.assert_allclose(jax.jacrev(lossjax.sparsemax)(row), expected, atol=1e-12)
-        hessian = jax.hessian(lambda s, lab=label: lossjax.sparsemax_loss(
-            s[None], jnp.array([lab]), reduction="sum"))(row)
+        jacfwd, jacrev, hessian = derivatives(row, label)
+        np.testing.assert_allclose(jacfwd, expected, atol=1e-12)
+        np.testing.assert_allclose(jacrev, expected, atol=1e-12)
         np.testing.assert_allclose(hessian, expected, atol=1e-12)

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -77,6 +79,17 @@ def test_textbook_example():
     np.testing.assert_allclose(lossjax.tversky(p, t, alpha=0.0, beta=2.0, smooth=0.0), 1 - 1 / 3)
 
 
+@jax.jit
+def _tversky_four_ways(probs, targets, logits, alpha, beta, smooth):
+    """reduction none, sum, mean, and none from logits: one compilation per shape, shared
+    by the (alpha, beta, smooth) cases (arguments here)."""
+    opts = dict(alpha=alpha, beta=beta, smooth=smooth)
+    return (lossjax.tversky(probs, targets, reduction="none", **opts),
+            lossjax.tversky(probs, targets, reduction="sum", **opts),
+            lossjax.tversky(probs, targets, **opts),
+            lossjax.tversky(logits, targets, from_logits=True, reduction="none", **opts))
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("alpha, beta, smooth", TVERSKY_PARAMS)
 @pytest.mark.usefixtures("x64")
@@ -84,18 +97,14 @@ def test_tversky_matches_numpy_all_reductions(shape, alpha, beta, smooth):
     logits, probs, targets = _segmentation_batch(shape, seed=1)
     expected = _np_class_mean(
         _np_tversky_per_class(probs, targets, alpha, beta, smooth, _default_axes(len(shape))))
-    opts = dict(alpha=alpha, beta=beta, smooth=smooth)
-    none = lossjax.tversky(probs, targets, reduction="none", **opts)
+    none, total, mean, from_logits = _tversky_four_ways(probs, targets, logits, alpha, beta,
+                                                        smooth)
     assert none.shape == (shape[0],)
     np.testing.assert_allclose(none, expected, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(lossjax.tversky(probs, targets, reduction="sum", **opts),
-                               expected.sum(), rtol=1e-12)
-    np.testing.assert_allclose(lossjax.tversky(probs, targets, **opts), expected.mean(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(total, expected.sum(), rtol=1e-12)
+    np.testing.assert_allclose(mean, expected.mean(), rtol=1e-12)
     # from_logits applies sigmoid (C == 1) or softmax (C > 1) first.
-    np.testing.assert_allclose(
-        lossjax.tversky(logits, targets, from_logits=True, reduction="none", **opts), expected,
-        rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(from_logits, expected, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -260,14 +269,18 @@ def test_gradients_match_finite_differences_in_float64(shape, from_logits):
     rng = np.random.default_rng(12)
     soft_t = np.clip(targets + rng.uniform(-0.2, 0.2, size=shape), 0.05, 0.95)
     x = logits if from_logits else probs
+    # Jitted with the numbers as arguments: check_grads evaluates the loss and its first and
+    # second derivatives many times; both (alpha, beta, smooth) cases share one compilation
+    # of each, where eagerly every operation compiles on its own.
+    tversky = jax.jit(lambda a, b, al, be, s: lossjax.tversky(
+        a, b, alpha=al, beta=be, smooth=s, from_logits=from_logits))
     for alpha, beta, smooth in [(0.3, 0.7, 1.0), (0.5, 0.5, 0.0)]:
-        check_grads(
-            lambda a, b, al=alpha, be=beta, s=smooth: lossjax.tversky(
-                a, b, alpha=al, beta=be, smooth=s, from_logits=from_logits),
-            (x, soft_t), order=2, modes=["rev"])
+        check_grads(lambda a, b, al=alpha, be=beta, s=smooth: tversky(a, b, al, be, s),
+                    (x, soft_t), order=2, modes=["rev"])
     check_grads(
-        lambda a, b: lossjax.dice(a, b, from_logits=from_logits, class_weights=np.arange(
-            1.0, shape[-1] + 1), reduction="sum"),
+        jax.jit(lambda a, b: lossjax.dice(a, b, from_logits=from_logits,
+                                          class_weights=np.arange(1.0, shape[-1] + 1),
+                                          reduction="sum")),
         (x, soft_t), order=2, modes=["rev"])
 
 
@@ -276,7 +289,7 @@ def test_dice_gradient_matches_analytic():
     # L_c = 1 − N/D, N = 2Σpt + s, D = Σp + Σt + s:  ∂L/∂p_i = (N − 2 t_i D) / D².
     _, probs, targets = _segmentation_batch((2, 5, 2), seed=13)
     s = 0.7
-    g = jax.grad(lambda p: lossjax.dice(p, targets, smooth=s, reduction="sum"))(probs)
+    g = jax.jit(jax.grad(lambda p: lossjax.dice(p, targets, smooth=s, reduction="sum")))(probs)
     num = 2 * np.sum(probs * targets, axis=1, keepdims=True) + s
     den = np.sum(probs, axis=1, keepdims=True) + np.sum(targets, axis=1, keepdims=True) + s
     expected = (num - 2 * targets * den) / den**2 / 2  # the class mean divides by C = 2
@@ -286,14 +299,21 @@ def test_dice_gradient_matches_analytic():
 # ---------------------------------------------------------------- degenerate points
 
 
+@functools.partial(jax.jit, static_argnames="loss")
+def _empty_value_and_grads(loss, p, t, smooth):
+    """One compilation per loss, shared by the smooth values (passed as an argument)."""
+    return jax.value_and_grad(
+        lambda a, b: getattr(lossjax, loss)(a, b, smooth=smooth, reduction="sum"),
+        argnums=(0, 1))(p, t)
+
+
 @pytest.mark.parametrize("loss", ["dice", "tversky"])
 @pytest.mark.parametrize("smooth", [0.0, 1.0])
 def test_empty_masks_give_zero_loss_and_finite_gradient(loss, smooth):
     fn = getattr(lossjax, loss)
     p = jnp.zeros((2, 3, 3, 2))
     t = jnp.zeros((2, 3, 3, 2))
-    value, (gp, gt) = jax.value_and_grad(
-        lambda a, b: fn(a, b, smooth=smooth, reduction="sum"), argnums=(0, 1))(p, t)
+    value, (gp, gt) = _empty_value_and_grads(loss, p, t, smooth)
     assert value == 0.0
     assert np.all(np.isfinite(gp)) and np.all(np.isfinite(gt))
     if smooth == 0.0:
@@ -307,14 +327,15 @@ def test_empty_masks_give_zero_loss_and_finite_gradient(loss, smooth):
         np.testing.assert_allclose(gp, half / 2)
         np.testing.assert_allclose(gt, half / 2)
     # Empty target, full prediction: the worst score.
-    np.testing.assert_allclose(fn(jnp.ones((1, 4, 1)), jnp.zeros((1, 4, 1)), smooth=0.0), 1.0)
+    np.testing.assert_allclose(jax.jit(functools.partial(fn, smooth=0.0))(
+        jnp.ones((1, 4, 1)), jnp.zeros((1, 4, 1))), 1.0)
 
 
 def test_empty_from_logits_is_finite():
     logits = jnp.full((2, 3, 1), -1e4)  # sigmoid -> 0 everywhere
     t = jnp.zeros((2, 3, 1))
-    value, g = jax.value_and_grad(lambda x: lossjax.tversky(x, t, smooth=0.0,
-                                                           from_logits=True))(logits)
+    value, g = jax.jit(jax.value_and_grad(lambda x: lossjax.tversky(x, t, smooth=0.0,
+                                                                   from_logits=True)))(logits)
     assert np.isfinite(value) and np.all(np.isfinite(g))
 
 
@@ -326,9 +347,9 @@ def test_where_with_explicit_axis_broadcasts_over_kept_axes():
     _, probs, targets = _segmentation_batch((2, 3, 4, 2), seed=15)
     m = np.array([[True, False, True], [False, True, True]])
     expected = _np_class_mean(_np_dice_per_class(probs, targets, 1.0, (2,)))
-    np.testing.assert_allclose(lossjax.dice(probs, targets, axis=2, where=m),
-                               expected[m].mean(), rtol=1e-12)
-    g = jax.grad(lambda a: lossjax.dice(a, targets, axis=2, where=m))(probs)
+    value, g = jax.jit(jax.value_and_grad(  # one compiled program, not op by op
+        lambda a: lossjax.dice(a, targets, axis=2, where=m)))(probs)
+    np.testing.assert_allclose(value, expected[m].mean(), rtol=1e-12)
     assert np.all(g[~m] == 0) and np.all(g[m] != 0)
 
 
@@ -384,6 +405,16 @@ def _np_generalized_dice(p, t, smooth=1e-5):
     return np.array(out)
 
 
+@jax.jit
+def _generalized_dice_three_ways(p, t, logits, smooth):
+    """Per example, mean, and from logits; one compilation per shape, shared by the smooth
+    values (an argument here), where eager calls compile each operation on its own."""
+    return (lossjax.generalized_dice(p, t, smooth=smooth, reduction="none"),
+            lossjax.generalized_dice(p, t, smooth=smooth),
+            lossjax.generalized_dice(logits, t, smooth=smooth, from_logits=True,
+                                     reduction="none"))
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 3), (3, 4, 4, 2), (2, 6, 1)])
 @pytest.mark.parametrize("smooth", [0.0, 1e-5, 1.0])
 @pytest.mark.usefixtures("x64")
@@ -392,21 +423,20 @@ def test_generalized_dice_matches_numpy(shape, smooth):
     t = np.asarray(t).copy()
     t[0, ..., -1] = 0.0  # a class absent from the first example's target
     expected = _np_generalized_dice(p, t, smooth)
-    got = lossjax.generalized_dice(p, t, smooth=smooth, reduction="none")
-    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(lossjax.generalized_dice(p, t, smooth=smooth), expected.mean(),
-                               rtol=1e-10)
     logits = np.log(np.asarray(p) + 1e-3)
+    got, mean, from_logits = _generalized_dice_three_ways(p, t, logits, smooth)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mean, expected.mean(), rtol=1e-10)
     np.testing.assert_allclose(
-        lossjax.generalized_dice(logits, t, smooth=smooth, from_logits=True, reduction="none"),
-        _np_generalized_dice(_np_probs(logits), t, smooth), rtol=1e-10, atol=1e-12)
+        from_logits, _np_generalized_dice(_np_probs(logits), t, smooth), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.usefixtures("x64")
 def test_generalized_dice_with_one_class_is_dice_and_weights_favour_small_classes():
     _, p, t = _segmentation_batch((3, 8, 1), seed=41)
-    np.testing.assert_allclose(lossjax.generalized_dice(p, t, smooth=0.0, reduction="none"),
-                               lossjax.dice(p, t, smooth=0.0, reduction="none"), rtol=1e-10)
+    np.testing.assert_allclose(*jax.jit(lambda p, t: (  # one compiled program
+        lossjax.generalized_dice(p, t, smooth=0.0, reduction="none"),
+        lossjax.dice(p, t, smooth=0.0, reduction="none")))(p, t), rtol=1e-10)
     # A miss on a 1-pixel class costs as much as a miss on a 7-pixel class.
     t2 = np.zeros((1, 8, 2))
     t2[0, 0, 0] = 1.0
@@ -417,25 +447,27 @@ def test_generalized_dice_with_one_class_is_dice_and_weights_favour_small_classe
     miss_large[0, 1:] = [1.0, 0.0]
     # By hand: w = (1, 1/49); either miss gives 1 − 2·(1/7)/(64/49) = 1 − 2/(64/7) = 50/64,
     # where the class-mean Dice gives 0.533 and 0.889.
+    losses = jax.jit(lambda pred: (lossjax.generalized_dice(pred, t2, smooth=0.0),
+                                   lossjax.dice(pred, t2, smooth=0.0)))  # shared: same shape
     for pred in (miss_small, miss_large):
-        np.testing.assert_allclose(lossjax.generalized_dice(pred, t2, smooth=0.0), 50 / 64,
-                                   rtol=1e-12)
-    np.testing.assert_allclose(lossjax.dice(miss_small, t2, smooth=0.0), (1 + 1 / 15) / 2,
-                               rtol=1e-12)
+        np.testing.assert_allclose(losses(pred)[0], 50 / 64, rtol=1e-12)
+    np.testing.assert_allclose(losses(miss_small)[1], (1 + 1 / 15) / 2, rtol=1e-12)
 
 
 @pytest.mark.usefixtures("x64")
 def test_generalized_dice_gradients_and_degenerate_points():
     _, p, t = _segmentation_batch((2, 5, 3), seed=42)
-    check_grads(lambda x: lossjax.generalized_dice(x, t), (np.asarray(p),), order=2,
+    # (jitted: not op by op; smooth an argument so both values share one compilation)
+    check_grads(jax.jit(lambda x: lossjax.generalized_dice(x, t)), (np.asarray(p),), order=2,
                 modes=["rev"])
     empty = jnp.zeros((2, 4, 3))
+    value_and_grad = jax.jit(jax.value_and_grad(
+        lambda x, s: lossjax.generalized_dice(x, empty, smooth=s)))
     for smooth in (0.0, 1e-5):
-        value, grad = jax.value_and_grad(
-            lambda x, s=smooth: lossjax.generalized_dice(x, empty, smooth=s))(empty)
+        value, grad = value_and_grad(empty, smooth)
         assert value == 0.0 and np.all(np.isfinite(grad))
-    value, grad = jax.value_and_grad(lambda x: lossjax.generalized_dice(
-        x, jnp.zeros((2, 4, 3), jnp.float32), from_logits=True))(jnp.full((2, 4, 3), -1e4))
+    value, grad = jax.jit(jax.value_and_grad(lambda x: lossjax.generalized_dice(
+        x, jnp.zeros((2, 4, 3), jnp.float32), from_logits=True)))(jnp.full((2, 4, 3), -1e4))
     assert np.isfinite(value) and np.all(np.isfinite(grad))
 
 

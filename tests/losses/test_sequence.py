@@ -5,6 +5,7 @@ and K), its gradient by central differences of that enumeration, perplexity from
 formula. optax.ctc_loss is the second opinion on larger random batches.
 """
 
+import functools
 import itertools
 
 import jax
@@ -36,17 +37,27 @@ def _collapse(path, blank_id):
     return out
 
 
+@functools.cache
+def _alignments(num_classes, t_len, target, blank_id):
+    """``[n, t_len]``: every alignment of length ``t_len`` that collapses to ``target``."""
+    paths = [path for path in itertools.product(range(num_classes), repeat=t_len)
+             if _collapse(path, blank_id) == list(target)]
+    return np.array(paths, np.int64).reshape(len(paths), t_len)
+
+
 def brute_force_nll(logits, labels, logit_lengths, label_lengths, blank_id=0):
-    """−log Σ_{alignments π of length T_b collapsing to y_b} Π_t softmax(x_t)[π_t], float64."""
+    """−log Σ_{alignments π of length T_b collapsing to y_b} Π_t softmax(x_t)[π_t], float64.
+
+    (The alignments of each (T_b, y_b) are enumerated once and cached; the products over
+    them are one NumPy gather, so the finite differences below stay cheap.)
+    """
     log_probs = _log_softmax64(logits)
     num_classes = log_probs.shape[-1]
     out = []
     for lp, y, t_len, l_len in zip(log_probs, labels, logit_lengths, label_lengths, strict=True):
-        target = list(np.asarray(y)[:l_len])
-        total = 0.0
-        for path in itertools.product(range(num_classes), repeat=int(t_len)):
-            if _collapse(path, blank_id) == target:
-                total += np.exp(sum(lp[t, k] for t, k in enumerate(path)))
+        target = tuple(int(k) for k in np.asarray(y)[:l_len])
+        paths = _alignments(num_classes, int(t_len), target, blank_id)
+        total = np.exp(lp[np.arange(int(t_len)), paths].sum(-1)).sum()
         out.append(-np.log(total) if total > 0 else np.inf)
     return np.array(out)
 
@@ -65,9 +76,36 @@ def brute_force_grad(logits, labels, logit_lengths, label_lengths, blank_id=0, h
     return grad
 
 
+# The tests call ctc_loss through jit: one compilation per shape and keyword set, shared
+# by the tests, where eager calls compile each operation of the forward and backward pass
+# separately (seconds per shape). The eager-only value checks are tested eagerly below
+# (test_bad_input_raises_value_error, test_padding_labels_beyond_length_are_not_checked).
+_CTC_STATIC = ("reduction", "blank_id", "zero_infinity")
+
+
+@functools.partial(jax.jit, static_argnames=_CTC_STATIC)
+def _ctc_jit(logits, labels, logit_lengths, label_lengths, **kwargs):
+    return lossjax.ctc_loss(logits, labels, logit_lengths=logit_lengths,
+                            label_lengths=label_lengths, **kwargs)
+
+
+@functools.partial(jax.jit, static_argnames=_CTC_STATIC)
+def _ctc_grad_jit(logits, labels, logit_lengths, label_lengths, **kwargs):
+    return jax.grad(lambda x: lossjax.ctc_loss(x, labels, logit_lengths=logit_lengths,
+                                               label_lengths=label_lengths, **kwargs))(logits)
+
+
+def _ctc_args(logits, labels, logit_lengths, label_lengths):
+    return (logits, np.asarray(labels), np.asarray(logit_lengths), np.asarray(label_lengths))
+
+
 def ctc(logits, labels, logit_lengths, label_lengths, **kwargs):
-    return lossjax.ctc_loss(logits, labels, logit_lengths=np.asarray(logit_lengths),
-                            label_lengths=np.asarray(label_lengths), **kwargs)
+    return _ctc_jit(*_ctc_args(logits, labels, logit_lengths, label_lengths), **kwargs)
+
+
+def ctc_grad(logits, labels, logit_lengths, label_lengths, **kwargs):
+    """d ctc(...)/d logits (the reduction must give a scalar)."""
+    return _ctc_grad_jit(*_ctc_args(logits, labels, logit_lengths, label_lengths), **kwargs)
 
 
 def optax_paddings(lengths, size):
@@ -108,8 +146,7 @@ def test_ctc_matches_brute_force_values_and_gradients_float64():
     assert got.dtype == jnp.float64
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
-    grad = jax.grad(lambda x: ctc(x, TINY_LABELS, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS,
-                                  reduction="sum"))(x)
+    grad = ctc_grad(x, TINY_LABELS, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS, reduction="sum")
     expected_grad = brute_force_grad(x, TINY_LABELS, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS)
     np.testing.assert_allclose(grad, expected_grad, atol=1e-8)
 
@@ -123,8 +160,8 @@ def test_ctc_brute_force_with_nonzero_blank_id():
     expected = brute_force_nll(x, labels, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS, blank_id=1)
     np.testing.assert_allclose(
         ctc(x, labels, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS, **kwargs), expected, rtol=1e-12)
-    grad = jax.grad(lambda x: ctc(x, labels, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS,
-                                  **kwargs).sum())(x)
+    grad = ctc_grad(x, labels, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS, reduction="sum",
+                    blank_id=1)
     np.testing.assert_allclose(
         grad, brute_force_grad(x, labels, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS, blank_id=1),
         atol=1e-8)
@@ -133,7 +170,7 @@ def test_ctc_brute_force_with_nonzero_blank_id():
 @pytest.mark.usefixtures("x64")
 def test_ctc_gradient_matches_finite_differences_of_itself():
     x = tiny_logits(seed=2)
-    check_grads(lambda x: ctc(x, TINY_LABELS, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS),
+    check_grads(jax.jit(lambda x: ctc(x, TINY_LABELS, TINY_LOGIT_LENGTHS, TINY_LABEL_LENGTHS)),
                 (x,), order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
 
 
@@ -155,15 +192,17 @@ def test_ctc_matches_optax_on_random_batches():
     time, max_label = 60, 20
     logits, labels, logit_lengths, label_lengths = random_batch(16, time, 12, max_label, 0)
     ours = ctc(logits, labels, logit_lengths, label_lengths, reduction="none")
-    theirs = optax.ctc_loss(logits, optax_paddings(logit_lengths, time), labels,
-                            optax_paddings(label_lengths, max_label))
+
+    def optax_loss(x):
+        return optax.ctc_loss(x, optax_paddings(logit_lengths, time), labels,
+                              optax_paddings(label_lengths, max_label))
+
+    # optax's value and gradient in one compiled program (eagerly: seconds of op-by-op)
+    theirs, grad_theirs = jax.jit(lambda x: (optax_loss(x), jax.grad(
+        lambda x: optax_loss(x).sum())(x)))(logits)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
 
-    grad_ours = jax.grad(lambda x: ctc(x, labels, logit_lengths, label_lengths,
-                                       reduction="sum"))(logits)
-    grad_theirs = jax.grad(lambda x: optax.ctc_loss(
-        x, optax_paddings(logit_lengths, time), labels,
-        optax_paddings(label_lengths, max_label)).sum())(logits)
+    grad_ours = ctc_grad(logits, labels, logit_lengths, label_lengths, reduction="sum")
     np.testing.assert_allclose(grad_ours, grad_theirs, atol=2e-5)
 
 
@@ -220,7 +259,7 @@ def test_ctc_is_non_negative_and_finite_for_any_logit_scale(scale, seed):
 
 def test_gradient_is_exactly_zero_beyond_each_logit_length():
     logits, labels, logit_lengths, label_lengths = random_batch(6, 25, 5, 6, seed=5)
-    grad = np.asarray(jax.grad(lambda x: ctc(x, labels, logit_lengths, label_lengths))(logits))
+    grad = np.asarray(ctc_grad(logits, labels, logit_lengths, label_lengths))
     for b, t_len in enumerate(logit_lengths):
         assert np.all(grad[b, t_len:] == 0.0)
         assert np.any(grad[b, :t_len] != 0.0)
@@ -253,23 +292,25 @@ def test_impossible_alignments_give_inf_or_zero_with_zero_gradients():
     labels[2, :3] = [3, 3, 3]
     label_lengths[2], logit_lengths[2] = 3, 4  # repeats need 5 frames
 
-    def total(x, zero_infinity):
-        return ctc(x, labels, logit_lengths, label_lengths, reduction="sum",
-                   zero_infinity=zero_infinity)
+    @jax.jit  # every value and gradient below in one compiled program
+    def losses_and_grads(x):
+        def loss(x, reduction, zero_infinity=False):
+            return lossjax.ctc_loss(x, labels, logit_lengths=logit_lengths,
+                                    label_lengths=label_lengths, reduction=reduction,
+                                    zero_infinity=zero_infinity)
+        grads = [jax.grad(loss)(x, "sum", zero_infinity) for zero_infinity in (False, True)]
+        return loss(x, "none"), loss(x, "sum"), loss(x, "none", True), grads
 
-    per_seq = ctc(logits, labels, logit_lengths, label_lengths, reduction="none")
+    per_seq, total, zeroed, grads = losses_and_grads(logits)
     assert np.isposinf(per_seq[1]) and np.isposinf(per_seq[2])
-    assert np.isposinf(total(logits, False))
-    zeroed = ctc(logits, labels, logit_lengths, label_lengths, reduction="none",
-                 zero_infinity=True)
+    assert np.isposinf(total)
     np.testing.assert_array_equal(zeroed, np.where(np.isinf(per_seq), 0.0, per_seq))
-    for zero_infinity in (False, True):
-        grad = np.asarray(jax.grad(total)(logits, zero_infinity))
+    # the feasible sequences' gradients are unaffected by their infeasible neighbours
+    alone = ctc_grad(logits[[0, 3]], labels[[0, 3]], logit_lengths[[0, 3]],
+                     label_lengths[[0, 3]], reduction="sum")
+    for grad in map(np.asarray, grads):  # zero_infinity False, True
         assert np.all(np.isfinite(grad))
         assert np.all(grad[[1, 2]] == 0.0)
-        # the feasible sequences' gradients are unaffected by their infeasible neighbours
-        alone = jax.grad(lambda x: ctc(x, labels[[0, 3]], logit_lengths[[0, 3]],
-                                       label_lengths[[0, 3]], reduction="sum"))(logits[[0, 3]])
         np.testing.assert_allclose(grad[[0, 3]], alone, atol=1e-6)
 
 
@@ -306,8 +347,9 @@ def test_bad_input_raises_value_error(change, message):
 
 def test_padding_labels_beyond_length_are_not_checked():
     x = np.zeros((1, 6, 4), np.float32)
-    # -1 and the blank are fine as padding past label_lengths
-    loss = ctc(x, np.array([[1, 2, -1, 0]], np.int32), [6], [2])
+    # -1 and the blank are fine as padding past label_lengths (eager: the host-side check)
+    loss = lossjax.ctc_loss(x, np.array([[1, 2, -1, 0]], np.int32),
+                            logit_lengths=np.array([6]), label_lengths=np.array([2]))
     assert np.isfinite(loss)
 
 
@@ -318,18 +360,17 @@ def test_invalid_values_under_jit_give_nan_for_that_sequence_only():
     label_lengths[2] = 7  # longer than L
     logit_lengths[3] = 11  # longer than T
 
-    @jax.jit
+    @jax.jit  # the values and the gradient in one compiled program
     def loss_and_grad(x):
-        return jax.value_and_grad(lambda x: lossjax.ctc_loss(
-            x, labels, logit_lengths=logit_lengths, label_lengths=label_lengths,
-            reduction="none", zero_infinity=True).sum())(x)
+        def per_sequence(x):
+            return lossjax.ctc_loss(x, labels, logit_lengths=logit_lengths,
+                                    label_lengths=label_lengths, reduction="none",
+                                    zero_infinity=True)
+        return per_sequence(x), jax.grad(lambda x: per_sequence(x).sum())(x)
 
-    per_seq = jax.jit(lambda x: lossjax.ctc_loss(
-        x, labels, logit_lengths=logit_lengths, label_lengths=label_lengths,
-        reduction="none", zero_infinity=True))(logits)
+    per_seq, grad = loss_and_grad(logits)
     assert np.isfinite(per_seq[0])
     assert np.all(np.isnan(np.asarray(per_seq[1:])))
-    _, grad = loss_and_grad(logits)
     assert np.all(np.isfinite(np.asarray(grad[0])))
     assert np.all(np.isnan(np.asarray(grad[1:])))
 
@@ -375,23 +416,24 @@ def test_greedy_decode_bad_input():
 
 @pytest.mark.usefixtures("x64")
 def test_perplexity_matches_numpy():
+    perplexity = jax.jit(lossjax.perplexity, static_argnames="ignore_index")  # not op by op
     rng = np.random.default_rng(12)
     logits = (2 * rng.normal(size=(3, 7, 11))).astype(np.float32)
     labels = rng.integers(0, 11, size=(3, 7)).astype(np.int32)
     token_nll = -np.take_along_axis(_log_softmax64(logits), labels[..., None], -1)[..., 0]
-    np.testing.assert_allclose(lossjax.perplexity(logits, labels), np.exp(token_nll.mean()),
+    np.testing.assert_allclose(perplexity(logits, labels), np.exp(token_nll.mean()),
                                rtol=1e-5)
 
     labels[:, 5:] = -100
     kept = labels != -100
-    np.testing.assert_allclose(lossjax.perplexity(logits, labels, ignore_index=-100),
+    np.testing.assert_allclose(perplexity(logits, labels, ignore_index=-100),
                                np.exp(token_nll[kept].mean()), rtol=1e-5)
     where = rng.random((3, 7)) < 0.5
     np.testing.assert_allclose(
-        lossjax.perplexity(logits, labels, ignore_index=-100, where=where),
+        perplexity(logits, labels, ignore_index=-100, where=where),
         np.exp(token_nll[kept & where].mean()), rtol=1e-5)
     # nothing kept: mean cross-entropy 0, perplexity 1
-    assert lossjax.perplexity(logits, labels, where=np.zeros((3, 7), bool)) == 1.0
+    assert perplexity(logits, labels, where=np.zeros((3, 7), bool)) == 1.0
 
 
 def test_perplexity_of_uniform_logits_is_the_vocabulary_size():
