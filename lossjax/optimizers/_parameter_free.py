@@ -144,11 +144,14 @@ def prodigy(
       >>> f = lambda w: jnp.sum(w**2)
       >>> opt = lossjax.prodigy()
       >>> params = jnp.array([1.0, 2.0, 3.0]); state = opt.init(params)
-      >>> for _ in range(200):
+      >>> @jax.jit
+      ... def step(params, state):  # compiled once, reused for every step
       ...     updates, state = opt.update(jax.grad(f)(params), state, params)
-      ...     params = optax.apply_updates(params, updates)
+      ...     return optax.apply_updates(params, updates), state
+      >>> for _ in range(200):
+      ...     params, state = step(params, state)
       >>> f(params), state.estim_lr  # d grew from 1e-6 to 0.83 on its own; optax: the same
-      (Array(8.376e-08, dtype=float32), Array(0.83274, dtype=float32))
+      (Array(8.375e-08, dtype=float32), Array(0.83274, dtype=float32))
     """
     beta1, beta2 = _check_betas(betas)
     b3 = beta2**0.5 if beta3 is None else beta3
@@ -255,9 +258,12 @@ def dadapt_adamw(
       >>> f = lambda w: jnp.sum(w**2)
       >>> opt = lossjax.dadapt_adamw()
       >>> params = jnp.array([1.0, 2.0, 3.0]); state = opt.init(params)
-      >>> for _ in range(50):
+      >>> @jax.jit
+      ... def step(params, state):  # compiled once, reused for every step
       ...     updates, state = opt.update(jax.grad(f)(params), state, params)
-      ...     params = optax.apply_updates(params, updates)
+      ...     return optax.apply_updates(params, updates), state
+      >>> for _ in range(50):
+      ...     params, state = step(params, state)
       >>> f(params), state.estim_lr  # optax: the same
       (Array(0.458, dtype=float32), Array(2.9037, dtype=float32))
     """

@@ -42,14 +42,22 @@ def _first_update(opt, params, grads):
     return updates, state
 
 
-def test_matrix_update_is_orthogonal_and_vectors_go_to_adamw():
+@jax.jit  # one compilation, not one per operation
+def _spread_gradient():
+    """Orthonormal ``u [64, 32]``, ``v [32, 32]`` and the gradients ``{"w": u Σ vᵀ, "b"}``,
+    Σ's singular values spread over a factor 10."""
     k1, k2 = jax.random.split(jax.random.PRNGKey(1))
-    params = {"w": jnp.zeros((64, 32), jnp.float32), "b": jnp.zeros((32,), jnp.float32)}
-    # singular values spread over a factor 10: Newton-Schulz still maps all of them near 1
     u, _ = jnp.linalg.qr(jax.random.normal(k1, (64, 32), jnp.float32))
     v, _ = jnp.linalg.qr(jax.random.normal(k2, (32, 32), jnp.float32))
     sigma = jnp.geomspace(1.0, 0.1, 32).astype(jnp.float32)
     grads = {"w": (u * sigma) @ v.T, "b": jnp.linspace(-1.0, 1.0, 32, dtype=jnp.float32)}
+    return u, v, grads
+
+
+def test_matrix_update_is_orthogonal_and_vectors_go_to_adamw():
+    params = {"w": jnp.zeros((64, 32), jnp.float32), "b": jnp.zeros((32,), jnp.float32)}
+    # singular values spread over a factor 10: Newton-Schulz still maps all of them near 1
+    u, v, grads = _spread_gradient()
     lr = 0.1
     updates, state = _first_update(lossjax.muon(lr), params, grads)
     singular = np.linalg.svd(np.asarray(updates["w"]) / -lr, compute_uv=False)
@@ -61,28 +69,32 @@ def test_matrix_update_is_orthogonal_and_vectors_go_to_adamw():
     assert cosine > 0.98
     # the bias took AdamW's (Nesterov) step, the same as optax.adamw's
     reference = optax.adamw(lr, eps=1e-8, weight_decay=0.0, nesterov=True)
-    expected, _ = reference.update(grads["b"], reference.init(params["b"]), params["b"])
+    expected, _ = jax.jit(lambda g, p: reference.update(g, reference.init(p), p))(
+        grads["b"], params["b"])
     np.testing.assert_allclose(updates["b"], expected, rtol=1e-6, atol=1e-7)
     assert state.nu["w"] == lossjax.optimizers._orthogonal._NotAdam()   # no Adam moment
     assert state.nu["b"].shape == (32,)
 
 
 def test_n_d_weights_as_matrices_and_batched_equals_unbatched():
-    key = jax.random.PRNGKey(2)
     params = {"conv": jnp.zeros((3, 3, 4, 8), jnp.float32),
               "heads": jnp.zeros((2, 16, 8), jnp.float32),
               "w1": jnp.zeros((16, 8), jnp.float32), "w2": jnp.zeros((16, 8), jnp.float32)}
-    keys = jax.random.split(key, 4)
-    grads = {name: jax.random.normal(k, p.shape, jnp.float32)
-             for k, (name, p) in zip(keys, params.items(), strict=True)}
     dims = {"conv": lossjax.MuonDimensionNumbers((0, 1, 2), 3),
             "heads": lossjax.MuonDimensionNumbers(1, 2),
             "w1": lossjax.MuonDimensionNumbers(), "w2": lossjax.MuonDimensionNumbers()}
-    batched, _ = _first_update(lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
-                                            batch_newton_schulz=True),
-                               params, grads)
-    single, _ = _first_update(lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
-                                           batch_newton_schulz=False), params, grads)
+    batched_opt, single_opt = (lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
+                                            batch_newton_schulz=batch) for batch in (True, False))
+
+    @jax.jit  # the gradients and both first updates: one compilation
+    def both(params):
+        keys = jax.random.split(jax.random.PRNGKey(2), 4)
+        grads = {name: jax.random.normal(k, p.shape, jnp.float32)
+                 for k, (name, p) in zip(keys, params.items(), strict=True)}
+        return tuple(opt.update(grads, opt.init(params), params)[0]
+                     for opt in (batched_opt, single_opt))
+
+    batched, single = both(params)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
                  batched, single)
     conv = -np.asarray(batched["conv"]).reshape(36, 8)
