@@ -109,32 +109,37 @@ def ref_half_square_or_huber(e, delta):
 def test_returns_match_numpy_reference_in_float64(lam):
     r, g, v, rho = _trajectory()
     with jax.enable_x64(True):
-        np.testing.assert_allclose(
+        # one compiled program, not op by op (λ stays a Python float inside)
+        gae, lam_returns, vtrace = jax.jit(lambda r, g, v, rho: (
             lossjax.generalized_advantage_estimation(r, g, v, lambda_=lam),
-            ref_gae(r, g, v, lam), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(
-            lossjax.lambda_returns(r, g, v[1:], lambda_=lam), ref_lambda(r, g, v[1:], lam),
-            rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(
-            lossjax.vtrace(v[:-1], v[1:], r, g, rho, lambda_=lam, clip_rho_threshold=1.3),
-            ref_vtrace(v[:-1], v[1:], r, g, rho, lam, 1.3), rtol=1e-12, atol=1e-12)
+            lossjax.lambda_returns(r, g, v[1:], lambda_=lam),
+            lossjax.vtrace(v[:-1], v[1:], r, g, rho, lambda_=lam,
+                           clip_rho_threshold=1.3)))(r, g, v, rho)
+        np.testing.assert_allclose(gae, ref_gae(r, g, v, lam), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(lam_returns, ref_lambda(r, g, v[1:], lam),
+                                   rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(vtrace, ref_vtrace(v[:-1], v[1:], r, g, rho, lam, 1.3),
+                                   rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("n", [1, 3, T, T + 4])
 def test_n_step_and_discounted_returns_match_numpy_reference_in_float64(n):
     r, g, v, _ = _trajectory(seed=1)
     with jax.enable_x64(True):
-        np.testing.assert_allclose(lossjax.n_step_returns(r, g, v[1:], n=n),
-                                   ref_n_step(r, g, v[1:], n), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(lossjax.discounted_returns(r, g, v[-1]),
-                                   ref_discounted(r, g, v[-1]), rtol=1e-12, atol=1e-12)
+        n_step, discounted = jax.jit(lambda r, g, v: (  # one compiled program, not op by op
+            lossjax.n_step_returns(r, g, v[1:], n=n),
+            lossjax.discounted_returns(r, g, v[-1])))(r, g, v)
+        np.testing.assert_allclose(n_step, ref_n_step(r, g, v[1:], n), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(discounted, ref_discounted(r, g, v[-1]), rtol=1e-12,
+                                   atol=1e-12)
 
 
 def test_hand_computed_gae_with_an_episode_end():
     # Step 1 ends the episode: its advantage ignores the values after it.
-    adv = lossjax.generalized_advantage_estimation(
+    adv = jax.jit(lambda r, g, v: lossjax.generalized_advantage_estimation(  # not op by op
+        r, g, v, lambda_=1.0))(
         jnp.array([1.0, 1.0, 0.0], jnp.float32), jnp.array([1.0, 0.0, 1.0], jnp.float32),
-        jnp.array([0.0, 0.0, 5.0, 7.0], jnp.float32), lambda_=1.0)
+        jnp.array([0.0, 0.0, 5.0, 7.0], jnp.float32))
     np.testing.assert_allclose(adv, [2.0, 1.0, 2.0])
 
 
@@ -269,14 +274,16 @@ def test_losses_match_numpy_reference_every_reduction(name):
     where = rng.uniform(size=(T, B)) > 0.3
     expected = reference(*args)
     with jax.enable_x64(True):
-        np.testing.assert_allclose(loss(*args, reduction="none"), expected, rtol=1e-12)
-        np.testing.assert_allclose(loss(*args, reduction="sum"), expected.sum(), rtol=1e-12)
-        np.testing.assert_allclose(loss(*args), expected.mean(), rtol=1e-12)
+        none, total, mean, masked_mean, masked_none = jax.jit(lambda *args: (  # one program
+            loss(*args, reduction="none"), loss(*args, reduction="sum"), loss(*args),
+            loss(*args, weights=weights, where=where),
+            loss(*args, weights=weights, where=where, reduction="none")))(*args)
+        np.testing.assert_allclose(none, expected, rtol=1e-12)
+        np.testing.assert_allclose(total, expected.sum(), rtol=1e-12)
+        np.testing.assert_allclose(mean, expected.mean(), rtol=1e-12)
         masked = np.where(where, weights * expected, 0.0)
-        np.testing.assert_allclose(loss(*args, weights=weights, where=where),
-                                   masked.sum() / where.sum(), rtol=1e-12)
-        np.testing.assert_allclose(loss(*args, weights=weights, where=where, reduction="none"),
-                                   masked, rtol=1e-12)
+        np.testing.assert_allclose(masked_mean, masked.sum() / where.sum(), rtol=1e-12)
+        np.testing.assert_allclose(masked_none, masked, rtol=1e-12)
 
 
 def _rlax_per_step(name, args):
@@ -333,7 +340,7 @@ def test_no_gradient_flows_into_advantages_returns_or_targets(name, target_args)
 
 def test_vtrace_target_is_constant():
     r, g, v, rho = _trajectory(seed=8, dtype=np.float32)
-    grads = jax.grad(lambda *a: jnp.sum(lossjax.vtrace(*a)), argnums=range(5))(
+    grads = jax.jit(jax.grad(lambda *a: jnp.sum(lossjax.vtrace(*a)), argnums=tuple(range(5))))(
         v[:-1], v[1:], r, g, rho)
     np.testing.assert_array_equal(grads[0], -np.ones_like(r))
     for g_ in grads[1:]:
@@ -354,7 +361,7 @@ def test_nan_in_a_masked_step_reaches_neither_value_nor_gradient(name):
         poisoned = tuple(np.where(where, a, -7) if a.dtype == np.int32 else a for a in poisoned)
     value, grads = jax.jit(jax.value_and_grad(lambda *a: loss(*a, where=where),
                                               argnums=floats))(*poisoned)
-    clean = loss(*args, where=where)
+    clean = jax.jit(lambda *a: loss(*a, where=where))(*args)  # not op by op
     np.testing.assert_allclose(value, clean, rtol=1e-6)
     for g in grads:
         g = np.asarray(g)
@@ -379,21 +386,24 @@ def test_returns_under_jit_and_vmap():
         jax.jit(lambda *a: lossjax.generalized_advantage_estimation(*a, lambda_=0.9))(r, g, v),
         gae, rtol=1e-6)
     np.testing.assert_allclose(
-        jax.vmap(lambda *a: lossjax.generalized_advantage_estimation(*a, lambda_=0.9),
-                 in_axes=1, out_axes=1)(r, g, v), gae, rtol=1e-6)
+        jax.jit(jax.vmap(lambda *a: lossjax.generalized_advantage_estimation(*a, lambda_=0.9),
+                         in_axes=1, out_axes=1))(r, g, v), gae, rtol=1e-6)
     # Two batch axes work like one.
     r2, g2, v2 = (np.stack([a, a[:, ::-1]], -1) for a in (r, g, v))
-    gae2 = lossjax.generalized_advantage_estimation(r2, g2, v2, lambda_=0.9)
+    gae2 = jax.jit(lambda *a: lossjax.generalized_advantage_estimation(*a, lambda_=0.9))(
+        r2, g2, v2)  # one compiled program, not op by op
     np.testing.assert_allclose(gae2[..., 0], gae, rtol=1e-6)
     np.testing.assert_allclose(gae2[..., 1], gae[:, ::-1], rtol=1e-6)
 
 
 def test_half_inputs_give_float32():
     r, g, v, _ = _trajectory(seed=12, dtype=np.float16)
-    assert lossjax.lambda_returns(r, g, v[1:], lambda_=0.9).dtype == jnp.float32
+    # (the output dtypes from tracing alone: nothing to compile)
+    assert jax.eval_shape(lambda r, g, v: lossjax.lambda_returns(r, g, v, lambda_=0.9),
+                          r, g, v[1:]).dtype == jnp.float32
     logits, actions, adv, _ = _policy_inputs(dtype=np.float16)
-    assert lossjax.policy_gradient_loss(
-        jnp.asarray(logits, jnp.bfloat16), actions, adv).dtype == jnp.float32
+    assert jax.eval_shape(lossjax.policy_gradient_loss, jnp.asarray(logits, jnp.bfloat16),
+                          actions, adv).dtype == jnp.float32
 
 
 def test_out_of_range_action_under_jit_is_nan():

@@ -45,19 +45,20 @@ def _pair(shape, seed):
 def test_cosine_matches_numpy_and_optax(shape, axis):
     p, t = _pair(shape, 0)
     expected = np_cosine(p, t, axis)
-    sim = lossjax.cosine_similarity(p, t, axis=axis, reduction="none")
-    dist = lossjax.cosine_distance(p, t, axis=axis, reduction="none")
+    sim, dist, sim_mean, dist_sum, optax_sim, optax_dist = jax.jit(lambda p, t: (  # one program
+        lossjax.cosine_similarity(p, t, axis=axis, reduction="none"),
+        lossjax.cosine_distance(p, t, axis=axis, reduction="none"),
+        lossjax.cosine_similarity(p, t, axis=axis),
+        lossjax.cosine_distance(p, t, axis=axis, reduction="sum"),
+        # optax clamps the squared norm: epsilon = eps**2 maps onto our per-norm clamp.
+        optax.losses.cosine_similarity(p, t, epsilon=1e-16, axis=axis),
+        optax.losses.cosine_distance(p, t, epsilon=1e-16, axis=axis)))(p, t)
     np.testing.assert_allclose(sim, expected, rtol=1e-12)
     np.testing.assert_allclose(dist, 1.0 - expected, rtol=1e-12)
-    np.testing.assert_allclose(lossjax.cosine_similarity(p, t, axis=axis), expected.mean(),
-                               rtol=1e-12)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, t, axis=axis, reduction="sum"),
-                               (1.0 - expected).sum(), rtol=1e-12)
-    # optax clamps the squared norm: epsilon = eps**2 maps onto our per-norm clamp.
-    np.testing.assert_allclose(
-        sim, optax.losses.cosine_similarity(p, t, epsilon=1e-16, axis=axis), rtol=1e-12)
-    np.testing.assert_allclose(
-        dist, optax.losses.cosine_distance(p, t, epsilon=1e-16, axis=axis), rtol=1e-12)
+    np.testing.assert_allclose(sim_mean, expected.mean(), rtol=1e-12)
+    np.testing.assert_allclose(dist_sum, (1.0 - expected).sum(), rtol=1e-12)
+    np.testing.assert_allclose(sim, optax_sim, rtol=1e-12)
+    np.testing.assert_allclose(dist, optax_dist, rtol=1e-12)
 
 
 @pytest.mark.usefixtures("x64")
@@ -66,21 +67,25 @@ def test_cosine_clamp_matches_optax_for_tiny_vectors():
     p = np.array([[1e-3, 2e-3], [3.0, -1.0]])
     t = np.array([[0.5, 0.1], [1e-4, 0.0]])
     eps = 0.1
-    got = lossjax.cosine_similarity(p, t, eps=eps, reduction="none")
+    got, optax_got = jax.jit(lambda p, t: (  # one compiled program, not op by op
+        lossjax.cosine_similarity(p, t, eps=eps, reduction="none"),
+        optax.losses.cosine_similarity(p, t, epsilon=eps**2)))(p, t)
     np.testing.assert_allclose(got, np_cosine(p, t, eps=eps), rtol=1e-12)
-    np.testing.assert_allclose(got, optax.losses.cosine_similarity(p, t, epsilon=eps**2),
-                               rtol=1e-12)
+    np.testing.assert_allclose(got, optax_got, rtol=1e-12)
 
 
 @pytest.mark.usefixtures("x64")
 def test_cosine_gradients():
     p, t = _pair((4, 3), 1)
-    grad = jax.grad(lambda a: lossjax.cosine_similarity(a, t, reduction="sum"))(p)
+    grad, grad_d = jax.jit(lambda p: (  # both gradients in one compiled program
+        jax.grad(lambda a: lossjax.cosine_similarity(a, t, reduction="sum"))(p),
+        jax.grad(lambda a: lossjax.cosine_distance(a, t, reduction="sum"))(p)))(p)
     np.testing.assert_allclose(grad, np_cosine_grad_p(p, t), rtol=1e-10)
-    grad_d = jax.grad(lambda a: lossjax.cosine_distance(a, t, reduction="sum"))(p)
     np.testing.assert_allclose(grad_d, -np_cosine_grad_p(p, t), rtol=1e-10)
-    check_grads(lambda a, b: lossjax.cosine_similarity(a, b), (p, t), order=2, modes=["rev"])
-    check_grads(lambda a, b: lossjax.cosine_distance(a, b, axis=0), (p, t), order=1,
+    # jitted: eagerly every operation of each derivative compiles on its own
+    check_grads(jax.jit(lambda a, b: lossjax.cosine_similarity(a, b)), (p, t), order=2,
+                modes=["rev"])
+    check_grads(jax.jit(lambda a, b: lossjax.cosine_distance(a, b, axis=0)), (p, t), order=1,
                 modes=["rev", "fwd"])
 
 
@@ -90,22 +95,25 @@ def test_cosine_zero_vector_is_finite(dtype):
     p = jnp.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]], dtype)
     t = jnp.array([[1.0, -1.0, 2.0], [0.0, 0.0, 0.0]], dtype)
     for fn, zero_value in ((lossjax.cosine_similarity, 0.0), (lossjax.cosine_distance, 1.0)):
-        values = fn(p, t, reduction="none")
+        @jax.jit  # the values and gradients in one compiled program, not op by op
+        def values_and_grads(p, t, f=fn):
+            return (f(p, t, reduction="none"),
+                    jax.grad(lambda a, b: f(a, b), argnums=(0, 1))(p, t),
+                    jax.grad(lambda a: f(a, jnp.zeros_like(a)))(jnp.zeros((2, 3), dtype)))
+
+        values, grads, both_zero = values_and_grads(p, t)
         np.testing.assert_array_equal(values, [zero_value, zero_value])
-        grads = jax.grad(lambda a, b, f=fn: f(a, b), argnums=(0, 1))(p, t)
         assert all(np.all(np.isfinite(g)) for g in grads)
-        both_zero = jax.grad(lambda a, f=fn: f(a, jnp.zeros_like(a)))(jnp.zeros((2, 3), dtype))
         assert np.all(np.isfinite(both_zero))
 
 
 @pytest.mark.usefixtures("x64")
 def test_cosine_distance_parallel_is_zero_and_non_negative():
     p, t = _pair((6, 4), 2)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, 3.0 * p, reduction="none"), 0.0,
-                               atol=1e-12)
-    np.testing.assert_allclose(lossjax.cosine_distance(p, -p, reduction="none"), 2.0,
-                               rtol=1e-12)
-    assert np.all(np.asarray(lossjax.cosine_distance(p, t, reduction="none")) >= -1e-12)
+    distance = jax.jit(lambda p, t: lossjax.cosine_distance(p, t, reduction="none"))  # reused
+    np.testing.assert_allclose(distance(p, 3.0 * p), 0.0, atol=1e-12)
+    np.testing.assert_allclose(distance(p, -p), 2.0, rtol=1e-12)
+    assert np.all(np.asarray(distance(p, t)) >= -1e-12)
 
 
 def test_cosine_bad_input_raises():
@@ -129,23 +137,25 @@ def test_cosine_bad_input_raises():
 def test_cosine_embedding_matches_numpy():
     x1, x2 = _pair((8, 3), 6)
     y = np.array([1, -1, 1, -1, -1, 1, -1, -1])
-    for margin in (0.0, 0.3, -0.5):
+    margins = (0.0, 0.3, -0.5)
+
+    @jax.jit  # every value in one compiled program (the margins stay Python floats)
+    def values(x1, x2, y):
+        return ([tuple(lossjax.cosine_embedding(x1, x2, y, margin=margin, reduction=r)
+                       for r in ("none", "mean", "sum")) for margin in margins],
+                lossjax.cosine_embedding(x1, x2, (y + 1) // 2, margin=0.3, reduction="none"),
+                lossjax.cosine_embedding(x1.T, x2.T, y, axis=0, reduction="none"))
+
+    per_margin, zero_one_labels, axis0 = values(x1, x2, y)
+    for margin, (got, mean, total) in zip(margins, per_margin, strict=True):
         expected = np_cosine_embedding(x1, x2, y, margin)
-        got = lossjax.cosine_embedding(x1, x2, y, margin=margin, reduction="none")
         np.testing.assert_allclose(got, expected, rtol=1e-12)
-        np.testing.assert_allclose(lossjax.cosine_embedding(x1, x2, y, margin=margin),
-                                   expected.mean(), rtol=1e-12)
-        np.testing.assert_allclose(
-            lossjax.cosine_embedding(x1, x2, y, margin=margin, reduction="sum"),
-            expected.sum(), rtol=1e-12)
+        np.testing.assert_allclose(mean, expected.mean(), rtol=1e-12)
+        np.testing.assert_allclose(total, expected.sum(), rtol=1e-12)
     # {0, 1} labels: 0 is read as −1.
-    np.testing.assert_allclose(
-        lossjax.cosine_embedding(x1, x2, (y + 1) // 2, margin=0.3, reduction="none"),
-        np_cosine_embedding(x1, x2, y, 0.3), rtol=1e-12)
+    np.testing.assert_allclose(zero_one_labels, np_cosine_embedding(x1, x2, y, 0.3), rtol=1e-12)
     # Feature axis elsewhere.
-    np.testing.assert_allclose(
-        lossjax.cosine_embedding(x1.T, x2.T, y, axis=0, reduction="none"),
-        np_cosine_embedding(x1, x2, y), rtol=1e-12)
+    np.testing.assert_allclose(axis0, np_cosine_embedding(x1, x2, y), rtol=1e-12)
 
 
 @pytest.mark.usefixtures("x64")
@@ -155,12 +165,13 @@ def test_cosine_embedding_gradients():
     margin = -0.9  # cos − margin > 0 for these pairs, away from the kink
     cos = np_cosine(x1, x2)
     assert np.all(np.abs(cos - margin)[y == -1] > 1e-2)
-    g = jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, margin=margin,
-                                                    reduction="sum"))(x1)
+    g = jax.jit(jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, margin=margin,
+                                                            reduction="sum")))(x1)
     sign = np.where(y == 1, -1.0, (cos > margin).astype(float))[:, None]
     np.testing.assert_allclose(g, sign * np_cosine_grad_p(x1, x2), rtol=1e-10)
-    check_grads(lambda a, b: lossjax.cosine_embedding(a, b, y, margin=margin), (x1, x2),
-                order=2, modes=["rev"])
+    # jitted: eagerly every operation of each derivative compiles on its own
+    check_grads(jax.jit(lambda a, b: lossjax.cosine_embedding(a, b, y, margin=margin)),
+                (x1, x2), order=2, modes=["rev"])
 
 
 @pytest.mark.usefixtures("x64")
@@ -170,31 +181,35 @@ def test_cosine_embedding_weights_where_jit_and_degenerate():
     w = np.array([0.5, 1.0, 2.0, 3.0, 1.5])
     m = np.array([True, True, False, True, False])
     expected = np_cosine_embedding(x1, x2, y)
-    np.testing.assert_allclose(lossjax.cosine_embedding(x1, x2, y, weights=w, where=m),
-                               (w * expected)[m].sum() / m.sum(), rtol=1e-12)
-    g = jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, where=m))(x1)
+    weighted, g = jax.jit(lambda x1: (  # the value and the gradient in one program
+        lossjax.cosine_embedding(x1, x2, y, weights=w, where=m),
+        jax.grad(lambda a: lossjax.cosine_embedding(a, x2, y, where=m))(x1)))(x1)
+    np.testing.assert_allclose(weighted, (w * expected)[m].sum() / m.sum(), rtol=1e-12)
     assert np.all(g[~m] == 0.0)
     jitted = jax.jit(lambda a, b, c: lossjax.cosine_embedding(a, b, c, margin=0.2))
     np.testing.assert_allclose(jitted(x1, x2, y), np_cosine_embedding(x1, x2, y, 0.2).mean(),
                                rtol=1e-12)
-    batched = jax.vmap(lambda a, b: lossjax.cosine_embedding(a, b, y, reduction="sum"))(
+    batched = jax.jit(jax.vmap(lambda a, b: lossjax.cosine_embedding(a, b, y, reduction="sum")))(
         np.stack([x1, x2]), np.stack([x2, -x1]))
     np.testing.assert_allclose(
         batched, [np_cosine_embedding(x1, x2, y).sum(), np_cosine_embedding(x2, -x1, y).sum()],
         rtol=1e-12)
     zero = jnp.zeros((2, 4))
-    value, grads = jax.value_and_grad(
-        lambda a, b: lossjax.cosine_embedding(a, b, jnp.array([1, -1])), argnums=(0, 1))(
+    value, grads = jax.jit(jax.value_and_grad(
+        lambda a, b: lossjax.cosine_embedding(a, b, jnp.array([1, -1])), argnums=(0, 1)))(
             zero, zero)
     np.testing.assert_allclose(value, 0.5)  # (1 − 0 + max(0, 0 − 0)) / 2
     assert all(np.all(np.isfinite(gr)) for gr in grads)
-    v = lossjax.cosine_embedding(jnp.asarray(x1, jnp.bfloat16), jnp.asarray(x2, jnp.bfloat16), y)
+    # (the output dtype from tracing alone: nothing to compile)
+    v = jax.eval_shape(lossjax.cosine_embedding, jnp.asarray(x1, jnp.bfloat16),
+                       jnp.asarray(x2, jnp.bfloat16), y)
     assert v.dtype == jnp.float32
 
 
 def test_cosine_embedding_invalid_label_is_nan():
     x1, x2 = _pair((3, 2), 9)
-    got = np.asarray(lossjax.cosine_embedding(x1, x2, np.array([1, 2, -1]), reduction="none"))
+    got = np.asarray(jax.jit(lambda x1, x2, y: lossjax.cosine_embedding(  # not op by op
+        x1, x2, y, reduction="none"))(x1, x2, np.array([1, 2, -1])))
     assert np.isnan(got[1]) and np.all(np.isfinite(got[[0, 2]]))
 
 
