@@ -8,6 +8,7 @@ import pytest
 
 import lossjax
 from lossjax import schedules
+from tests.optimizers._mlp import mlp_loss, not_bias, trajectory
 
 STEPS = 300
 
@@ -20,37 +21,16 @@ def mlp_params(dtype=jnp.float32):
     }
 
 
-def mlp_loss(params, x, y):
-    h = jnp.tanh(x @ params["dense1"]["w"] + params["dense1"]["b"])
-    logits = h @ params["dense2"]["w"] + params["dense2"]["b"]
-    return lossjax.softmax_cross_entropy_with_integer_labels(logits, y)
-
-
 def _data():
     x = jax.random.normal(jax.random.key(1), (STEPS, 32, 8), jnp.float32)
     y = jax.random.randint(jax.random.key(2), (STEPS, 32), 0, 4)
     return x, y
 
 
-def trajectory(opt, params, xs, ys):
-    def step(carry, batch):
-        params, state = carry
-        grads = jax.grad(mlp_loss)(params, *batch)
-        updates, state = opt.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), (xs, ys))
-    return params
-
-
 def run_both(ours, theirs, params):
     """Both trajectories in one jitted function: one compilation per pair."""
     return jax.jit(lambda p, xs, ys: (trajectory(ours, p, xs, ys),
                                       trajectory(theirs, p, xs, ys)))(params, *_data())
-
-
-def not_bias(params):
-    return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
 PAIRS = {

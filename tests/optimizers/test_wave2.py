@@ -17,6 +17,7 @@ import optax.contrib
 import pytest
 
 import lossjax
+from tests.optimizers._mlp import not_bias, trajectory
 
 STEPS = 300
 
@@ -40,31 +41,10 @@ def shape_for(name):
     return FACTORED if name == "adafactor" else SMALL
 
 
-def mlp_loss(params, x, y):
-    h = jnp.tanh(x @ params["dense1"]["w"] + params["dense1"]["b"])
-    logits = h @ params["dense2"]["w"] + params["dense2"]["b"]
-    return lossjax.softmax_cross_entropy_with_integer_labels(logits, y)
-
-
 def data(dtype=jnp.float32, n_in=SMALL[0]):
     x = jax.random.normal(jax.random.key(1), (STEPS, 16, n_in), dtype)
     y = jax.random.randint(jax.random.key(2), (STEPS, 16), 0, 4)
     return x, y
-
-
-def trajectory(opt, params, xs, ys):
-    def step(carry, batch):
-        params, state = carry
-        grads = jax.grad(mlp_loss)(params, *batch)
-        updates, state = opt.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), None
-
-    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), (xs, ys))
-    return params
-
-
-def not_bias(params):
-    return jax.tree.map(lambda p: p.ndim > 1, params)
 
 
 def reference(name):
