@@ -1,24 +1,21 @@
 """Test-session set-up: XLA flags that make compiling cheap, and doctests in float32.
 
 Most of the suite's time is XLA compiling hundreds of small programs once each. The flags
-below make the CPU backend compile with LLVM at -O0, without its expensive passes and with
-its older loop emitters: about 40% less wall time for the suite. They change how the code
-is generated, not what it computes (no fast-math: IEEE semantics as by default), and users
-who never run the tests never see them. Children that tests start (notebook kernels,
-multi-device processes) inherit them. Flags already in ``XLA_FLAGS`` come after ours, so
+in ``tests/_xla.py``, set here before JAX starts, make the CPU backend compile with LLVM at
+-O0, without its expensive passes and with its older loop emitters: about 40% less wall
+time for the suite. They change how the code is generated, not what it computes (no
+fast-math: IEEE semantics as by default), and users who never run the tests never see them.
+Multi-device children inherit them; notebook kernels and one long training program get
+optimised code back (``tests/_xla.py``). Flags already in ``XLA_FLAGS`` come after ours, so
 they win.
 
 Docstring examples show what a user gets by default, so they run in float32 (x64 off) even
 when a test has switched float64 on for its own reference checks.
 """
 
-import os
+from tests._xla import use_fast_compile_flags
 
-FAST_COMPILE_XLA_FLAGS = ("--xla_backend_optimization_level=0 "
-                          "--xla_llvm_disable_expensive_passes=true "
-                          "--xla_cpu_use_fusion_emitters=false")
-if FAST_COMPILE_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):  # xdist workers inherit
-    os.environ["XLA_FLAGS"] = f"{FAST_COMPILE_XLA_FLAGS} {os.environ.get('XLA_FLAGS', '')}".strip()
+use_fast_compile_flags()
 
 import jax  # noqa: E402  (after XLA_FLAGS: the backend reads them once, at start-up)
 import pytest  # noqa: E402

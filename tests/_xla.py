@@ -1,6 +1,7 @@
-"""XLA set-up the tests share: child JAX processes on several virtual CPU devices (a JAX
-process fixes its device count at start-up, so multi-device checks run in a child), and the
-compiler options that undo the root ``conftest.py``'s -O0 for one long-running program.
+"""XLA set-up the tests share: the cheap-compile flags the root ``conftest.py`` sets, child
+JAX processes on several virtual CPU devices (a JAX process fixes its device count at
+start-up, so multi-device checks run in a child), and the ways back to optimised code for
+a long-running program or a notebook kernel.
 """
 
 from __future__ import annotations
@@ -10,6 +11,19 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+LLVM_O0_FLAG = "--xla_backend_optimization_level=0"
+FAST_COMPILE_XLA_FLAGS = (f"{LLVM_O0_FLAG} --xla_llvm_disable_expensive_passes=true "
+                          "--xla_cpu_use_fusion_emitters=false")
+
+
+def use_fast_compile_flags() -> None:
+    """Put ``FAST_COMPILE_XLA_FLAGS`` in front of this process's ``XLA_FLAGS`` (once: xdist
+    workers inherit them), so flags already there come after ours and win. Must run before
+    JAX starts its backend."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if FAST_COMPILE_XLA_FLAGS not in flags:
+        os.environ["XLA_FLAGS"] = f"{FAST_COMPILE_XLA_FLAGS} {flags}".strip()
 
 
 def cpu_devices_env(devices: int) -> dict[str, str]:
@@ -42,5 +56,5 @@ OPTIMIZED_CODEGEN = {"xla_backend_optimization_level": 3}
 def optimized_codegen_env() -> dict[str, str]:
     """This process's environment without the root ``conftest.py``'s -O0 flag, for a child
     whose time goes into running programs rather than compiling them (a notebook kernel)."""
-    flags = os.environ.get("XLA_FLAGS", "").replace("--xla_backend_optimization_level=0", "")
+    flags = os.environ.get("XLA_FLAGS", "").replace(LLVM_O0_FLAG, "")
     return dict(os.environ, XLA_FLAGS=" ".join(flags.split()))
