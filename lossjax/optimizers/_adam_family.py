@@ -17,37 +17,38 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative
-from lossjax.optimizers._alias import adam
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    adam_moments,
+    as_update,
+    bias_correction_factor,
+    check_moment_hyperparameters,
+    first_moment_estimate,
+    full_like,
+    increment_count,
+    may_be_zero,
+    moment_corrections,
+    needs_zero_guard,
+    per_leaf,
+    safe_div,
+    scalar_dtype,
+    upcast,
+    weight_decay_parts,
+)
+from lossjax.optimizers._transforms import (
     ScaleByAdamState,
-    _adam_moments,
-    _as_update,
-    _bias_correction,
-    _check_moment_hyperparameters,
-    _f32,
-    _first_moment_estimate,
-    _full,
-    _guard_eps,
-    _increment,
-    _may_be_zero,
-    _moment_corrections,
-    _per_leaf,
-    _safe_div,
-    _scalar_dtype,
-    _weight_decay_parts,
     scale_by_adam,
     scale_by_learning_rate,
 )
-from lossjax.regularizers._mask import Mask
 
 Array = jax.Array
 
 
 def _moments(params: Any, n: int, value: float = 0.0, dtype: Any = None) -> list[Any]:
     """``n`` trees shaped like ``params``, filled with ``value``."""
-    return [jax.tree.map(lambda p: _full(p, value, dtype), params) for _ in range(n)]
+    return [jax.tree.map(lambda p: full_like(p, value, dtype), params) for _ in range(n)]
 
 
 def _zero_count() -> Array:
@@ -56,7 +57,7 @@ def _zero_count() -> Array:
 
 def _with_decay(direction, weight_decay, mask, learning_rate) -> optax.GradientTransformation:
     """``direction``, then ``u ← u + wd·w`` (decoupled decay), then ``−lr``."""
-    return optax.chain(direction, *_weight_decay_parts(weight_decay, mask),
+    return optax.chain(direction, *weight_decay_parts(weight_decay, mask),
                        scale_by_learning_rate(learning_rate))
 
 
@@ -96,29 +97,30 @@ def scale_by_amsgrad(
       >>> tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))[0]
       Array([ 1., -1.], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps, eps_root)
-    guard = _guard_eps(eps, eps_root)
+    check_moment_hyperparameters(b1, b2, eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m, v, v_max, c1, c2):
-        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
+        g32, m32, v32 = adam_moments(g, m, v, b1, b2)
         m_hat = m32 / c1.astype(m32.dtype) if bias_correction_mu else m32
         v_eff = v32 / c2.astype(v32.dtype) if bias_correction_nu else v32
-        v_max32 = jnp.maximum(_f32(v_max), v_eff)
-        direction = _safe_div(m_hat, jnp.sqrt(v_max32 + eps_root) + eps, guard)
-        return (_as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype),
+        v_max32 = jnp.maximum(upcast(v_max), v_eff)
+        direction = safe_div(m_hat, jnp.sqrt(v_max32 + eps_root) + eps, guard)
+        return (as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype),
                 v_max32.astype(v_max.dtype))
 
-    apply = _per_leaf(leaf, 4)
+    apply = per_leaf(leaf, 4)
 
     def init(params):
-        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
+        mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
         return ScaleByAmsgradState(_zero_count(), mu, *_moments(params, 2))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        dtype = _scalar_dtype(updates)
-        scalars = (_bias_correction(b1, count, dtype), _bias_correction(b2, count, dtype))
+        count = increment_count(state.count)
+        dtype = scalar_dtype(updates)
+        scalars = (bias_correction_factor(b1, count, dtype),
+                   bias_correction_factor(b2, count, dtype))
         out, mu, nu, nu_max = apply((updates, state.mu, state.nu, state.nu_max), scalars)
         return out, ScaleByAmsgradState(count, mu, nu, nu_max)
 
@@ -173,25 +175,25 @@ def scale_by_adamax(
       >>> tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))[0]
       Array([ 1., -1.], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps)
-    guard = _may_be_zero(eps)
+    check_moment_hyperparameters(b1, b2, eps)
+    guard = may_be_zero(eps)
 
     def leaf(g, m, u, c1):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
-        u32 = jnp.maximum(jnp.abs(g32) + eps, b2 * _f32(u))
-        direction = _safe_div(m32 / c1.astype(m32.dtype), u32, guard)
-        return _as_update(direction, g), m32.astype(m.dtype), u32.astype(u.dtype)
+        g32 = upcast(g)
+        m32 = b1 * upcast(m) + (1.0 - b1) * g32
+        u32 = jnp.maximum(jnp.abs(g32) + eps, b2 * upcast(u))
+        direction = safe_div(m32 / c1.astype(m32.dtype), u32, guard)
+        return as_update(direction, g), m32.astype(m.dtype), u32.astype(u.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
         return ScaleByAdamState(_zero_count(), *_moments(params, 2))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        c1 = _bias_correction(b1, count, _scalar_dtype(updates))
+        count = increment_count(state.count)
+        c1 = bias_correction_factor(b1, count, scalar_dtype(updates))
         out, mu, nu = apply((updates, state.mu, state.nu), (c1,))
         return out, ScaleByAdamState(count, mu, nu)
 
@@ -268,7 +270,8 @@ def nadam(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(jnp.zeros(2)))[0]
       Array([-0.1,  0.1], dtype=float32)
     """
-    return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov)
+    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+                       scale_by_learning_rate(learning_rate))
 
 
 def nadamw(
@@ -329,27 +332,27 @@ def scale_by_radam(
       >>> tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))[0]
       Array([ 0.5, -2. ], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps, eps_root)
-    guard = _guard_eps(eps, eps_root)
+    check_moment_hyperparameters(b1, b2, eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
     rho_inf = 2.0 / (1.0 - b2) - 1.0
 
     def leaf(g, m, v, c1, c1_next, c2, rectify, r):
-        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
-        m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
-        adapted = r.astype(m32.dtype) * _safe_div(
+        g32, m32, v32 = adam_moments(g, m, v, b1, b2)
+        m_hat = first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
+        adapted = r.astype(m32.dtype) * safe_div(
             m_hat, jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps, guard)
         direction = jnp.where(rectify, adapted, m_hat)
-        return _as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
+        return as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
         return ScaleByAdamState(_zero_count(), *_moments(params, 2))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        c1, c1_next, c2 = _moment_corrections(b1, b2, count, _scalar_dtype(updates))
+        count = increment_count(state.count)
+        c1, c1_next, c2 = moment_corrections(b1, b2, count, scalar_dtype(updates))
         rho = rho_inf - 2 * count.astype(c2.dtype) * (1 - c2) / c2
         ratio = (rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho)
         r = jnp.sqrt(jnp.maximum(ratio, 0))
@@ -421,27 +424,27 @@ def scale_by_belief(
       >>> tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))[0]
       Array([ 1.1111..., -1.1111...], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps, eps_root)
-    guard = _guard_eps(eps, eps_root)
+    check_moment_hyperparameters(b1, b2, eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m, s, c1, c1_next, c2):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
+        g32 = upcast(g)
+        m32 = b1 * upcast(m) + (1.0 - b1) * g32
         surprise = g32 - m32
-        s32 = b2 * _f32(s) + (1.0 - b2) * (surprise * surprise) + eps_root
-        m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
-        direction = _safe_div(m_hat, jnp.sqrt(s32 / c2.astype(s32.dtype)) + eps, guard)
-        return _as_update(direction, g), m32.astype(m.dtype), s32.astype(s.dtype)
+        s32 = b2 * upcast(s) + (1.0 - b2) * (surprise * surprise) + eps_root
+        m_hat = first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
+        direction = safe_div(m_hat, jnp.sqrt(s32 / c2.astype(s32.dtype)) + eps, guard)
+        return as_update(direction, g), m32.astype(m.dtype), s32.astype(s.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
         return ScaleByBeliefState(_zero_count(), *_moments(params, 2))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        scalars = _moment_corrections(b1, b2, count, _scalar_dtype(updates))
+        count = increment_count(state.count)
+        scalars = moment_corrections(b1, b2, count, scalar_dtype(updates))
         out, mu, nu = apply((updates, state.mu, state.nu), scalars)
         return out, ScaleByBeliefState(count, mu, nu)
 
@@ -498,30 +501,31 @@ def scale_by_yogi(
       >>> tx.update(jnp.array([0.5, -2.0]), tx.init(jnp.zeros(2)))[0]
       Array([ 1., -1.], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps, eps_root)
+    check_moment_hyperparameters(b1, b2, eps, eps_root)
     check_non_negative("initial_accumulator_value", initial_accumulator_value)
-    guard = _guard_eps(eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m, v, c1, c2):
-        g32 = _f32(g)
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
+        g32 = upcast(g)
+        m32 = b1 * upcast(m) + (1.0 - b1) * g32
         g2 = g32 * g32
-        v_old = _f32(v)
+        v_old = upcast(v)
         v32 = v_old - (1.0 - b2) * jnp.sign(v_old - g2) * g2
         denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
-        direction = _safe_div(m32 / c1.astype(m32.dtype), denominator, guard)
-        return _as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
+        direction = safe_div(m32 / c1.astype(m32.dtype), denominator, guard)
+        return as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
         return ScaleByAdamState(_zero_count(), *_moments(params, 2, initial_accumulator_value))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        dtype = _scalar_dtype(updates)
-        scalars = (_bias_correction(b1, count, dtype), _bias_correction(b2, count, dtype))
+        count = increment_count(state.count)
+        dtype = scalar_dtype(updates)
+        scalars = (bias_correction_factor(b1, count, dtype),
+                   bias_correction_factor(b2, count, dtype))
         out, mu, nu = apply((updates, state.mu, state.nu), scalars)
         return out, ScaleByAdamState(count, mu, nu)
 
@@ -587,22 +591,22 @@ def scale_by_adan(
         check_in_range(name, value, 0.0, 1.0)
     check_non_negative("eps", eps)
     check_non_negative("eps_root", eps_root)
-    guard = _guard_eps(eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m, v, n, g_prev, first, c1, c2, c3):
-        g32 = _f32(g)
-        diff = jnp.where(first, 0.0, g32 - _f32(g_prev))
-        m32 = b1 * _f32(m) + (1.0 - b1) * g32
-        v32 = b2 * _f32(v) + (1.0 - b2) * diff
+        g32 = upcast(g)
+        diff = jnp.where(first, 0.0, g32 - upcast(g_prev))
+        m32 = b1 * upcast(m) + (1.0 - b1) * g32
+        v32 = b2 * upcast(v) + (1.0 - b2) * diff
         lookahead = g32 + (1.0 - b2) * diff
-        n32 = b3 * _f32(n) + (1.0 - b3) * (lookahead * lookahead)
+        n32 = b3 * upcast(n) + (1.0 - b3) * (lookahead * lookahead)
         dtype = m32.dtype
         numerator = m32 / c1.astype(dtype) + (1.0 - b2) * (v32 / c2.astype(dtype))
         denominator = jnp.sqrt(n32 / c3.astype(dtype) + eps_root) + eps
-        return (_as_update(_safe_div(numerator, denominator, guard), g), m32.astype(m.dtype),
+        return (as_update(safe_div(numerator, denominator, guard), g), m32.astype(m.dtype),
                 v32.astype(v.dtype), n32.astype(n.dtype), g.astype(g_prev.dtype))
 
-    apply = _per_leaf(leaf, 5)
+    apply = per_leaf(leaf, 5)
 
     def init(params):
         m, v, n, g = _moments(params, 4)
@@ -610,9 +614,9 @@ def scale_by_adan(
 
     def update(updates, state, params=None):
         del params
-        t = _increment(state.t)
-        dtype = _scalar_dtype(updates)
-        scalars = (state.t == 0, *(_bias_correction(b, t, dtype) for b in (b1, b2, b3)))
+        t = increment_count(state.t)
+        dtype = scalar_dtype(updates)
+        scalars = (state.t == 0, *(bias_correction_factor(b, t, dtype) for b in (b1, b2, b3)))
         out, m, v, n, g = apply((updates, state.m, state.v, state.n, state.g), scalars)
         return out, ScaleByAdanState(m, v, n, g, t)
 
@@ -684,10 +688,10 @@ def scale_by_adopt(
       >>> tx.update(jnp.array([0.5, -2.0]), state)[0]
       Array([ 0.1, -0.1], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps)
+    check_moment_hyperparameters(b1, b2, eps)
 
     def leaf(g, m, v, b1_t, b2_t, clip_value):
-        g32, v_old = _f32(g), _f32(v)
+        g32, v_old = upcast(g), upcast(v)
         dtype = g32.dtype
         b1_t, b2_t = b1_t.astype(dtype), b2_t.astype(dtype)
         v32 = b2_t * v_old + (1.0 - b2_t) * (g32 * g32)
@@ -695,25 +699,25 @@ def scale_by_adopt(
         if use_clipping:
             c = clip_value.astype(dtype)
             normalised = jnp.clip(normalised, -c, c)
-        m32 = b1_t * _f32(m) + (1.0 - b1_t) * normalised
+        m32 = b1_t * upcast(m) + (1.0 - b1_t) * normalised
         direction = b1_t * m32 + (1.0 - b1_t) * normalised if nesterov else m32
-        return _as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
+        return as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
-        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
+        mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
         return ScaleByAdamState(_zero_count(), mu, *_moments(params, 1))
 
     def update(updates, state, params=None):
         del params
-        dtype = _scalar_dtype(updates)
+        dtype = scalar_dtype(updates)
         started = state.count > 0
         scalars = (jnp.where(started, b1, 1.0).astype(dtype),
                    jnp.where(started, b2, 0.0).astype(dtype),
                    jnp.asarray(clip_value_fn(state.count), dtype))
         out, mu, nu = apply((updates, state.mu, state.nu), scalars)
-        return out, ScaleByAdamState(_increment(state.count), mu, nu)
+        return out, ScaleByAdamState(increment_count(state.count), mu, nu)
 
     return optax.GradientTransformation(init, update)
 
@@ -801,21 +805,21 @@ def scale_by_ademamix(
         check_non_negative("alpha", alpha)
     check_non_negative("eps", eps)
     check_non_negative("eps_root", eps_root)
-    guard = _guard_eps(eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m1, m2, v, b3_t, alpha_t, c1, c2):
-        g32 = _f32(g)
+        g32 = upcast(g)
         dtype = g32.dtype
         b3_t, alpha_t = b3_t.astype(dtype), alpha_t.astype(dtype)
-        m1_32 = b1 * _f32(m1) + (1.0 - b1) * g32
-        m2_32 = b3_t * _f32(m2) + (1.0 - b3_t) * g32
-        v32 = b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
+        m1_32 = b1 * upcast(m1) + (1.0 - b1) * g32
+        m2_32 = b3_t * upcast(m2) + (1.0 - b3_t) * g32
+        v32 = b2 * upcast(v) + (1.0 - b2) * (g32 * g32)
         numerator = m1_32 / c1.astype(dtype) + alpha_t * m2_32
         denominator = jnp.sqrt(v32 / c2.astype(dtype) + eps_root) + eps
-        return (_as_update(_safe_div(numerator, denominator, guard), g),
+        return (as_update(safe_div(numerator, denominator, guard), g),
                 m1_32.astype(m1.dtype), m2_32.astype(m2.dtype), v32.astype(v.dtype))
 
-    apply = _per_leaf(leaf, 4)
+    apply = per_leaf(leaf, 4)
 
     def init(params):
         return ScaleByAdemamixState(_zero_count(), _zero_count(),
@@ -823,13 +827,14 @@ def scale_by_ademamix(
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        dtype = _scalar_dtype(updates)
+        count = increment_count(state.count)
+        dtype = scalar_dtype(updates)
         scalars = (jnp.asarray(_at(b3, state.count_m2), dtype),
                    jnp.asarray(_at(alpha, state.count_m2), dtype),
-                   _bias_correction(b1, count, dtype), _bias_correction(b2, count, dtype))
+                   bias_correction_factor(b1, count, dtype),
+                   bias_correction_factor(b2, count, dtype))
         out, m1, m2, nu = apply((updates, state.m1, state.m2, state.nu), scalars)
-        return out, ScaleByAdemamixState(count, _increment(state.count_m2), m1, m2, nu)
+        return out, ScaleByAdemamixState(count, increment_count(state.count_m2), m1, m2, nu)
 
     return optax.GradientTransformation(init, update)
 

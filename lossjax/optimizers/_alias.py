@@ -13,17 +13,19 @@ from typing import Any
 
 import optax
 
+from lossjax._mask import Mask
 from lossjax._validation import check_non_negative
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+)
+from lossjax.optimizers._transforms import (
     scale_by_adam,
     scale_by_learning_rate,
     scale_by_rms,
     scale_by_sum_of_squares,
     trace,
 )
-from lossjax.regularizers._mask import Mask
-from lossjax.regularizers._transforms import add_decayed_weights
+from lossjax.regularizers import add_decayed_weights
 
 
 def _check_momentum(momentum: float | None, nesterov: bool) -> None:

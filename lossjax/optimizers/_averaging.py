@@ -10,16 +10,16 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_in_range
-from lossjax.optimizers._transforms import (
-    _bias_correction,
-    _compute_dtype,
-    _f32,
-    _full,
-    _increment,
-    _per_leaf,
-    _scalar_dtype,
+from lossjax.optimizers._machinery import (
+    bias_correction_factor,
+    compute_dtype,
+    full_like,
+    increment_count,
+    only_node_of_type,
+    per_leaf,
+    scalar_dtype,
+    upcast,
 )
-from lossjax.optimizers._wrappers import only_node_of_type
 
 Array = jax.Array
 
@@ -58,22 +58,22 @@ def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None
     check_in_range("decay", decay, 0.0, 1.0, high_inclusive=True)
 
     def leaf(u, e, correction):
-        e32 = decay * _f32(e) + (1.0 - decay) * _f32(u)
+        e32 = decay * upcast(e) + (1.0 - decay) * upcast(u)
         out = e32 / correction.astype(e32.dtype) if debias else e32
         return out.astype(u.dtype), e32.astype(e.dtype)
 
-    apply = _per_leaf(leaf, 2)
+    apply = per_leaf(leaf, 2)
 
     def init(params):
         return EmaState(jnp.zeros([], jnp.int32),
-                        jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
+                        jax.tree.map(lambda p: full_like(p, dtype=accumulator_dtype), params))
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        correction = (_bias_correction(decay, count) if debias else jnp.ones([]))
+        count = increment_count(state.count)
+        correction = (bias_correction_factor(decay, count) if debias else jnp.ones([]))
         updates, averages = apply((updates, state.ema),
-                                  (correction.astype(_scalar_dtype(updates)),))
+                                  (correction.astype(scalar_dtype(updates)),))
         return updates, EmaState(count, averages)
 
     return optax.GradientTransformation(init, update)
@@ -134,24 +134,24 @@ def ema_params(decay: float) -> optax.GradientTransformation:
     check_in_range("decay", decay, 0.0, 1.0, high_inclusive=True)
 
     def leaf(u, p, a, weight):
-        a32 = _f32(a)
-        new = (_f32(p) + _f32(u)).astype(p.dtype)  # the parameter apply_updates will give
-        return (a32 + (_f32(new) - a32) * weight.astype(a32.dtype)).astype(a.dtype),
+        a32 = upcast(a)
+        new = (upcast(p) + upcast(u)).astype(p.dtype)  # the parameter apply_updates will give
+        return (a32 + (upcast(new) - a32) * weight.astype(a32.dtype)).astype(a.dtype),
 
-    apply = _per_leaf(leaf, 1)
+    apply = per_leaf(leaf, 1)
 
     def init(params):
         return EmaParamsState(
             jnp.zeros([], jnp.int32),
-            jax.tree.map(lambda p: jnp.asarray(p, _compute_dtype(p.dtype)), params))
+            jax.tree.map(lambda p: jnp.asarray(p, compute_dtype(p.dtype)), params))
 
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("ema_params needs the parameters: "
                              "call update(updates, state, params) with params")
-        count = _increment(state.count)
-        t = count.astype(_scalar_dtype(updates))
-        weight = 1.0 / t if decay == 1.0 else (1.0 - decay) / _bias_correction(decay, t)
+        count = increment_count(state.count)
+        t = count.astype(scalar_dtype(updates))
+        weight = 1.0 / t if decay == 1.0 else (1.0 - decay) / bias_correction_factor(decay, t)
         (average,) = apply((updates, params, state.average), (weight,))
         return updates, EmaParamsState(count, average)
 

@@ -12,22 +12,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative, check_positive
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _as_update,
-    _f32,
-    _full,
-    _guard_eps,
-    _increment,
-    _negate,
-    _per_leaf,
-    _safe_div,
-    _update_dtype,
-    _weight_decay_parts,
+    as_update,
+    full_like,
+    increment_count,
+    needs_zero_guard,
+    negate,
+    per_leaf,
+    safe_div,
+    upcast,
+    update_dtype,
+    weight_decay_parts,
+)
+from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
 )
-from lossjax.regularizers._mask import Mask
 
 Array = jax.Array
 
@@ -58,16 +60,17 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> optax.GradientTran
     check_positive("eps", eps)
 
     def leaf(g, e_g, e_x):
-        g32 = _f32(g)
-        e_g32 = rho * _f32(e_g) + (1.0 - rho) * (g32 * g32)
-        step = jnp.sqrt(_f32(e_x) + eps) / jnp.sqrt(e_g32 + eps) * g32
-        e_x32 = rho * _f32(e_x) + (1.0 - rho) * (step * step)
-        return _as_update(step, g), e_g32.astype(e_g.dtype), e_x32.astype(e_x.dtype)
+        g32 = upcast(g)
+        e_g32 = rho * upcast(e_g) + (1.0 - rho) * (g32 * g32)
+        step = jnp.sqrt(upcast(e_x) + eps) / jnp.sqrt(e_g32 + eps) * g32
+        e_x32 = rho * upcast(e_x) + (1.0 - rho) * (step * step)
+        return as_update(step, g), e_g32.astype(e_g.dtype), e_x32.astype(e_x.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
-        return ScaleByAdaDeltaState(jax.tree.map(_full, params), jax.tree.map(_full, params))
+        return ScaleByAdaDeltaState(jax.tree.map(full_like, params),
+                                    jax.tree.map(full_like, params))
 
     def update(updates, state, params=None):
         del params
@@ -99,7 +102,7 @@ def adadelta(
       >>> opt.update(jnp.array([3.0]), opt.init(jnp.zeros(1)), jnp.zeros(1))[0]
       Array([-0.9486833], dtype=float32)
     """
-    return optax.chain(*_weight_decay_parts(weight_decay, weight_decay_mask),
+    return optax.chain(*weight_decay_parts(weight_decay, weight_decay_mask),
                        scale_by_adadelta(rho, eps),
                        scale_by_learning_rate(1.0 if learning_rate is None else learning_rate))
 
@@ -142,28 +145,28 @@ def scale_by_novograd(
     check_non_negative("eps", eps)
     check_non_negative("eps_root", eps_root)
     check_non_negative("weight_decay", weight_decay)
-    guard = _guard_eps(eps, eps_root)
+    guard = needs_zero_guard(eps, eps_root)
 
     def leaf(g, m, n, w, first):
-        g32 = _f32(g)
+        g32 = upcast(g)
         squared_norm = jnp.sum(g32 * g32)
-        n32 = jnp.where(first, squared_norm, b2 * _f32(n) + (1.0 - b2) * squared_norm)
-        step = _safe_div(g32, jnp.sqrt(n32 + eps_root) + eps, guard) + weight_decay * _f32(w)
-        m32 = jnp.where(first, 0.0, b1 * _f32(m)) + step
-        return _as_update(m32, g), m32.astype(m.dtype), n32.astype(n.dtype)
+        n32 = jnp.where(first, squared_norm, b2 * upcast(n) + (1.0 - b2) * squared_norm)
+        step = safe_div(g32, jnp.sqrt(n32 + eps_root) + eps, guard) + weight_decay * upcast(w)
+        m32 = jnp.where(first, 0.0, b1 * upcast(m)) + step
+        return as_update(m32, g), m32.astype(m.dtype), n32.astype(n.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
-        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
-        nu = jax.tree.map(lambda p: jnp.zeros([], _update_dtype(p.dtype)), params)
+        mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
+        nu = jax.tree.map(lambda p: jnp.zeros([], update_dtype(p.dtype)), params)
         return ScaleByNovogradState(jnp.zeros([], jnp.int32), mu, nu)
 
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("scale_by_novograd needs the parameters: call "
                              "update(updates, state, params)")
-        count = _increment(state.count)
+        count = increment_count(state.count)
         out, mu, nu = apply((updates, state.mu, state.nu, params), (count == 1,))
         return out, ScaleByNovogradState(count, mu, nu)
 
@@ -239,18 +242,18 @@ def scale_by_rprop(
     check_positive("max_step_size", max_step_size)
 
     def leaf(g, eta, previous):
-        g32, eta32 = _f32(g), _f32(eta)
-        s = g32 * _f32(previous)
+        g32, eta32 = upcast(g), upcast(eta)
+        s = g32 * upcast(previous)
         factor = jnp.where(s > 0, eta_plus, eta_minus)
         eta32 = jnp.where(s == 0, eta32, jnp.clip(eta32 * factor, min_step_size, max_step_size))
         step = jnp.where(s < 0, 0.0, eta32 * jnp.sign(g32))
-        return _as_update(step, g), eta32.astype(eta.dtype), step.astype(previous.dtype)
+        return as_update(step, g), eta32.astype(eta.dtype), step.astype(previous.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
-        return ScaleByRpropState(jax.tree.map(lambda p: _full(p, learning_rate), params),
-                                 jax.tree.map(_full, params))
+        return ScaleByRpropState(jax.tree.map(lambda p: full_like(p, learning_rate), params),
+                                 jax.tree.map(full_like, params))
 
     def update(updates, state, params=None):
         del params
@@ -282,5 +285,5 @@ def rprop(
     """
     return optax.chain(
         scale_by_rprop(learning_rate, eta_minus, eta_plus, min_step_size, max_step_size),
-        _negate())
+        negate())
 

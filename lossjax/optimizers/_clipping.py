@@ -1,7 +1,7 @@
 """Stateless rescalings of the updates: element-wise and per-block clipping, adaptive
 gradient clipping, gradient centralization and a fixed scale.
 
-Each keeps no state (:class:`EmptyState`), runs its arithmetic in at least float32 and
+Each keeps no state (``optax.EmptyState``), runs its arithmetic in at least float32 and
 returns updates in their own dtype. Same arguments and numbers as optax's transforms of
 the same name.
 """
@@ -15,8 +15,9 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_non_negative, check_positive
-from lossjax.optimizers._transforms import _f32
-from lossjax.regularizers._transforms import EmptyState
+from lossjax.optimizers._machinery import (
+    upcast,
+)
 
 Array = jax.Array
 
@@ -28,7 +29,7 @@ def _stateless(leaf_fn) -> optax.GradientTransformation:
         del params
         return jax.tree.map(lambda u: leaf_fn(u).astype(u.dtype), updates), state
 
-    return optax.GradientTransformation(lambda params: EmptyState(), update)
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def clip(max_delta: float) -> optax.GradientTransformation:
@@ -56,7 +57,7 @@ def _unitwise_norm(x: Array, axis: int | tuple[int, ...] | None) -> Array:
     multi-head kernel has one unit per slice along axis 0 reduced; a convolution kernel
     ``HWIO`` (``DHWIO``) one per output channel.
     """
-    squares = jnp.square(jnp.abs(_f32(x)))
+    squares = jnp.square(jnp.abs(upcast(x)))
     if axis is None:
         if jnp.squeeze(x).ndim <= 1:
             axis = tuple(range(x.ndim))
@@ -106,7 +107,7 @@ def adaptive_grad_clip(
     check_non_negative("eps", eps)
 
     def leaf(u, w):
-        u32 = _f32(u)
+        u32 = upcast(u)
         u_norm = _unitwise_norm(u32, axis)
         max_norm = clipping * jnp.maximum(_unitwise_norm(w, axis), eps)
         clipped = u32 * (max_norm / jnp.maximum(u_norm, 1e-6))
@@ -118,7 +119,7 @@ def adaptive_grad_clip(
                              "call update(updates, state, params) with params")
         return jax.tree.map(leaf, updates, params), state
 
-    return optax.GradientTransformation(lambda params: EmptyState(), update)
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def centralize() -> optax.GradientTransformation:
@@ -142,7 +143,7 @@ def centralize() -> optax.GradientTransformation:
     def leaf(u):
         if u.ndim <= 1:
             return u
-        u32 = _f32(u)
+        u32 = upcast(u)
         return u32 - jnp.mean(u32, axis=tuple(range(1, u.ndim)), keepdims=True)
 
     return _stateless(leaf)
@@ -161,4 +162,4 @@ def scale(step_size: float | Any) -> optax.GradientTransformation:
       >>> tx.update(g, tx.init(g))[0]
       Array([-0.1,  0.2], dtype=float32)
     """
-    return _stateless(lambda u: _f32(u) * step_size)
+    return _stateless(lambda u: upcast(u) * step_size)

@@ -16,20 +16,22 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative, check_positive
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _as_update,
-    _ema,
-    _f32,
-    _increment,
-    _negate,
-    _per_leaf,
-    _update_dtype,
+    as_update,
+    exponential_average,
+    increment_count,
+    negate,
+    per_leaf,
+    upcast,
+    update_dtype,
+)
+from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
 )
-from lossjax.regularizers._mask import Mask
-from lossjax.regularizers._transforms import add_decayed_weights
+from lossjax.regularizers import add_decayed_weights
 
 Array = jax.Array
 
@@ -96,27 +98,27 @@ def scale_by_factored_rms(
         return _factored_dims(x.shape, factored, min_dim_size_to_factor)
 
     def leaf(g, v_row, v_col, v, decay):
-        g32 = _f32(g)
+        g32 = upcast(g)
         decay = decay.astype(g32.dtype)
         squared = g32 * g32 + epsilon
         axes = dims(g)
         if axes is None:
-            v32 = decay * _f32(v) + (1.0 - decay) * squared
-            return _as_update(g32 * jax.lax.rsqrt(v32), g), v_row, v_col, v32.astype(v.dtype)
+            v32 = decay * upcast(v) + (1.0 - decay) * squared
+            return as_update(g32 * jax.lax.rsqrt(v32), g), v_row, v_col, v32.astype(v.dtype)
         second, largest = axes
-        row = decay * _f32(v_row) + (1.0 - decay) * jnp.mean(squared, axis=largest)
-        col = decay * _f32(v_col) + (1.0 - decay) * jnp.mean(squared, axis=second)
+        row = decay * upcast(v_row) + (1.0 - decay) * jnp.mean(squared, axis=largest)
+        col = decay * upcast(v_col) + (1.0 - decay) * jnp.mean(squared, axis=second)
         reduced_second = second - 1 if second > largest else second
         row_factor = jax.lax.rsqrt(row / jnp.mean(row, axis=reduced_second, keepdims=True))
         direction = (g32 * jnp.expand_dims(row_factor, largest)
                      * jnp.expand_dims(jax.lax.rsqrt(col), second))
-        return _as_update(direction, g), row.astype(v_row.dtype), col.astype(v_col.dtype), v
+        return as_update(direction, g), row.astype(v_row.dtype), col.astype(v_col.dtype), v
 
-    apply = _per_leaf(leaf, 4)
+    apply = per_leaf(leaf, 4)
 
     def init(params):
         def statistics(p):
-            dtype = _update_dtype(p.dtype)
+            dtype = update_dtype(p.dtype)
             placeholder = jnp.zeros((1,), dtype)
             axes = dims(p)
             if axes is None:
@@ -138,7 +140,7 @@ def scale_by_factored_rms(
         # the step in float: ``count − offset + 1`` must not wrap around at the int32 limit
         decay = decay_rate_fn(state.count.astype(jnp.float32) - step_offset, decay_rate)
         out, v_row, v_col, v = apply((updates, state.v_row, state.v_col, state.v), (decay,))
-        return out, FactoredState(_increment(state.count), v_row, v_col, v)
+        return out, FactoredState(increment_count(state.count), v_row, v_col, v)
 
     return optax.GradientTransformation(init, update)
 
@@ -159,11 +161,11 @@ def clip_by_block_rms(threshold: float) -> optax.GradientTransformation:
     check_positive("threshold", threshold)
 
     def leaf(u):
-        u32 = _f32(u)
+        u32 = upcast(u)
         rms = jnp.sqrt(jnp.mean(u32 * u32))
-        return (_as_update(u32 / jnp.maximum(1.0, rms / threshold), u),)
+        return (as_update(u32 / jnp.maximum(1.0, rms / threshold), u),)
 
-    apply = _per_leaf(leaf, 1)
+    apply = per_leaf(leaf, 1)
 
     def update(updates, state, params=None):
         del params
@@ -189,11 +191,11 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> optax.GradientTransform
     check_non_negative("min_scale", min_scale)
 
     def leaf(u, w):
-        w32 = _f32(w)
+        w32 = upcast(w)
         rms = jnp.sqrt(jnp.mean(w32 * w32))
-        return (_as_update(_f32(u) * jnp.where(rms <= min_scale, min_scale, rms), u),)
+        return (as_update(upcast(u) * jnp.where(rms <= min_scale, min_scale, rms), u),)
 
-    apply = _per_leaf(leaf, 1)
+    apply = per_leaf(leaf, 1)
 
     def update(updates, state, params=None):
         if params is None:
@@ -250,12 +252,12 @@ def adafactor(
     if clipping_threshold is not None:
         parts.append(clip_by_block_rms(clipping_threshold))
     if learning_rate is not None:
-        parts += [scale_by_learning_rate(learning_rate), _negate()]
+        parts += [scale_by_learning_rate(learning_rate), negate()]
     if multiply_by_parameter_scale:
         parts.append(scale_by_param_block_rms())
     if momentum is not None:
-        parts.append(_ema(momentum, dtype_momentum))
+        parts.append(exponential_average(momentum, dtype_momentum))
     if weight_decay_rate is not None:
         parts.append(add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
-    parts.append(_negate())
+    parts.append(negate())
     return optax.chain(*parts)

@@ -12,18 +12,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_non_negative
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _as_update,
-    _f32,
-    _per_leaf,
-    _weight_decay_parts,
+    as_update,
+    per_leaf,
+    upcast,
+    weight_decay_parts,
+)
+from lossjax.optimizers._transforms import (
     scale_by_adam,
     scale_by_learning_rate,
     trace,
 )
-from lossjax.regularizers._mask import Mask, mask_flags
 
 
 class ScaleByTrustRatioState(NamedTuple):
@@ -62,13 +64,13 @@ def scale_by_trust_ratio(
     check_non_negative("eps", eps)
 
     def leaf(u, w):
-        u32, w32 = _f32(u), _f32(w)
+        u32, w32 = upcast(u), upcast(w)
         w_norm, u_norm = _norm_at_least(w32, min_norm), _norm_at_least(u32, min_norm)
         ratio = trust_coefficient * w_norm / (u_norm + eps)
         ratio = jnp.where((w_norm == 0) | (u_norm == 0), 1.0, ratio)
-        return (_as_update(u32 * ratio, u),)
+        return (as_update(u32 * ratio, u),)
 
-    apply = _per_leaf(leaf, 1)
+    apply = per_leaf(leaf, 1)
 
     def update(updates, state, params=None):
         if params is None:
@@ -108,7 +110,7 @@ def lamb(
       Array([-0.3535..., -0.3535...], dtype=float32)
     """
     return optax.chain(scale_by_adam(b1, b2, eps, eps_root),
-                       *_weight_decay_parts(weight_decay, mask),
+                       *weight_decay_parts(weight_decay, mask),
                        scale_by_trust_ratio(),
                        scale_by_learning_rate(learning_rate))
 
@@ -140,7 +142,7 @@ def lars(
       Array([ 0. , -0.5], dtype=float32)
     """
     return optax.chain(
-        *_weight_decay_parts(weight_decay, weight_decay_mask),
+        *weight_decay_parts(weight_decay, weight_decay_mask),
         scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps,
                              mask=trust_ratio_mask),
         scale_by_learning_rate(learning_rate),

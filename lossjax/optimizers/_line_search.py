@@ -30,13 +30,16 @@ import numpy as np
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _compute_dtype,
-    _increment,
-    _per_leaf,
-    _scalar_dtype,
-    _scale_leaf,
+    compute_dtype,
+    increment_count,
+    per_leaf,
+    scalar_dtype,
+    scale_by_constant,
+    scale_leaf,
+)
+from lossjax.optimizers._transforms import (
     global_norm,
     scale_by_learning_rate,
 )
@@ -247,7 +250,7 @@ def _zoom_linesearch(
             _shrink_bracket(s, trial, ok, decrease_error, safe, precision),
             _bracket_while_growing(s, trial, ok, decrease_error, max_reached))
         failed = ((s.count + 1 >= max_steps) | stop) & ~done
-        return _Search(_increment(s.count), trial, g, decrease_error, curvature_error,
+        return _Search(increment_count(s.count), trial, g, decrease_error, curvature_error,
                        bracketed, done, failed, low, high, reference, safe, safe_grad)
 
     inf = jnp.asarray(jnp.inf, dtype)
@@ -393,10 +396,10 @@ def scale_by_zoom_linesearch(
         raise ValueError(f"initial_guess_strategy must be one of {_GUESS_STRATEGIES}, "
                          f"got {initial_guess_strategy!r}")
     wolfe = _Wolfe(tol, slope_rtol, curv_rtol, approx_dec_rtol)
-    scale = _per_leaf(_scale_leaf, 1, trace_once=False)
+    scale = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         inf = jnp.asarray(jnp.inf, dtype)
         return ScaleByZoomLinesearchState(
             jnp.asarray(1.0, dtype), inf, jax.tree.map(jnp.zeros_like, params),
@@ -405,7 +408,7 @@ def scale_by_zoom_linesearch(
     @_compiled_once
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         slope = jnp.asarray(optax.tree.vdot(updates, grad), dtype)
         start = _Point(jnp.zeros([], dtype), jnp.asarray(value, dtype), slope)
         guess = state.learning_rate if initial_guess_strategy == "keep" else jnp.ones([], dtype)
@@ -582,12 +585,12 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
     def init(params):
         def stacked(p):
-            return jnp.zeros((memory_size, *p.shape), _compute_dtype(p.dtype))
+            return jnp.zeros((memory_size, *p.shape), compute_dtype(p.dtype))
 
         zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, p.dtype), params)
         return ScaleByLBFGSState(
             jnp.zeros([], jnp.int32), zeros, zeros, jax.tree.map(stacked, params),
-            jax.tree.map(stacked, params), jnp.zeros([memory_size], _scalar_dtype(params)))
+            jax.tree.map(stacked, params), jnp.zeros([memory_size], scalar_dtype(params)))
 
     @_compiled_once
     def update(updates, state, params):
@@ -598,7 +601,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
         dtype = state.weights_memory.dtype
 
         def difference(new, old):
-            d = new.astype(_compute_dtype(new.dtype)) - old.astype(_compute_dtype(old.dtype))
+            d = new.astype(compute_dtype(new.dtype)) - old.astype(compute_dtype(old.dtype))
             return jnp.where(started, d, jnp.zeros_like(d))
 
         s = jax.tree.map(difference, params, state.params)
@@ -620,29 +623,12 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
             gamma = jnp.where(started, jnp.where(yy > 0.0, sy / yy, 1.0), first.astype(dtype))
         else:
             gamma = jnp.ones([], dtype)
-        g = jax.tree.map(lambda u: u.astype(_compute_dtype(u.dtype)), updates)
+        g = jax.tree.map(lambda u: u.astype(compute_dtype(u.dtype)), updates)
         direction = _two_loop_recursion(g, s_memory, y_memory, rho_memory, gamma,
                                         k % memory_size)
         direction = jax.tree.map(lambda d, u: d.astype(u.dtype), direction, updates)
-        return direction, ScaleByLBFGSState(_increment(k), params, updates, s_memory,
+        return direction, ScaleByLBFGSState(increment_count(k), params, updates, s_memory,
                                             y_memory, rho_memory)
-
-    return optax.GradientTransformation(init, update)
-
-
-def _scale_by_constant(factor: float | Array) -> optax.GradientTransformation:
-    """``u ← factor·u``, ``factor`` a constant of the compiled step (unlike a learning rate
-    held in the state, XLA folds it into the neighbouring arithmetic). Stateless."""
-    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
-
-    def init(params):
-        del params
-        return optax.EmptyState()
-
-    def update(updates, state, params=None):
-        del params
-        (updates,) = apply((updates,), (jnp.asarray(factor, _scalar_dtype(updates)),))
-        return updates, state
 
     return optax.GradientTransformation(init, update)
 
@@ -700,7 +686,7 @@ def lbfgs(
     References: Nocedal & Wright, "Numerical Optimization" (2006), Algorithms 7.4 and 7.5;
     Liu & Nocedal, "On the Limited Memory BFGS Method for Large Scale Optimization" (1989).
     """
-    direction = (_scale_by_constant(-1.0) if learning_rate is None
+    direction = (scale_by_constant(-1.0) if learning_rate is None
                  else scale_by_learning_rate(learning_rate))
     parts = [scale_by_lbfgs(memory_size, scale_init_precond), direction]
     if linesearch is not None:

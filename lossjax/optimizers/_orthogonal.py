@@ -24,17 +24,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_in_range, check_non_negative
+from lossjax.optimizers._machinery import (
+    ScalarOrSchedule,
+    compute_dtype,
+    full_like,
+    increment_count,
+    scalar_dtype,
+    upcast,
+)
 from lossjax.optimizers._transforms import (
     LearningRateState,
-    ScalarOrSchedule,
-    _compute_dtype,
-    _f32,
-    _full,
-    _increment,
-    _scalar_dtype,
 )
-from lossjax.regularizers._mask import Mask, mask_flags
 
 Array = jax.Array
 
@@ -153,7 +155,7 @@ def newton_schulz(
     ``"schatten"`` (Grishina et al. 2025) fold a cheaper rescaling into the first step.
     Runs in float32 at least.
     """
-    x = _f32(x)
+    x = upcast(x)
     if preconditioning == "frobenius":
         x = x / (jnp.sqrt(jnp.sum(x * x, axis=(-2, -1), keepdims=True)) + eps)
     elif preconditioning == "spectral":
@@ -307,8 +309,8 @@ def muon(
     separate_adam_rate = adam_learning_rate is not None
 
     def momentum_leaf(g, m, c1, c1_next):
-        g32 = _f32(g)
-        m32 = (1 - beta) * g32 + beta * _f32(m)
+        g32 = upcast(g)
+        m32 = (1 - beta) * g32 + beta * upcast(m)
         if nesterov:
             hat = beta * (m32 / c1_next) + (1 - beta) * (g32 / c1)
         else:
@@ -316,15 +318,15 @@ def muon(
         return hat, m32.astype(m.dtype)
 
     def adam_leaf(g, w, m, v, lr, c1, c1_next, c2):
-        g32 = _f32(g)
-        m32 = (1 - adam_b1) * g32 + adam_b1 * _f32(m)
-        v32 = (1 - adam_b2) * (g32 * g32) + adam_b2 * _f32(v)
+        g32 = upcast(g)
+        m32 = (1 - adam_b1) * g32 + adam_b1 * upcast(m)
+        v32 = (1 - adam_b2) * (g32 * g32) + adam_b2 * upcast(v)
         if nesterov:
             hat = adam_b1 * (m32 / c1_next) + (1 - adam_b1) * (g32 / c1)
         else:
             hat = m32 / c1
         u = hat / (jnp.sqrt(v32 / c2 + adam_eps_root) + eps)
-        u = u + adam_weight_decay * _f32(w)
+        u = u + adam_weight_decay * upcast(w)
         return (-lr * u).astype(w.dtype), m32.astype(m.dtype), v32.astype(v.dtype)
 
     momentum_fn = jax.jit(momentum_leaf)
@@ -335,7 +337,7 @@ def muon(
             o = jnp.sum(hat * o) * o
         u = scale * o
         if decay:
-            u = u + weight_decay * _f32(w)
+            u = u + weight_decay * upcast(w)
         return (-lr * u).astype(w.dtype)
 
     def shape_scale(layout: _Matrix) -> float:
@@ -375,8 +377,8 @@ def muon(
         plan = layouts(params)
         treedef = jax.tree.structure(params)
         leaves = jax.tree.leaves(params)
-        mu = [_full(p, dtype=mu_dtype or _compute_dtype(p.dtype)) for p in leaves]
-        nu = [_NotAdam() if layout is not None else _full(p, dtype=_compute_dtype(p.dtype))
+        mu = [full_like(p, dtype=mu_dtype or compute_dtype(p.dtype)) for p in leaves]
+        nu = [_NotAdam() if layout is not None else full_like(p, dtype=compute_dtype(p.dtype))
               for p, layout in zip(leaves, plan, strict=True)]
         rate = 0.0 if callable(learning_rate) else learning_rate
         adam_rate = (0.0 if callable(adam_learning_rate) else adam_learning_rate
@@ -404,8 +406,8 @@ def muon(
         mus = treedef.flatten_up_to(state.mu)
         nus = treedef.flatten_up_to(state.nu)
         decays = treedef.flatten_up_to(mask_flags(weight_decay_mask, params))
-        dtype = _scalar_dtype(updates)
-        count = _increment(state.count)
+        dtype = scalar_dtype(updates)
+        count = increment_count(state.count)
         lr = rate_at(learning_rate, state.learning_rate, dtype)
         adam_lr = rate_at(adam_learning_rate if separate_adam_rate else learning_rate,
                           state.adam_learning_rate, dtype)
@@ -413,8 +415,8 @@ def muon(
         def correction(b, n):
             return (1 - b**n).astype(dtype)
 
-        c1, c1_next = correction(beta, count), correction(beta, _increment(count))
-        a1, a1_next = correction(adam_b1, count), correction(adam_b1, _increment(count))
+        c1, c1_next = correction(beta, count), correction(beta, increment_count(count))
+        a1, a1_next = correction(adam_b1, count), correction(adam_b1, increment_count(count))
         a2 = correction(adam_b2, count)
 
         out, new_mu, new_nu = list(grads), list(mus), list(nus)
@@ -431,9 +433,9 @@ def muon(
         for i, hat, o in zip(matrix_ids, hats, orthogonal, strict=True):
             out[i] = finish(o, hat, weights[i], lr, shape_scale(plan[i]),
                             bool(weight_decay) and decays[i])
-        next_lr = LearningRateState(_increment(state.learning_rate.count),
+        next_lr = LearningRateState(increment_count(state.learning_rate.count),
                                     state.learning_rate.learning_rate)
-        next_adam_lr = LearningRateState(_increment(state.adam_learning_rate.count),
+        next_adam_lr = LearningRateState(increment_count(state.adam_learning_rate.count),
                                          state.adam_learning_rate.learning_rate)
         return treedef.unflatten(out), MuonState(
             count, treedef.unflatten(new_mu), treedef.unflatten(new_nu), next_lr, next_adam_lr)

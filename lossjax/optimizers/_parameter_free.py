@@ -21,18 +21,20 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _compute_dtype,
-    _f32,
-    _full,
-    _increment,
-    _per_leaf,
-    _scalar_dtype,
-    _scale_leaf,
+    compute_dtype,
+    full_like,
+    increment_count,
+    per_leaf,
+    scalar_dtype,
+    scale_leaf,
+    upcast,
+)
+from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
 )
-from lossjax.regularizers._transforms import add_decayed_weights
+from lossjax.regularizers import add_decayed_weights
 
 Array = jax.Array
 
@@ -64,7 +66,7 @@ def _total(tree: Any) -> Array:
 def _zero_moments(params: Any) -> dict[str, Any]:
     """``exp_avg``, ``exp_avg_sq`` and ``grad_sum``: zeros shaped like ``params``, in
     float32 at least."""
-    return {name: jax.tree.map(lambda p: _full(p, dtype=_compute_dtype(p.dtype)), params)
+    return {name: jax.tree.map(lambda p: full_like(p, dtype=compute_dtype(p.dtype)), params)
             for name in ("exp_avg", "exp_avg_sq", "grad_sum")}
 
 
@@ -78,7 +80,7 @@ def _adam_step_size(
 ) -> tuple[Array, Array, Array]:
     """``(t, d, η)`` with ``t = count + 1`` and ``η = d·λ(count)·√(1 − β₂ᵗ)/(1 − β₁ᵗ)``: the
     Adam bias corrections folded into the step size, as in the papers."""
-    t = _increment(count)
+    t = increment_count(count)
     multiplier = learning_rate(count) if callable(learning_rate) else learning_rate
     correction = (((1 - beta2**t) ** 0.5) / (1 - beta1**t)).astype(d.dtype)
     return t, d, (d * multiplier * correction).astype(d.dtype)
@@ -163,25 +165,25 @@ def prodigy(
     check_non_negative("weight_decay", weight_decay)
 
     def moments_leaf(g, w, w0, m, v, s, d, sum_scale):
-        g32, w32 = _f32(g), _f32(w)
+        g32, w32 = upcast(g), upcast(w)
         dg = d * g32
-        numerator = jnp.sum(g32 * (_f32(w0) - w32))
-        m32 = beta1 * _f32(m) + (1 - beta1) * dg
-        v32 = beta2 * _f32(v) + (1 - beta2) * dg * dg
-        s32 = b3 * _f32(s) + sum_scale * dg / estim_lr0
+        numerator = jnp.sum(g32 * (upcast(w0) - w32))
+        m32 = beta1 * upcast(m) + (1 - beta1) * dg
+        v32 = beta2 * upcast(v) + (1 - beta2) * dg * dg
+        s32 = b3 * upcast(s) + sum_scale * dg / estim_lr0
         return (m32.astype(m.dtype), v32.astype(v.dtype), s32.astype(s.dtype), numerator,
                 jnp.sum(jnp.abs(s32)))
 
     def step_leaf(w, m, v, dlr, d_eps):
-        w32 = _f32(w)
-        out = -weight_decay * dlr * w32 - dlr * _f32(m) / (jnp.sqrt(_f32(v)) + d_eps)
+        w32 = upcast(w)
+        out = -weight_decay * dlr * w32 - dlr * upcast(m) / (jnp.sqrt(upcast(v)) + d_eps)
         return (out.astype(w.dtype),)
 
-    moments = _per_leaf(moments_leaf, 5)
-    steps = _per_leaf(step_leaf, 1)
+    moments = per_leaf(moments_leaf, 5)
+    steps = per_leaf(step_leaf, 1)
 
     def init(params):
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         return ProdigyState(
             **_zero_moments(params), params0=_copy(params),
             estim_lr=jnp.asarray(estim_lr0, dtype), numerator_weighted=jnp.zeros([], dtype),
@@ -275,19 +277,19 @@ def dadapt_adamw(
     root_beta2 = beta2**0.5
 
     def leaf(g, w, m, v, s, dlr):
-        g32, w32, v_old, s_old = _f32(g), _f32(w), _f32(v), _f32(s)
+        g32, w32, v_old, s_old = upcast(g), upcast(w), upcast(v), upcast(s)
         numerator = jnp.sum(g32 * (s_old / (jnp.sqrt(v_old) + eps)))
-        m32 = beta1 * _f32(m) + (1 - beta1) * dlr * g32
+        m32 = beta1 * upcast(m) + (1 - beta1) * dlr * g32
         v32 = beta2 * v_old + (1 - beta2) * g32 * g32
         s32 = root_beta2 * s_old + (1 - root_beta2) * dlr * g32
         out = -weight_decay * dlr * w32 - m32 / (jnp.sqrt(v32) + eps)
         return (out.astype(w.dtype), m32.astype(m.dtype), v32.astype(v.dtype),
                 s32.astype(s.dtype), numerator, jnp.sum(jnp.abs(s32)))
 
-    apply = _per_leaf(leaf, 6)
+    apply = per_leaf(leaf, 6)
 
     def init(params):
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         return DAdaptAdamWState(
             **_zero_moments(params), estim_lr=jnp.asarray(estim_lr0, dtype),
             numerator_weighted=jnp.zeros([], dtype), count=jnp.zeros([], jnp.int32))
@@ -356,19 +358,19 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
     check_non_negative("eps", eps)
 
     def sums_leaf(g, w, w0):
-        g32 = _f32(g)
-        diff = _f32(w0) - _f32(w)
+        g32 = upcast(g)
+        diff = upcast(w0) - upcast(w)
         return jnp.sum(diff * diff), jnp.sum(g32 * g32)
 
-    sums = _per_leaf(sums_leaf, 2)
-    scale = _per_leaf(_scale_leaf, 1, trace_once=False)
+    sums = per_leaf(sums_leaf, 2)
+    scale = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         if kind == "distance":
             r0 = jnp.asarray(value, dtype)
         elif kind == "heuristic":
-            squares = [jnp.sum(jnp.square(_f32(p))) for p in jax.tree.leaves(params)]
+            squares = [jnp.sum(jnp.square(upcast(p))) for p in jax.tree.leaves(params)]
             r0 = value * (1 + jnp.sqrt(_total(squares).astype(dtype)))
         else:
             r0 = jnp.zeros([], dtype)

@@ -10,7 +10,11 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, concrete_value
-from lossjax.optimizers._transforms import _increment, _per_leaf, _scale_leaf
+from lossjax.optimizers._machinery import (
+    increment_count,
+    per_leaf,
+    scale_leaf,
+)
 
 Array = jax.Array
 
@@ -93,7 +97,7 @@ def reduce_on_plateau(
     _check_whole("cooldown", cooldown, 0)
     _check_whole("accumulation_size", accumulation_size, 1)
     check_non_negative("min_scale", min_scale)
-    scale_updates = _per_leaf(_scale_leaf, 1, trace_once=False)
+    scale_updates = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
         dtypes = [x.dtype for x in jax.tree.leaves(params)]
@@ -111,7 +115,7 @@ def reduce_on_plateau(
         """Compare a completed average with the best and update the scale."""
         improved = state.avg_value < (1 - rtol) * state.best_value - atol
         best = jnp.where(improved, state.avg_value, state.best_value)
-        plateau = jnp.where(improved, 0, _increment(state.plateau_count))
+        plateau = jnp.where(improved, 0, increment_count(state.plateau_count))
         cooling = state.cooldown_count > 0
         reduce = ~cooling & (plateau == patience)
         scale = jnp.where(reduce, state.scale * factor, state.scale)
@@ -126,7 +130,7 @@ def reduce_on_plateau(
 
     def update(updates, state, params=None, *, value, **extra_args):
         del params, extra_args
-        count = _increment(state.count)
+        count = increment_count(state.count)
         dtype = state.avg_value.dtype
         average = (state.count * state.avg_value + jnp.asarray(value, dtype)) / count
         state = state._replace(avg_value=average.astype(dtype), count=count)

@@ -30,15 +30,17 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
+from lossjax.optimizers._machinery import (
+    ScalarOrSchedule,
+    compute_dtype,
+    full_like,
+    increment_count,
+    per_leaf,
+    scalar_dtype,
+    upcast,
+)
 from lossjax.optimizers._transforms import (
     LearningRateState,
-    ScalarOrSchedule,
-    _compute_dtype,
-    _f32,
-    _full,
-    _increment,
-    _per_leaf,
-    _scalar_dtype,
 )
 
 Array = jax.Array
@@ -99,7 +101,7 @@ def schedule_free_eval_params(state: Any, params: Any) -> Any:
 
 def _moment(p: Any) -> Array:
     """Zeros shaped like ``p``, stored in float32 at least (half params keep full moments)."""
-    return _full(p, dtype=_compute_dtype(p.dtype))
+    return full_like(p, dtype=compute_dtype(p.dtype))
 
 
 def _find_state(state: Any) -> Any:
@@ -160,29 +162,29 @@ def _schedule_free(
     def step(u, y32, z, lr, ck):
         if weight_decay:
             u = u + weight_decay * y32
-        z_new = _f32(z) + (-lr) * u
-        x = (y32 - (1.0 - b1) * _f32(z)) / b1
+        z_new = upcast(z) + (-lr) * u
+        x = (y32 - (1.0 - b1) * upcast(z)) / b1
         x = (1.0 - ck) * x + ck * z_new
         y_new = b1 * x + (1.0 - b1) * z_new
         return y_new - y32, z_new
 
     def sgd_leaf(g, y, z, lr, ck):
-        update, z_new = step(_f32(g), _f32(y), z, lr, ck)
+        update, z_new = step(upcast(g), upcast(y), z, lr, ck)
         return update.astype(y.dtype), z_new.astype(z.dtype)
 
     def adam_leaf(g, y, z, v, lr, ck, correction):
         assert adam is not None  # this leaf rule is chosen only when adam is set
         b2, eps = adam
-        g32 = _f32(g)
-        v32 = (1.0 - b2) * (g32 * g32) + b2 * _f32(v)
+        g32 = upcast(g)
+        v32 = (1.0 - b2) * (g32 * g32) + b2 * upcast(v)
         direction = g32 * (1.0 / (jnp.sqrt(v32 / correction) + eps))
-        update, z_new = step(direction, _f32(y), z, lr, ck)
+        update, z_new = step(direction, upcast(y), z, lr, ck)
         return update.astype(y.dtype), z_new.astype(z.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(adam_leaf, 3) if adam else _per_leaf(sgd_leaf, 2)
+    apply = per_leaf(adam_leaf, 3) if adam else per_leaf(sgd_leaf, 2)
 
     def init(params):
-        dtype = _scalar_dtype(params)
+        dtype = scalar_dtype(params)
         initial = 0.0 if callable(learning_rate) else learning_rate
         lr_state = LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
         base = ScheduleFreeAdamWState(jax.tree.map(_moment, params), lr_state) if adam else \
@@ -211,7 +213,7 @@ def _schedule_free(
         weight_sum = state.weight_sum + weight
         ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
                        jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
-        new_lr_state = LearningRateState(_increment(lr_state.count), held)
+        new_lr_state = LearningRateState(increment_count(lr_state.count), held)
         if adam:
             correction = (1.0 - adam[0] ** state.step_count).astype(dtype)
             updates, z, nu = apply((updates, params, state.z, state.base_optimizer_state.nu),
@@ -220,7 +222,7 @@ def _schedule_free(
         else:
             updates, z = apply((updates, params, state.z), (lr, ck))
             base = new_lr_state
-        return updates, ScheduleFreeState(state.b1, weight_sum, _increment(state.step_count),
+        return updates, ScheduleFreeState(state.b1, weight_sum, increment_count(state.step_count),
                                           max_lr, base, z)
 
     return optax.GradientTransformationExtraArgs(init, update)

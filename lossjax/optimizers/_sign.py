@@ -12,19 +12,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask
 from lossjax._validation import check_in_range
-from lossjax.optimizers._transforms import (
+from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    _as_update,
-    _ema,
-    _f32,
-    _full,
-    _increment,
-    _per_leaf,
+    as_update,
+    exponential_average,
+    full_like,
+    increment_count,
+    per_leaf,
+    upcast,
+)
+from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
 )
-from lossjax.regularizers._mask import Mask
-from lossjax.regularizers._transforms import add_decayed_weights
+from lossjax.regularizers import add_decayed_weights
 
 Array = jax.Array
 
@@ -44,9 +46,9 @@ def scale_by_sign() -> optax.GradientTransformation:
     """
 
     def sign_leaf(u):
-        return (_as_update(jnp.sign(_f32(u)), u),)
+        return (as_update(jnp.sign(upcast(u)), u),)
 
-    apply = _per_leaf(sign_leaf, 1, trace_once=False)
+    apply = per_leaf(sign_leaf, 1, trace_once=False)
 
     def update(updates, state, params=None):
         del params
@@ -89,7 +91,7 @@ def signum(
       Array([-0.1,  0.1], dtype=float32)
     """
     check_in_range("beta", beta, 0.0, 1.0)
-    return optax.chain(_ema(beta, accumulator_dtype), scale_by_sign(),
+    return optax.chain(exponential_average(beta, accumulator_dtype), scale_by_sign(),
                        scale_by_learning_rate(learning_rate))
 
 
@@ -120,21 +122,21 @@ def scale_by_lion(
     check_in_range("b2", b2, 0.0, 1.0)
 
     def leaf(g, m):
-        g32, m32 = _f32(g), _f32(m)
+        g32, m32 = upcast(g), upcast(m)
         direction = jnp.sign(b1 * m32 + (1.0 - b1) * g32)
         new = b2 * m32 + (1.0 - b2) * g32
-        return _as_update(direction, g), new.astype(m.dtype)
+        return as_update(direction, g), new.astype(m.dtype)
 
-    apply = _per_leaf(leaf, 2)
+    apply = per_leaf(leaf, 2)
 
     def init(params):
-        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
+        mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
         return ScaleByLionState(jnp.zeros([], jnp.int32), mu)
 
     def update(updates, state, params=None):
         del params
         direction, mu = apply((updates, state.mu))
-        return direction, ScaleByLionState(_increment(state.count), mu)
+        return direction, ScaleByLionState(increment_count(state.count), mu)
 
     return optax.GradientTransformation(init, update)
 

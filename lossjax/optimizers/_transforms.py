@@ -1,197 +1,45 @@
-"""Small gradient transformations that the optimizers are chained from.
+"""The public basic transforms the optimizers are chained from.
 
 Each returns an ``optax.GradientTransformation`` whose state is a NamedTuple of arrays
-shaped like the parameters (so it jits, shards like the parameters, and checkpoints).
-
-Two rules hold throughout:
-
-- Moment arithmetic runs in at least float32 and is cast back to the stored dtype, so half
-  precision parameters never meet an ``eps`` that underflows to 0 (optax #1755).
-- The per-leaf arithmetic is one small function, applied with :func:`_per_leaf`: it is
-  traced and lowered once per distinct leaf shape and dtype, not once per leaf, and every
-  scalar that depends only on the step (bias corrections, the learning rate) is computed
-  once per step outside it. Everything stays elementwise, so under ``jit`` XLA fuses a
-  chain (e.g. Adam, the learning rate and ``optax.apply_updates``) into one loop per output
-  array (on CPU, where XLA does not fuse loops with several outputs, Adam makes three:
-  new ``m``, new ``v``, new parameter), and a sharded state stays sharded like its
-  parameters, with no gather.
+shaped like the parameters (so it jits, shards like the parameters, and checkpoints). The
+per-leaf arithmetic and its dtype rules live in :mod:`lossjax.optimizers._machinery`:
+moments are computed in at least float32 and cast back to the stored dtype (optax #1755),
+and each per-leaf function is traced once per distinct leaf shape and dtype. Everything
+stays elementwise, so under ``jit`` XLA fuses a chain (e.g. Adam, the learning rate and
+``optax.apply_updates``) into one loop per output array, and a sharded state stays sharded
+like its parameters, with no gather.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-from lossjax._validation import (
-    check_in_range,
-    check_non_negative,
-    check_positive,
-    concrete_value,
+from lossjax._validation import check_in_range, check_non_negative, check_positive
+from lossjax.optimizers._machinery import (
+    Array,
+    ScalarOrSchedule,
+    TraceState,
+    adam_moments,
+    as_update,
+    bias_correction_factor,
+    check_moment_hyperparameters,
+    first_moment_estimate,
+    full_like,
+    increment_count,
+    is_float0,
+    may_be_zero,
+    moment_corrections,
+    per_leaf,
+    safe_div,
+    scalar_dtype,
+    scalar_rate,
+    scale_leaf,
+    upcast,
 )
-from lossjax.regularizers._transforms import add_decayed_weights
-
-Array = jax.Array
-Schedule = Callable[[Array], Array]
-ScalarOrSchedule = float | Array | Schedule
-
-
-def _compute_dtype(dtype: Any) -> Any:
-    """The dtype the arithmetic runs in: ``dtype`` promoted to at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
-
-
-def _update_dtype(dtype: Any) -> Any:
-    """The dtype of an update for a leaf of ``dtype``: the same float dtype, and float32
-    for an integer leaf (as optax: an integer update would truncate the step to 0)."""
-    return dtype if jnp.issubdtype(dtype, jnp.inexact) else _compute_dtype(dtype)
-
-
-def _is_float0(x: Any) -> bool:
-    """A ``float0`` gradient: what ``jax.grad(allow_int=True)`` gives for integer leaves."""
-    return getattr(x, "dtype", None) == jax.dtypes.float0
-
-
-def _f32(x: Array) -> Array:
-    return x.astype(_compute_dtype(x.dtype))
-
-
-def _scalar_dtype(tree: Any) -> Any:
-    """float32, or float64 when some leaf is float64: the dtype of per-step scalars."""
-    dtypes = (x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
-    return jnp.result_type(jnp.float32, *dtypes)
-
-
-def _full(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
-    """An array shaped like ``p`` (an array or a ``jax.ShapeDtypeStruct``); a moment of an
-    integer leaf is float32 (it holds fractions of the gradient)."""
-    return jnp.full(p.shape, value, dtype or _update_dtype(p.dtype))
-
-
-def _increment(count: Array) -> Array:
-    """``count + 1`` that saturates instead of wrapping around at the int32 limit."""
-    return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
-
-
-def _log(decay: Any) -> Array | float:
-    """``log(decay)``: in float64 on the host for a known value (so ``b2 = 1 − 1e-9``,
-    which is 1.0 in float32, keeps its distance from 1), traced otherwise."""
-    value = concrete_value(decay)
-    if value is None:
-        return jnp.log(decay)
-    return math.log(value) if value > 0 else -math.inf
-
-
-def _bias_correction(decay: Any, count: Array, dtype: Any = jnp.float32) -> Array:
-    """``1 − decay^count`` as ``−expm1(count·log(decay))``: a scalar per step in ``dtype``.
-
-    ``1.0 − decay**count`` in float32 is exactly 0 for ``decay`` within 6e-8 of 1 (then
-    Adam's ``v̂ = v/0`` and every update is 0 forever) and loses digits near it; the
-    ``expm1`` form keeps full relative precision.
-    """
-    return -jnp.expm1(count.astype(dtype) * jnp.asarray(_log(decay), dtype))
-
-
-def _may_be_zero(eps: Any) -> bool:
-    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
-    value = concrete_value(eps)
-    return value is None or value == 0
-
-
-def _weight_decay_parts(weight_decay: Any, mask: Any) -> list[optax.GradientTransformation]:
-    """``[add_decayed_weights(weight_decay, mask=mask)]``, or nothing for a known 0: adding
-    ``0·w`` would still read every parameter once more per step."""
-    value = concrete_value(weight_decay)
-    if value is not None and value == 0:
-        return []
-    return [add_decayed_weights(weight_decay, mask=mask)]
-
-
-def _guard_eps(eps: Any, eps_root: Any = 0.0) -> bool:
-    """Whether ``x/(√(v + eps_root) + eps)`` needs :func:`_safe_div`'s 0/0 guard."""
-    return _may_be_zero(eps) and _may_be_zero(eps_root)
-
-
-def _safe_div(numerator: Array, denominator: Array, guard: bool) -> Array:
-    """``numerator/denominator``, and 0 where ``denominator`` is 0 when ``guard``: with
-    ``eps = 0`` a zero gradient has ``m = v = 0``, and the step is 0, not 0/0 = NaN."""
-    if not guard:
-        return numerator / denominator
-    positive = denominator > 0
-    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
-
-
-def _per_leaf(
-    fn: Callable[..., tuple[Array, ...]], n_out: int, *, trace_once: bool = True
-) -> Callable[..., tuple[Any, ...]]:
-    """Apply ``fn(*leaves, *scalars) -> n_out arrays`` across trees of the same structure.
-
-    With ``trace_once``, ``fn`` is wrapped in ``jax.jit``: inside an outer ``jit`` each leaf
-    becomes a call to one cached computation per leaf signature, which XLA inlines and
-    fuses. A 200-leaf model with a handful of distinct shapes is traced a handful of times,
-    not 200. For a one-operation ``fn`` the call costs more than it saves: pass ``False``.
-
-    Returns ``n_out`` trees with the structure of ``trees[0]``.
-
-    By convention ``trees[0]`` holds the updates and output ``k >= 1`` is the new value of
-    input ``k`` (a state tree). A ``float0`` update (the gradient of an integer leaf from
-    ``jax.grad(allow_int=True)``) is not an array to compute with: its leaf gets a float32
-    zero update, so ``optax.apply_updates`` leaves the integer parameter as it is, and its
-    state leaves are kept unchanged.
-    """
-    leaf_fn = jax.jit(fn) if trace_once else fn
-
-    def leaf_or_skip(leaves, scalars):
-        if _is_float0(leaves[0]):
-            return (jnp.zeros(leaves[0].shape, jnp.float32), *leaves[1:n_out])
-        return leaf_fn(*leaves, *scalars)
-
-    def apply(trees: Sequence[Any], scalars: Sequence[Array] = ()) -> tuple[Any, ...]:
-        treedef = jax.tree.structure(trees[0])
-        columns = [treedef.flatten_up_to(tree) for tree in trees]
-        results = [leaf_or_skip(leaves, scalars) for leaves in zip(*columns, strict=True)]
-        return tuple(treedef.unflatten([r[k] for r in results]) for k in range(n_out))
-
-    return apply
-
-
-def _as_update(x: Array, g: Array) -> Array:
-    """``x`` cast to the dtype of the update for gradient leaf ``g``."""
-    return x.astype(_update_dtype(g.dtype))
-
-
-def _check_moment_hyperparameters(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
-    check_in_range("b1", b1, 0.0, 1.0)
-    check_in_range("b2", b2, 0.0, 1.0)
-    check_non_negative("eps", eps)
-    check_non_negative("eps_root", eps_root)
-
-
-def _moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Array, ...]:
-    """``1 − b1ᵗ``, ``1 − b1ᵗ⁺¹`` (Nesterov's look-ahead) and ``1 − b2ᵗ`` for step ``t``."""
-    return (_bias_correction(b1, count, dtype), _bias_correction(b1, _increment(count), dtype),
-            _bias_correction(b2, count, dtype))
-
-
-def _adam_moments(g, m, v, b1, b2) -> tuple[Array, Array, Array]:
-    """``g`` in at least float32 and Adam's new moments ``b1·m + (1 − b1)·g`` and
-    ``b2·v + (1 − b2)·g²``, in the same dtype."""
-    g32 = _f32(g)
-    return g32, b1 * _f32(m) + (1.0 - b1) * g32, b2 * _f32(v) + (1.0 - b2) * (g32 * g32)
-
-
-def _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
-    """``m̂ = m/(1 − b1ᵗ)``; with Nesterov (Dozat's NAdam)
-    ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
-    dtype = m32.dtype
-    if nesterov:
-        return b1 * (m32 / c1_next.astype(dtype)) + (1.0 - b1) * (g32 / c1.astype(dtype))
-    return m32 / c1.astype(dtype)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -241,37 +89,31 @@ def scale_by_adam(
       >>> direction
       Array([ 1., -1.], dtype=float32)
     """
-    _check_moment_hyperparameters(b1, b2, eps, eps_root)
-    guard = _may_be_zero(eps) and _may_be_zero(eps_root)
+    check_moment_hyperparameters(b1, b2, eps, eps_root)
+    guard = may_be_zero(eps) and may_be_zero(eps_root)
 
     def leaf(g, m, v, c1, c1_next, c2):
-        g32, m32, v32 = _adam_moments(g, m, v, b1, b2)
-        m_hat = _first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
+        g32, m32, v32 = adam_moments(g, m, v, b1, b2)
+        m_hat = first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
         denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
-        direction = _safe_div(m_hat, denominator, guard)
-        return _as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
+        direction = safe_div(m_hat, denominator, guard)
+        return as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(leaf, 3)
+    apply = per_leaf(leaf, 3)
 
     def init(params):
-        mu = jax.tree.map(lambda p: _full(p, dtype=mu_dtype), params)
-        nu = jax.tree.map(_full, params)
+        mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
+        nu = jax.tree.map(full_like, params)
         return ScaleByAdamState(jnp.zeros([], jnp.int32), mu, nu)
 
     def update(updates, state, params=None):
         del params
-        count = _increment(state.count)
-        scalars = _moment_corrections(b1, b2, count, _scalar_dtype(updates))
+        count = increment_count(state.count)
+        scalars = moment_corrections(b1, b2, count, scalar_dtype(updates))
         direction, mu, nu = apply((updates, state.mu, state.nu), scalars)
         return direction, ScaleByAdamState(count, mu, nu)
 
     return optax.GradientTransformation(init, update)
-
-
-class TraceState(NamedTuple):
-    """``trace``: the momentum buffer ``b``."""
-
-    trace: Any
 
 
 def trace(
@@ -295,15 +137,15 @@ def trace(
     check_non_negative("momentum", momentum)
 
     def leaf(g, b):
-        g32 = _f32(g)
-        new = g32 + momentum * _f32(b)
+        g32 = upcast(g)
+        new = g32 + momentum * upcast(b)
         out = g32 + momentum * new if nesterov else new
-        return _as_update(out, g), new.astype(b.dtype)
+        return as_update(out, g), new.astype(b.dtype)
 
-    apply = _per_leaf(leaf, 2)
+    apply = per_leaf(leaf, 2)
 
     def init(params):
-        return TraceState(jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
+        return TraceState(jax.tree.map(lambda p: full_like(p, dtype=accumulator_dtype), params))
 
     def update(updates, state, params=None):
         del params
@@ -351,41 +193,41 @@ def scale_by_rms(
     check_in_range("decay", decay, 0.0, 1.0)
     check_non_negative("eps", eps)
     check_non_negative("initial_scale", initial_scale)
-    guard = _may_be_zero(eps)
+    guard = may_be_zero(eps)
 
     def scale(g32, second):
         if eps_in_sqrt:
-            return _safe_div(g32, jnp.sqrt(second + eps), guard)
-        return _safe_div(g32, jnp.sqrt(second) + eps, guard)
+            return safe_div(g32, jnp.sqrt(second + eps), guard)
+        return safe_div(g32, jnp.sqrt(second) + eps, guard)
 
     def corrected(x, correction):
         return x / correction.astype(x.dtype) if bias_correction else x
 
     def leaf(g, v, correction):
-        g32 = _f32(g)
-        v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
-        return _as_update(scale(g32, corrected(v32, correction)), g), v32.astype(v.dtype)
+        g32 = upcast(g)
+        v32 = decay * upcast(v) + (1.0 - decay) * (g32 * g32)
+        return as_update(scale(g32, corrected(v32, correction)), g), v32.astype(v.dtype)
 
     def centered_leaf(g, m, v, correction):
-        g32 = _f32(g)
-        m32 = decay * _f32(m) + (1.0 - decay) * g32
-        v32 = decay * _f32(v) + (1.0 - decay) * (g32 * g32)
+        g32 = upcast(g)
+        m32 = decay * upcast(m) + (1.0 - decay) * g32
+        v32 = decay * upcast(v) + (1.0 - decay) * (g32 * g32)
         variance = corrected(v32, correction) - corrected(m32, correction) ** 2
-        return _as_update(scale(g32, variance), g), m32.astype(m.dtype), v32.astype(v.dtype)
+        return as_update(scale(g32, variance), g), m32.astype(m.dtype), v32.astype(v.dtype)
 
-    apply = _per_leaf(centered_leaf, 3) if centered else _per_leaf(leaf, 2)
+    apply = per_leaf(centered_leaf, 3) if centered else per_leaf(leaf, 2)
 
     def init(params):
-        mu = jax.tree.map(_full, params) if centered else None
+        mu = jax.tree.map(full_like, params) if centered else None
         count = jnp.zeros([], jnp.int32) if bias_correction else None
-        nu = jax.tree.map(lambda p: _full(p, initial_scale), params)
+        nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
         return ScaleByRmsState(mu, nu, count)
 
     def update(updates, state, params=None):
         del params
-        dtype = _scalar_dtype(updates)
-        count = _increment(state.count) if bias_correction else None
-        correction = (_bias_correction(decay, count, dtype) if count is not None
+        dtype = scalar_dtype(updates)
+        count = increment_count(state.count) if bias_correction else None
+        correction = (bias_correction_factor(decay, count, dtype) if count is not None
                       else jnp.ones([], dtype))
         if centered:
             updates, mu, nu = apply((updates, state.mu, state.nu), (correction,))
@@ -427,16 +269,16 @@ def scale_by_sum_of_squares(
     check_non_negative("eps", eps)
 
     def leaf(g, s):
-        g32 = _f32(g)
-        s32 = _f32(s) + g32 * g32
+        g32 = upcast(g)
+        s32 = upcast(s) + g32 * g32
         out = jnp.where(s32 > 0, g32 * jax.lax.rsqrt(s32 + eps), 0.0)
-        return _as_update(out, g), s32.astype(s.dtype)
+        return as_update(out, g), s32.astype(s.dtype)
 
-    apply = _per_leaf(leaf, 2)
+    apply = per_leaf(leaf, 2)
 
     def init(params):
         return ScaleBySumOfSquaresState(
-            jax.tree.map(lambda p: _full(p, initial_accumulator_value), params))
+            jax.tree.map(lambda p: full_like(p, initial_accumulator_value), params))
 
     def update(updates, state, params=None):
         del params
@@ -453,18 +295,6 @@ class LearningRateState(NamedTuple):
 
     count: Array
     learning_rate: Array
-
-
-def _scale_leaf(u, factor):
-    return (_as_update(_f32(u) * factor.astype(_compute_dtype(u.dtype)), u),)
-
-
-def _scalar_rate(rate: Any, name: str = "learning_rate") -> Array:
-    """A rate as a 0-d array: a ``(1,)`` rate must not broadcast a scalar parameter to
-    shape ``(1,)``; a rate with more than one element is a mistake (``ValueError``)."""
-    if np.size(rate) != 1:
-        raise ValueError(f"{name} must be a scalar, got shape {np.shape(rate)}")
-    return jnp.reshape(rate, ())
 
 
 def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
@@ -491,19 +321,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
     schedule = learning_rate if callable(learning_rate) else None
     if schedule is None:
         check_non_negative("learning_rate", learning_rate)
-        _scalar_rate(learning_rate)
-    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
+        scalar_rate(learning_rate)
+    apply = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
         initial = 0.0 if schedule is not None else learning_rate
-        rate = jnp.asarray(initial, _scalar_dtype(params))
-        return LearningRateState(jnp.zeros([], jnp.int32), _scalar_rate(rate))
+        rate = jnp.asarray(initial, scalar_dtype(params))
+        return LearningRateState(jnp.zeros([], jnp.int32), scalar_rate(rate))
 
     def update(updates, state, params=None):
         del params
         lr = state.learning_rate if schedule is None else schedule(state.count)
-        (updates,) = apply((updates,), (-_scalar_rate(jnp.asarray(lr, _scalar_dtype(updates))),))
-        return updates, LearningRateState(_increment(state.count), state.learning_rate)
+        (updates,) = apply((updates,), (-scalar_rate(jnp.asarray(lr, scalar_dtype(updates))),))
+        return updates, LearningRateState(increment_count(state.count), state.learning_rate)
 
     return optax.GradientTransformation(init, update)
 
@@ -535,7 +365,7 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
       Array([-0.01,  0.02], dtype=float32)
     """
     check_non_negative("learning_rate", learning_rate)
-    new_rate = _scalar_rate(jnp.asarray(learning_rate, jnp.float32))
+    new_rate = scalar_rate(jnp.asarray(learning_rate, jnp.float32))
 
     def replace(node):
         if not isinstance(node, LearningRateState):
@@ -549,8 +379,8 @@ def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
     return jax.tree.map(replace, opt_state, is_leaf=lambda n: isinstance(n, LearningRateState))
 
 
-class ClipByGlobalNormState(NamedTuple):
-    """Clipping keeps no state."""
+# optax's name for clip_by_global_norm's (empty) state: the same class, so states match.
+ClipByGlobalNormState = optax.EmptyState
 
 
 def _scaled_norm(leaves: list[Array]) -> Array:
@@ -573,7 +403,7 @@ def global_norm(tree: Any) -> Array:
       >>> lossjax.global_norm({"a": jnp.array([3e20]), "b": jnp.array([4e20])})
       Array(5.e+20, dtype=float32)
     """
-    leaves = [_f32(x) for x in jax.tree.leaves(tree) if not _is_float0(x) and x.size]
+    leaves = [upcast(x) for x in jax.tree.leaves(tree) if not is_float0(x) and x.size]
     if not leaves:
         return jnp.zeros([], jnp.float32)
     plain = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
@@ -599,7 +429,7 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
       Array([0.3, 0.4], dtype=float32)
     """
     check_positive("max_norm", max_norm)
-    apply = _per_leaf(_scale_leaf, 1, trace_once=False)
+    apply = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
         del params
@@ -611,45 +441,5 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
         factor = max_norm / jnp.maximum(norm, max_norm)
         (updates,) = apply((updates,), (factor,))
         return updates, state
-
-    return optax.GradientTransformation(init, update)
-
-
-class _NegateState(NamedTuple):
-    """Negating keeps no state."""
-
-
-def _negate() -> optax.GradientTransformation:
-    """``u ← −u``: turns a step size that is part of the direction into descent."""
-
-    def negate_leaf(u):
-        return (-u,)
-
-    apply = _per_leaf(negate_leaf, 1, trace_once=False)
-
-    def update(updates, state, params=None):
-        del params
-        return apply((updates,))[0], state
-
-    return optax.GradientTransformation(lambda params: _NegateState(), update)
-
-
-def _ema(decay: Any, accumulator_dtype: Any = None) -> optax.GradientTransformation:
-    """``b ← decay·b + (1 − decay)·u``, the update being ``b`` (no debiasing); the state is
-    a :class:`TraceState` holding ``b``."""
-
-    def leaf(u, b):
-        b32 = decay * _f32(b) + (1.0 - decay) * _f32(u)
-        return _as_update(b32, u), b32.astype(b.dtype)
-
-    apply = _per_leaf(leaf, 2)
-
-    def init(params):
-        return TraceState(jax.tree.map(lambda p: _full(p, dtype=accumulator_dtype), params))
-
-    def update(updates, state, params=None):
-        del params
-        updates, new = apply((updates, state.trace))
-        return updates, TraceState(new)
 
     return optax.GradientTransformation(init, update)

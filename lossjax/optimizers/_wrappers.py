@@ -18,38 +18,27 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_in_range
+from lossjax.optimizers._machinery import (
+    compute_dtype,
+    full_like,
+    increment_count,
+    nodes_of_type,
+    only_node_of_type,
+    per_leaf,
+    scalar_dtype,
+    upcast,
+)
 from lossjax.optimizers._transforms import (
     LearningRateState,
-    _compute_dtype,
-    _f32,
-    _full,
-    _increment,
-    _per_leaf,
-    _scalar_dtype,
 )
-from lossjax.regularizers._mask import Mask, mask_flags
-from lossjax.regularizers._transforms import EmptyState
 
 Array = jax.Array
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def nodes_of_type(tree: Any, cls: type) -> list[Any]:
-    """Every ``cls`` node inside ``tree`` (e.g. one kind of state inside a chain's)."""
-    is_node = lambda node: isinstance(node, cls)  # noqa: E731
-    return [node for node in jax.tree.leaves(tree, is_leaf=is_node) if is_node(node)]
-
-
-def only_node_of_type(tree: Any, cls: type, what: str) -> Any:
-    """The one ``cls`` node inside ``tree``; ``ValueError`` naming ``what`` otherwise."""
-    found = nodes_of_type(tree, cls)
-    if len(found) != 1:
-        raise ValueError(f"state must hold exactly one {what} state, found {len(found)}")
-    return found[0]
 
 
 def _zeros_like_output(fn: Callable[[], tuple[Any, Any]]) -> Any:
@@ -116,7 +105,7 @@ def apply_if_finite(
 
     def update(updates, state, params=None):
         finite = _all_finite(updates)
-        streak = jnp.where(finite, 0, _increment(state.notfinite_count))
+        streak = jnp.where(finite, 0, increment_count(state.notfinite_count))
 
         def apply(_):
             return inner.update(updates, state.inner_state, params)
@@ -127,7 +116,7 @@ def apply_if_finite(
 
         updates, inner_state = jax.lax.cond(
             finite | (streak > max_consecutive_errors), apply, skip, None)
-        total = jnp.where(finite, state.total_notfinite, _increment(state.total_notfinite))
+        total = jnp.where(finite, state.total_notfinite, increment_count(state.total_notfinite))
         return updates, ApplyIfFiniteState(streak, finite, total, inner_state)
 
     return optax.GradientTransformation(init, update)
@@ -231,11 +220,11 @@ def multi_steps(
             f"every_k_schedule must be an integer k >= 1 or a function, got {every_k_schedule!r}")
 
     def accumulate(g, acc, n):
-        acc32, g32 = _f32(acc), _f32(g)
+        acc32, g32 = upcast(acc), upcast(g)
         new = acc32 + (g32 - acc32) / (n + 1).astype(acc32.dtype) if use_grad_mean else acc32 + g32
         return (new.astype(acc.dtype),)
 
-    add = _per_leaf(accumulate, 1)
+    add = per_leaf(accumulate, 1)
 
     def init(params):
         acc = jax.tree.map(_zeros_sharded_like, params)
@@ -261,8 +250,8 @@ def multi_steps(
 
         new_updates, inner_state, acc = jax.lax.cond(emit, step, hold, None)
         return new_updates, MultiStepsState(
-            jnp.where(emit, 0, _increment(state.mini_step)),
-            jnp.where(emit, _increment(state.gradient_step), state.gradient_step),
+            jnp.where(emit, 0, increment_count(state.mini_step)),
+            jnp.where(emit, increment_count(state.gradient_step), state.gradient_step),
             inner_state, acc)
 
     return optax.GradientTransformation(init, update)
@@ -270,8 +259,8 @@ def multi_steps(
 
 def _zeros_sharded_like(p: Any) -> Any:
     """Float32-at-least zeros shaped like ``p``; an array's sharding carries over."""
-    dtype = _compute_dtype(p.dtype)
-    return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else _full(p, dtype=dtype)
+    dtype = compute_dtype(p.dtype)
+    return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else full_like(p, dtype=dtype)
 
 
 def multi_steps_has_updated(state: Any) -> Array:
@@ -353,7 +342,7 @@ def _set_to_zero() -> optax.GradientTransformation:
         del params
         return jax.tree.map(jnp.zeros_like, updates), state
 
-    return optax.GradientTransformation(lambda params: EmptyState(), update)
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def freeze(mask: Mask) -> optax.GradientTransformation:
@@ -453,7 +442,7 @@ class InjectHyperparamsState(NamedTuple):
 
 
 def _float_dtype(params: Any) -> Any:
-    return _scalar_dtype(jax.tree.map(lambda p: jnp.zeros((), jnp.result_type(p)), params))
+    return scalar_dtype(jax.tree.map(lambda p: jnp.zeros((), jnp.result_type(p)), params))
 
 
 def _as_hyperparam(value: Any, dtype: Any) -> Array:
@@ -582,7 +571,7 @@ def inject_hyperparams(
                 # Under jit the rest of this fresh state is dead code and is not computed.
                 inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
             updates, inner_state = inner.update(updates, inner_state, params)
-            return updates, InjectHyperparamsState(_increment(state.count), hyperparams,
+            return updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
                                                    inner_state)
 
         return optax.GradientTransformation(init, update)
@@ -665,11 +654,11 @@ def lookahead(
         sync = state.steps_since_sync == sync_period - 1
 
         def leaf(u, fast, slow):
-            gap = jnp.where(sync, _f32(fast) + _f32(u) - _f32(slow), 0.0)
-            return ((_f32(u) - (1.0 - slow_step_size) * gap).astype(u.dtype),
+            gap = jnp.where(sync, upcast(fast) + upcast(u) - upcast(slow), 0.0)
+            return ((upcast(u) - (1.0 - slow_step_size) * gap).astype(u.dtype),
                     (slow_step_size * gap).astype(u.dtype))
 
-        fast_updates, slow_updates = _per_leaf(leaf, 2, trace_once=False)(
+        fast_updates, slow_updates = per_leaf(leaf, 2, trace_once=False)(
             (updates, params.fast, params.slow))
         if reset_state:
             fresh = fast_optimizer.init(params.fast)

@@ -8,8 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lossjax._mask import Mask, masked_leaves
 from lossjax._numerics import abs_zero_subgradient
-from lossjax.regularizers._mask import Mask, masked_leaves
 
 
 def _sum_over_leaves(fn: Callable[[jax.Array], jax.Array], params: Any, mask: Mask) -> jax.Array:

@@ -13,12 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._mask import Mask, mask_flags, masked_map
 from lossjax._validation import check_non_negative
-from lossjax.regularizers._mask import Mask, mask_flags, masked_map
-
-
-class EmptyState(NamedTuple):
-    """State of a transform that keeps none."""
 
 
 def _map_selected(
@@ -69,7 +65,7 @@ def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.Grad
     def update(updates, state, params=None):
         return _map_selected("add_decayed_weights", step, mask, updates, params), state
 
-    return optax.GradientTransformation(lambda params: EmptyState(), update)
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 def add_l1(strength: float, *, mask: Mask = None) -> optax.GradientTransformation:
@@ -97,7 +93,7 @@ def add_l1(strength: float, *, mask: Mask = None) -> optax.GradientTransformatio
     def update(updates, state, params=None):
         return _map_selected("add_l1", step, mask, updates, params), state
 
-    return optax.GradientTransformation(lambda params: EmptyState(), update)
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 class ProximalL1State(NamedTuple):

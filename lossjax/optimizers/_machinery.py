@@ -1,0 +1,277 @@
+"""The shared per-leaf machinery of the optimizer families.
+
+The layering rule: every optimizer family module (``_adam_family.py``, ``_sign.py``, ...)
+imports this module, the public basic transforms (``_transforms.py``) and the shared mask
+module (``lossjax._mask``), and never another family or a private name of another package.
+A fix made here (a dtype rule, a guard) reaches every optimizer at once.
+
+What lives here:
+
+- dtype rules: arithmetic runs in at least float32 (:func:`compute_dtype`, :func:`upcast`)
+  and is cast back to the stored dtype; an integer leaf gets a float32 update
+  (:func:`update_dtype`), a ``float0`` gradient none (:func:`is_float0`);
+- the per-step scalars: :func:`increment_count` (saturating), :func:`bias_correction`
+  (``1 − βᵗ`` without cancellation near ``β = 1``), :func:`scalar_dtype`;
+- :func:`per_leaf`, which applies one small per-leaf function across trees, traced once per
+  distinct leaf signature;
+- small stateless pieces the families chain: :func:`negate`, :func:`scale_by_constant`,
+  :func:`exponential_average`, :func:`weight_decay_parts`;
+- state look-ups: :func:`nodes_of_type`, :func:`only_node_of_type`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lossjax._validation import check_in_range, check_non_negative, concrete_value
+from lossjax.regularizers import add_decayed_weights
+from lossjax.schedules import Schedule
+
+Array = jax.Array
+ScalarOrSchedule = float | Array | Schedule
+
+
+class TraceState(NamedTuple):
+    """``trace``: the running (momentum) buffer, shaped like the parameters."""
+
+    trace: Any
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """The dtype the arithmetic runs in: ``dtype`` promoted to at least float32."""
+    return jnp.promote_types(dtype, jnp.float32)
+
+
+def update_dtype(dtype: Any) -> Any:
+    """The dtype of an update for a leaf of ``dtype``: the same float dtype, and float32
+    for an integer leaf (as optax: an integer update would truncate the step to 0)."""
+    return dtype if jnp.issubdtype(dtype, jnp.inexact) else compute_dtype(dtype)
+
+
+def is_float0(x: Any) -> bool:
+    """A ``float0`` gradient: what ``jax.grad(allow_int=True)`` gives for integer leaves."""
+    return getattr(x, "dtype", None) == jax.dtypes.float0
+
+
+def upcast(x: Array) -> Array:
+    return x.astype(compute_dtype(x.dtype))
+
+
+def scalar_dtype(tree: Any) -> Any:
+    """float32, or float64 when some leaf is float64: the dtype of per-step scalars."""
+    dtypes = (x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
+    return jnp.result_type(jnp.float32, *dtypes)
+
+
+def full_like(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
+    """An array shaped like ``p`` (an array or a ``jax.ShapeDtypeStruct``); a moment of an
+    integer leaf is float32 (it holds fractions of the gradient)."""
+    return jnp.full(p.shape, value, dtype or update_dtype(p.dtype))
+
+
+def increment_count(count: Array) -> Array:
+    """``count + 1`` that saturates instead of wrapping around at the int32 limit."""
+    return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
+
+
+def log_decay(decay: Any) -> Array | float:
+    """``log(decay)``: in float64 on the host for a known value (so ``b2 = 1 − 1e-9``,
+    which is 1.0 in float32, keeps its distance from 1), traced otherwise."""
+    value = concrete_value(decay)
+    if value is None:
+        return jnp.log(decay)
+    return math.log(value) if value > 0 else -math.inf
+
+
+def bias_correction_factor(decay: Any, count: Array, dtype: Any = jnp.float32) -> Array:
+    """``1 − decay^count`` as ``−expm1(count·log(decay))``: a scalar per step in ``dtype``.
+
+    ``1.0 − decay**count`` in float32 is exactly 0 for ``decay`` within 6e-8 of 1 (then
+    Adam's ``v̂ = v/0`` and every update is 0 forever) and loses digits near it; the
+    ``expm1`` form keeps full relative precision.
+    """
+    return -jnp.expm1(count.astype(dtype) * jnp.asarray(log_decay(decay), dtype))
+
+
+def may_be_zero(eps: Any) -> bool:
+    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
+    value = concrete_value(eps)
+    return value is None or value == 0
+
+
+def weight_decay_parts(weight_decay: Any, mask: Any) -> list[optax.GradientTransformation]:
+    """``[add_decayed_weights(weight_decay, mask=mask)]``, or nothing for a known 0: adding
+    ``0·w`` would still read every parameter once more per step."""
+    value = concrete_value(weight_decay)
+    if value is not None and value == 0:
+        return []
+    return [add_decayed_weights(weight_decay, mask=mask)]
+
+
+def needs_zero_guard(eps: Any, eps_root: Any = 0.0) -> bool:
+    """Whether ``x/(√(v + eps_root) + eps)`` needs :func:`safe_div`'s 0/0 guard."""
+    return may_be_zero(eps) and may_be_zero(eps_root)
+
+
+def safe_div(numerator: Array, denominator: Array, guard: bool) -> Array:
+    """``numerator/denominator``, and 0 where ``denominator`` is 0 when ``guard``: with
+    ``eps = 0`` a zero gradient has ``m = v = 0``, and the step is 0, not 0/0 = NaN."""
+    if not guard:
+        return numerator / denominator
+    positive = denominator > 0
+    return jnp.where(positive, numerator / jnp.where(positive, denominator, 1), 0)
+
+
+def per_leaf(
+    fn: Callable[..., tuple[Array, ...]], n_out: int, *, trace_once: bool = True
+) -> Callable[..., tuple[Any, ...]]:
+    """Apply ``fn(*leaves, *scalars) -> n_out arrays`` across trees of the same structure.
+
+    With ``trace_once``, ``fn`` is wrapped in ``jax.jit``: inside an outer ``jit`` each leaf
+    becomes a call to one cached computation per leaf signature, which XLA inlines and
+    fuses. A 200-leaf model with a handful of distinct shapes is traced a handful of times,
+    not 200. For a one-operation ``fn`` the call costs more than it saves: pass ``False``.
+
+    Returns ``n_out`` trees with the structure of ``trees[0]``.
+
+    By convention ``trees[0]`` holds the updates and output ``k >= 1`` is the new value of
+    input ``k`` (a state tree). A ``float0`` update (the gradient of an integer leaf from
+    ``jax.grad(allow_int=True)``) is not an array to compute with: its leaf gets a float32
+    zero update, so ``optax.apply_updates`` leaves the integer parameter as it is, and its
+    state leaves are kept unchanged.
+    """
+    leaf_fn = jax.jit(fn) if trace_once else fn
+
+    def leaf_or_skip(leaves, scalars):
+        if is_float0(leaves[0]):
+            return (jnp.zeros(leaves[0].shape, jnp.float32), *leaves[1:n_out])
+        return leaf_fn(*leaves, *scalars)
+
+    def apply(trees: Sequence[Any], scalars: Sequence[Array] = ()) -> tuple[Any, ...]:
+        treedef = jax.tree.structure(trees[0])
+        columns = [treedef.flatten_up_to(tree) for tree in trees]
+        results = [leaf_or_skip(leaves, scalars) for leaves in zip(*columns, strict=True)]
+        return tuple(treedef.unflatten([r[k] for r in results]) for k in range(n_out))
+
+    return apply
+
+
+def as_update(x: Array, g: Array) -> Array:
+    """``x`` cast to the dtype of the update for gradient leaf ``g``."""
+    return x.astype(update_dtype(g.dtype))
+
+
+def check_moment_hyperparameters(b1: Any, b2: Any, eps: Any, eps_root: Any = 0.0) -> None:
+    check_in_range("b1", b1, 0.0, 1.0)
+    check_in_range("b2", b2, 0.0, 1.0)
+    check_non_negative("eps", eps)
+    check_non_negative("eps_root", eps_root)
+
+
+def moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Array, ...]:
+    """``1 − b1ᵗ``, ``1 − b1ᵗ⁺¹`` (Nesterov's look-ahead) and ``1 − b2ᵗ`` for step ``t``."""
+    return (bias_correction_factor(b1, count, dtype),
+            bias_correction_factor(b1, increment_count(count), dtype),
+            bias_correction_factor(b2, count, dtype))
+
+
+def adam_moments(g, m, v, b1, b2) -> tuple[Array, Array, Array]:
+    """``g`` in at least float32 and Adam's new moments ``b1·m + (1 − b1)·g`` and
+    ``b2·v + (1 − b2)·g²``, in the same dtype."""
+    g32 = upcast(g)
+    return g32, b1 * upcast(m) + (1.0 - b1) * g32, b2 * upcast(v) + (1.0 - b2) * (g32 * g32)
+
+
+def first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
+    """``m̂ = m/(1 − b1ᵗ)``; with Nesterov (Dozat's NAdam)
+    ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``."""
+    dtype = m32.dtype
+    if nesterov:
+        return b1 * (m32 / c1_next.astype(dtype)) + (1.0 - b1) * (g32 / c1.astype(dtype))
+    return m32 / c1.astype(dtype)
+
+
+def scale_leaf(u, factor):
+    return (as_update(upcast(u) * factor.astype(compute_dtype(u.dtype)), u),)
+
+
+def scalar_rate(rate: Any, name: str = "learning_rate") -> Array:
+    """A rate as a 0-d array: a ``(1,)`` rate must not broadcast a scalar parameter to
+    shape ``(1,)``; a rate with more than one element is a mistake (``ValueError``)."""
+    if np.size(rate) != 1:
+        raise ValueError(f"{name} must be a scalar, got shape {np.shape(rate)}")
+    return jnp.reshape(rate, ())
+
+
+def scale_by_constant(factor: float | Array) -> optax.GradientTransformation:
+    """``u ← factor·u``, ``factor`` a constant of the compiled step (unlike a learning rate
+    held in the state, XLA folds it into the neighbouring arithmetic). Stateless."""
+    apply = per_leaf(scale_leaf, 1, trace_once=False)
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        del params
+        (updates,) = apply((updates,), (jnp.asarray(factor, scalar_dtype(updates)),))
+        return updates, state
+
+    return optax.GradientTransformation(init, update)
+
+
+def nodes_of_type(tree: Any, cls: type) -> list[Any]:
+    """Every ``cls`` node inside ``tree`` (e.g. one kind of state inside a chain's)."""
+    is_node = lambda node: isinstance(node, cls)  # noqa: E731
+    return [node for node in jax.tree.leaves(tree, is_leaf=is_node) if is_node(node)]
+
+
+def only_node_of_type(tree: Any, cls: type, what: str) -> Any:
+    """The one ``cls`` node inside ``tree``; ``ValueError`` naming ``what`` otherwise."""
+    found = nodes_of_type(tree, cls)
+    if len(found) != 1:
+        raise ValueError(f"state must hold exactly one {what} state, found {len(found)}")
+    return found[0]
+
+
+def negate() -> optax.GradientTransformation:
+    """``u ← −u``: turns a step size that is part of the direction into descent."""
+
+    def negate_leaf(u):
+        return (-u,)
+
+    apply = per_leaf(negate_leaf, 1, trace_once=False)
+
+    def update(updates, state, params=None):
+        del params
+        return apply((updates,))[0], state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
+def exponential_average(decay: Any, accumulator_dtype: Any = None) -> optax.GradientTransformation:
+    """``b ← decay·b + (1 − decay)·u``, the update being ``b`` (no debiasing); the state is
+    a :class:`TraceState` holding ``b``."""
+
+    def leaf(u, b):
+        b32 = decay * upcast(b) + (1.0 - decay) * upcast(u)
+        return as_update(b32, u), b32.astype(b.dtype)
+
+    apply = per_leaf(leaf, 2)
+
+    def init(params):
+        return TraceState(jax.tree.map(lambda p: full_like(p, dtype=accumulator_dtype), params))
+
+    def update(updates, state, params=None):
+        del params
+        updates, new = apply((updates, state.trace))
+        return updates, TraceState(new)
+
+    return optax.GradientTransformation(init, update)
