@@ -1,0 +1,2 @@
+"""One module per optimizer family, each defining ``ENTRIES`` (and optionally ``EXEMPT``);
+see ``tests/optimizers/_registry.py``."""
