@@ -32,6 +32,7 @@ from lossjax._validation import check_in_range, check_non_negative, check_positi
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_update,
+    compute_dtype,
     exponential_average,
     full_like,
     increment_count,
@@ -526,10 +527,11 @@ def _second_moment(dims_spec: Any, b2: float, eps: float, per_unit: bool,
         dims = _resolve_dims(dims_spec, params)
         treedef = jax.tree.structure(params)
         return ScaleByMuonSecondMomentState(treedef.unflatten(
-            [jnp.zeros(stat_shape(p, d), jnp.float32) for p, d in zip(leaves, dims,
-                                                                       strict=True)]))
+            [jnp.zeros(stat_shape(p, d), compute_dtype(p.dtype))
+             for p, d in zip(leaves, dims, strict=True)]))
 
     def leaf(o, v, layout):
+        dtype = v.dtype
         x = layout.to_batch(upcast(o))     # [batch, rows, cols], output units on one axis
         unit_axis = layout.output_axis_of_batch
         in_axis = -1 if unit_axis == -2 else -2
@@ -544,7 +546,7 @@ def _second_moment(dims_spec: Any, b2: float, eps: float, per_unit: bool,
         norm = jnp.sqrt(jnp.sum(scaled * scaled, axis=(-2, -1), keepdims=True))
         size = math.sqrt(layout.fan_in * layout.fan_out)
         scaled = scaled * (rms * size / (norm + eps))
-        return as_update(layout.from_batch(scaled), o), v
+        return as_update(layout.from_batch(scaled), o), v.astype(dtype)
 
     def update(updates, state, params=None):
         del params
@@ -579,6 +581,7 @@ _EMBEDDING_NAMES = ("embedding", "embeddings", "embed", "wte", "wpe", "tok_embed
 _HEAD_NAMES = ("head", "lm_head", "unembed", "unembedding", "logits", "classifier",
                "readout", "output", "output_layer", "decoder_head")
 _OUT_PROJECTION_NAMES = ("out", "o_proj", "out_proj", "wo", "proj_out", "o")
+_VECTOR_NAMES = ("bias", "scale", "b", "beta", "gamma", "offset")
 
 
 def _path_names(path: Sequence[Any]) -> list[str]:
@@ -599,6 +602,8 @@ def _default_dims(names: list[str], x: Any) -> MuonDimensionNumbers | None:
     if dtype is None or not jnp.issubdtype(dtype, jnp.floating) or len(shape) < 2:
         return None                          # integers, complex, scalars, biases, norms
     lowered = [n.lower() for n in names]
+    if lowered and lowered[-1] in _VECTOR_NAMES:
+        return None                          # per-head biases [heads, head_dim], norm scales
     if any(n in _EMBEDDING_NAMES or n.endswith("embedding") for n in lowered):
         return None                          # embedding tables
     if any(n in _HEAD_NAMES or n.endswith("_head") for n in lowered):
@@ -627,7 +632,9 @@ def muon_labels(
 
     1. ``overrides``: ``{regex: dims or None}``, searched (``re.search``) in the leaf's path
        joined by ``/`` (e.g. ``"layers/0/attn/query/kernel"``), in the order given;
-    2. not a real floating-point array, or fewer than 2 axes (biases, norm scales) → ``None``;
+    2. not a real floating-point array, fewer than 2 axes, or named ``bias``, ``scale``,
+       ``b``, ``beta``, ``gamma``, ``offset`` (biases and norm scales, per-head ones
+       included) → ``None``;
     3. a path component naming an embedding (``embedding``, ``embed``, ``wte``, ... or
        ending in ``embedding``) or an output head (``head``, ``lm_head``, ``unembed``,
        ``logits``, ``classifier``, ``readout``, ``output``, ... or ending in ``_head``) →
