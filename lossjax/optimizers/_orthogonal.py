@@ -396,8 +396,9 @@ def scale_by_muon(
       mu_dtype: dtype to store the momentum in.
       nesterov, adaptive, preconditioning: see above and :func:`newton_schulz`.
       weight_dimension_numbers: how each leaf reads as a matrix: one
-        :class:`MuonDimensionNumbers` (or a pytree or function giving one per leaf);
-        ``None``: every leaf is a 2-D ``fan_in × fan_out`` matrix.
+        :class:`MuonDimensionNumbers` (or a pytree or function giving one per leaf, where
+        ``None`` marks a leaf passed through unchanged); ``None``: every leaf is a 2-D
+        ``fan_in × fan_out`` matrix.
       newton_schulz_method: ``"standard"``, ``"gram"`` or ``"auto"`` (Gram iteration for
         matrices at least twice as wide as tall; see :func:`newton_schulz`).
       sign_momentum: orthogonalise ``sign(M̂)`` instead of ``M̂``.
@@ -447,6 +448,8 @@ def scale_by_muon(
     def init(params):
         for p, d in zip(jax.tree.leaves(params), _resolve_dims(dims_spec, params),
                         strict=True):
+            if d is None:
+                continue
             _check_muon_leaf(p)
             _matrix_layout(tuple(p.shape), d)
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
@@ -464,12 +467,12 @@ def scale_by_muon(
         grads = treedef.flatten_up_to(updates)
         leaves = treedef.flatten_up_to(hats)
         dims = _resolve_dims(dims_spec, updates)
-        live = [i for i, g in enumerate(grads) if not is_float0(g)]
+        live = [i for i, g in enumerate(grads) if not is_float0(g) and dims[i] is not None]
         plan = [_matrix_layout(tuple(grads[i].shape), dims[i]) for i in live]
         inputs = [jnp.sign(leaves[i]) if sign_momentum else leaves[i] for i in live]
         orthogonal = _orthogonalize(inputs, plan, coeffs, preconditioning, eps,
                                     newton_schulz_method, batch_newton_schulz)
-        out = list(leaves)
+        out = [g if d is None else h for g, h, d in zip(grads, leaves, dims, strict=True)]
         for i, x, o in zip(live, inputs, orthogonal, strict=True):
             if adaptive:
                 o = jnp.sum(x * o) * o
