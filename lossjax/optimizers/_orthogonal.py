@@ -219,8 +219,8 @@ def newton_schulz(
       >>> from lossjax.optimizers import NS_COEFFS_PRESETS, newton_schulz
       >>> x = jnp.array([[[3.0, 0.0, 0.0], [0.0, 0.5, 0.0]]])
       >>> y = newton_schulz(x, NS_COEFFS_PRESETS["polar_express"][:5])
-      >>> jnp.round(jnp.linalg.svd(y[0], compute_uv=False), 2)
-      Array([1.  , 0.99], dtype=float32)
+      >>> print(jnp.linalg.svd(y[0], compute_uv=False))   # both singular values near 1
+      [1.00 0.98]
     """
     x = upcast(x)
     if preconditioning == "frobenius":
