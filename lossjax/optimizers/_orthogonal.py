@@ -77,7 +77,9 @@ NS_COEFFS_PRESETS: dict[str, tuple[tuple[float, float, float], ...]] = {
 step), the Dion paper's per-step rows, and Polar Express's per-step optimal rows (Amsel et
 al. 2025, Algorithm 1: the published table, all rows but the last divided by the safety
 factor 1.01 as ``(a/1.01, b/1.01³, c/1.01⁵)``). ``ns_steps`` takes the first rows of
-``"polar_express"`` (its last row repeats beyond 8 steps)."""
+``"polar_express"`` (its last row repeats beyond 8 steps). The paper's code also starts from
+``X/(1.01·‖X‖_F + 1e-7)``; here every preset starts from the ``preconditioning`` chosen
+(``X/(‖X‖_F + eps)`` by default)."""
 
 _PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 _METHODS = ("standard", "gram", "auto")
