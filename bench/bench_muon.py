@@ -162,7 +162,7 @@ with jax.set_mesh(mesh):
         fn = jax.jit(step)
         hlo = fn.lower(*args).compile().as_text()
         gathered = sum(eval("*".join(s.split(",")) or "1") * 4 for s in
-                       re.findall(r"= f32\[([\d,]+)\][^\n]*all-gather", hlo))
+                       re.findall(r"= f32\[([\d,]+)\]\{[^}]*\} all-gather\(", hlo))
         out[str(spec)] = {"gathered_bytes": gathered}
         calls.append((fn, args))
     times = interleaved_medians(calls, repeats=3 if quick else 10)

@@ -18,12 +18,14 @@ and :func:`scion`.
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from optax import transforms as optax_transforms
 
@@ -32,6 +34,7 @@ from lossjax._validation import check_in_range, check_non_negative, check_positi
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_update,
+    bias_correction_factor,
     compute_dtype,
     exponential_average,
     full_like,
@@ -262,10 +265,12 @@ def _resolve_coeffs(ns_coeffs: Any, ns_steps: int) -> tuple[tuple[float, float, 
         if ns_coeffs == "polar_express":
             return (table + table[-1:] * ns_steps)[:ns_steps]
         return table
-    shape = jnp.shape(jnp.asarray(ns_coeffs))
+    # NumPy, not jnp: the rows are constants of the compiled step (built inside a jit too)
+    table = np.asarray(ns_coeffs, np.float64)
+    shape = table.shape
     if len(shape) not in (1, 2) or shape[-1] != 3:
         raise ValueError(f"ns_coeffs must have shape (3,) or (n, 3), got {shape}")
-    rows = [(float(a), float(b), float(c)) for a, b, c in jnp.asarray(ns_coeffs).reshape(-1, 3)]
+    rows = [(float(a), float(b), float(c)) for a, b, c in table.reshape(-1, 3)]
     if len(shape) == 1:
         return tuple(rows) * ns_steps
     if len(rows) > ns_steps:
@@ -276,7 +281,7 @@ def _resolve_coeffs(ns_coeffs: Any, ns_steps: int) -> tuple[tuple[float, float, 
 def _coeffs_state(ns_coeffs: Any, rows: tuple[tuple[float, float, float], ...]) -> Array:
     """What optax keeps in ``MuonState.ns_coeffs``: one ``(3,)`` row, or the rows."""
     single = (isinstance(ns_coeffs, str) and len(NS_COEFFS_PRESETS[ns_coeffs]) == 1) or (
-        not isinstance(ns_coeffs, str) and jnp.ndim(jnp.asarray(ns_coeffs)) == 1)
+        not isinstance(ns_coeffs, str) and np.ndim(ns_coeffs) == 1)
     return jnp.asarray(rows[0] if single else rows, jnp.float32)
 
 
@@ -424,7 +429,10 @@ def scale_by_muon(
     """
     check_in_range("beta", beta, 0.0, 1.0)
     check_non_negative("eps", eps)
-    if not isinstance(ns_steps, int) or isinstance(ns_steps, bool) or ns_steps < 1:
+    if isinstance(ns_steps, bool) or not hasattr(ns_steps, "__index__"):
+        raise ValueError(f"ns_steps must be a positive int, got {ns_steps!r}")
+    ns_steps = operator.index(ns_steps)   # a traced count raises: it must be static
+    if ns_steps < 1:
         raise ValueError(f"ns_steps must be a positive int, got {ns_steps!r}")
     if preconditioning not in _PRECONDITIONINGS:
         raise ValueError(f"preconditioning must be one of {_PRECONDITIONINGS}, got "
@@ -461,9 +469,8 @@ def scale_by_muon(
         del params
         dtype = scalar_dtype(updates)
         count = increment_count(state.count)
-        c1 = -jnp.expm1(count.astype(dtype) * math.log(beta)) if beta else jnp.ones([], dtype)
-        c1_next = (-jnp.expm1(increment_count(count).astype(dtype) * math.log(beta))
-                   if beta else jnp.ones([], dtype))
+        c1 = bias_correction_factor(beta, count, dtype)
+        c1_next = bias_correction_factor(beta, increment_count(count), dtype)
         hats, mu = momentum((updates, state.mu), (c1, c1_next))
         treedef = jax.tree.structure(updates)
         grads = treedef.flatten_up_to(updates)
@@ -824,10 +831,49 @@ def _dims_or_labels(dims_spec: Any) -> Any:
     return muon_labels if dims_spec is None else dims_spec
 
 
-def normuon(learning_rate: ScalarOrSchedule, beta: float = 0.95, b2: float = 0.95,
-            weight_decay: float = 0.0, **muon_kwargs: Any) -> optax.GradientTransformation:
-    """NorMuon: :func:`muon` with ``second_moment="normuon"`` (per-neuron second moment
-    after the orthogonalisation, RMS-0.2 steps). Other keywords go to :func:`muon`.
+def _second_moment_muon(kind: str) -> Callable[..., optax.GradientTransformation]:
+    def build(
+        learning_rate: ScalarOrSchedule,
+        beta: float = 0.95,
+        b2: float = 0.95,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        weight_decay_mask: Mask = None,
+        mu_dtype: Any = None,
+        *,
+        ns_coeffs: Any = (3.4445, -4.7750, 2.0315),
+        ns_steps: int = 5,
+        nesterov: bool = True,
+        adam_b1: float = 0.9,
+        adam_b2: float = 0.999,
+        adam_eps_root: float = 0.0,
+        adam_weight_decay: float = 0.0,
+        adam_learning_rate: ScalarOrSchedule | None = None,
+        muon_weight_dimension_numbers: Any = None,
+        newton_schulz_method: Literal["standard", "gram", "auto"] = "auto",
+        cautious_weight_decay: bool = False,
+        batch_newton_schulz: bool | None = None,
+    ) -> optax.GradientTransformation:
+        return muon(learning_rate, ns_coeffs, ns_steps, beta, eps, weight_decay,
+                    weight_decay_mask, mu_dtype, nesterov=nesterov, adam_b1=adam_b1,
+                    adam_b2=adam_b2, adam_eps_root=adam_eps_root,
+                    adam_weight_decay=adam_weight_decay,
+                    adam_learning_rate=adam_learning_rate,
+                    muon_weight_dimension_numbers=muon_weight_dimension_numbers,
+                    newton_schulz_method=newton_schulz_method, second_moment=kind, b2=b2,
+                    cautious_weight_decay=cautious_weight_decay,
+                    batch_newton_schulz=batch_newton_schulz)
+
+    return build
+
+
+normuon = _second_moment_muon("normuon")
+normuon.__name__ = normuon.__qualname__ = "normuon"
+normuon.__doc__ = """NorMuon: :func:`muon` with ``second_moment="normuon"``.
+
+    A per-neuron second moment after the orthogonalisation, ``v ← b2·v + (1 − b2)·mean_in(O²)``,
+    ``Ô = O/(√v + eps)``, and steps of RMS 0.2 per matrix (see :func:`muon` for the other
+    arguments).
 
     References: Li et al., "NorMuon: Making Muon more efficient and scalable" (2025),
     arXiv:2510.05491.
@@ -841,14 +887,14 @@ def normuon(learning_rate: ScalarOrSchedule, beta: float = 0.95, b2: float = 0.9
       >>> float(jnp.sqrt(jnp.mean(u**2)) / 0.1)   # RMS 0.2 per matrix
       0.2...
     """
-    return muon(learning_rate, beta=beta, weight_decay=weight_decay, second_moment="normuon",
-                b2=b2, **muon_kwargs)
 
+adamuon = _second_moment_muon("adamuon")
+adamuon.__name__ = adamuon.__qualname__ = "adamuon"
+adamuon.__doc__ = """AdaMuon: :func:`muon` with ``second_moment="adamuon"``.
 
-def adamuon(learning_rate: ScalarOrSchedule, beta: float = 0.95, b2: float = 0.95,
-            weight_decay: float = 0.0, **muon_kwargs: Any) -> optax.GradientTransformation:
-    """AdaMuon: :func:`muon` with ``second_moment="adamuon"`` (the sign of the momentum
-    orthogonalised, an elementwise second moment after, RMS-0.2 steps).
+    The sign of the momentum is orthogonalised, an elementwise second moment
+    ``v ← b2·v + (1 − b2)·O²`` divides the result, and the step has RMS 0.2 per matrix
+    (see :func:`muon` for the other arguments).
 
     References: Si et al., "AdaMuon: Adaptive Muon Optimizer" (2025), arXiv:2507.11005.
 
@@ -861,8 +907,6 @@ def adamuon(learning_rate: ScalarOrSchedule, beta: float = 0.95, b2: float = 0.9
       >>> float(jnp.sqrt(jnp.mean(u**2)) / 0.1)
       0.2...
     """
-    return muon(learning_rate, beta=beta, weight_decay=weight_decay, second_moment="adamuon",
-                b2=b2, **muon_kwargs)
 
 
 # -------------------------------------------------------------------------------- qk_clip

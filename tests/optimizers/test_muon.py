@@ -190,6 +190,25 @@ def test_integer_leaves_b2_near_one_and_complex_leaves():
     assert np.all(np.isfinite(np.asarray(updates["w"])))
 
 
+def test_inject_hyperparams_builds_muon_and_normuon_inside_the_step():
+    # the optimizer is rebuilt inside the jitted update: its coefficient table and counts
+    # must stay Python constants there
+    params = {"w": jnp.ones((3, 4)) + jnp.eye(3, 4), "b": jnp.ones(4)}
+
+    @jax.jit
+    def first_updates(params):
+        out = []
+        for build in (lossjax.muon, lossjax.normuon):
+            for opt in (lossjax.inject_hyperparams(build)(learning_rate=0.1), build(0.1)):
+                out.append(opt.update(params, opt.init(params), params)[0])
+        return out
+
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6)  # noqa: E731
+    injected, plain, injected_nor, plain_nor = first_updates(params)
+    jax.tree.map(close, injected, plain)   # traced hyperparameters fuse differently
+    jax.tree.map(close, injected_nor, plain_nor)
+
+
 def test_frobenius_start_orthogonalises_a_100x100_gaussian_as_optax_wants():
     params = {"w": jax.random.normal(jax.random.key(42), (100, 100))}
     opt = lossjax.muon(1.0)
