@@ -15,7 +15,8 @@ def _cautious_leaf(u: jax.Array, g: jax.Array) -> jax.Array:
     if is_float0(g) or is_float0(u):
         return u
     u32 = upcast(u)
-    keep = u32 * upcast(g) < 0          # a descent coordinate: the step opposes g
+    # a descent coordinate: the step opposes g (Re(u·ḡ) for complex leaves)
+    keep = jnp.real(u32 * jnp.conj(upcast(g))) < 0
     kept = jnp.sum(keep)
     scale = keep.size / jnp.maximum(kept, 1).astype(u32.dtype)
     return as_update(jnp.where(keep, u32 * scale, 0), u)
@@ -29,7 +30,7 @@ def cautious(inner: optax.GradientTransformation) -> optax.GradientTransformatio
 
         φ = 𝟙[u ⊙ g < 0],   u ← u ⊙ φ · n/max(Σφ, 1)     (n: the leaf's size)
 
-    so every step satisfies ``⟨u, g⟩ <= 0``, and the kept coordinates are scaled up to
+    so every step satisfies ``⟨u, g⟩ <= 0`` (``Re(u·ḡ)`` for complex leaves), and the kept coordinates are scaled up to
     keep the step's average size. Where every coordinate agrees the step is the inner
     one bit for bit (the factor is exactly 1). The state is ``inner``'s.
 

@@ -282,7 +282,7 @@ def _coeffs_state(ns_coeffs: Any, rows: tuple[tuple[float, float, float], ...]) 
     """What optax keeps in ``MuonState.ns_coeffs``: one ``(3,)`` row, or the rows."""
     single = (isinstance(ns_coeffs, str) and len(NS_COEFFS_PRESETS[ns_coeffs]) == 1) or (
         not isinstance(ns_coeffs, str) and np.ndim(ns_coeffs) == 1)
-    return jnp.asarray(rows[0] if single else rows, jnp.float32)
+    return jnp.asarray(rows[0] if single else rows)   # optax: the default float dtype
 
 
 # ----------------------------------------------------------------------- the leaf layouts
