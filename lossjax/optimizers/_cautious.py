@@ -30,9 +30,10 @@ def cautious(inner: optax.GradientTransformation) -> optax.GradientTransformatio
 
         φ = 𝟙[u ⊙ g < 0],   u ← u ⊙ φ · n/max(Σφ, 1)     (n: the leaf's size)
 
-    so every step satisfies ``⟨u, g⟩ <= 0`` (``Re(u·ḡ)`` for complex leaves), and the kept coordinates are scaled up to
-    keep the step's average size. Where every coordinate agrees the step is the inner
-    one bit for bit (the factor is exactly 1). The state is ``inner``'s.
+    so every step satisfies ``⟨u, g⟩ <= 0`` (``Re(u·ḡ)`` for complex leaves), and the kept
+    coordinates are scaled up to keep the step's average size. Where every coordinate
+    agrees the step is the inner one bit for bit (the factor is exactly 1). The state is
+    ``inner``'s.
 
     References: Liang et al., "Cautious Optimizers: Improving Training with One Line of
     Code" (2024), arXiv:2411.16085 (its reference code scales by ``n/(Σφ + 1)``; here
