@@ -3,6 +3,7 @@ metrics finite, and main() prints the line the README promises."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from lossjax.examples import grpo_digit_sum as example
@@ -11,15 +12,14 @@ from lossjax.examples import grpo_digit_sum as example
 def test_targets_and_rewards_are_right():
     a, b = np.array([3, 9, 0]), np.array([4, 6, 0])
     target = np.asarray(example.targets(a, b))
-    np.testing.assert_array_equal(target, [[7, 10, 10], [5, 1, 10], [0, 10, 10]])
-    wrong = target.copy()
-    wrong[1, 2] = 3  # no <eos> after "5 1"
+    np.testing.assert_array_equal(target, [[7, 0, 10], [5, 1, 10], [0, 0, 10]])
     np.testing.assert_array_equal(example.rewards(target, a, b), [1, 1, 1])
-    np.testing.assert_array_equal(example.rewards(wrong, a, b), [1, 0, 1])
-    # Tokens after the first <eos> are padding: they do not count and do not matter.
-    padded = target.copy()
-    padded[0, 2] = 4
-    np.testing.assert_array_equal(example.rewards(padded, a, b), [1, 1, 1])
+    wrong = target.copy()
+    wrong[0, 1], wrong[1, 2], wrong[2, 0] = 10, 3, 1  # early <eos>, no <eos>, wrong digit
+    np.testing.assert_array_equal(example.rewards(wrong, a, b), [0, 0, 0])
+    tokens = jnp.array([[3, 10, 4], [10, 1, 10], [1, 2, 3]])
+    np.testing.assert_array_equal(example.completion_mask(tokens),
+                                  [[1, 1, 0], [1, 0, 0], [1, 1, 1]])
 
 
 def test_a_few_steps_run_and_main_prints_the_final_accuracy(capsys):

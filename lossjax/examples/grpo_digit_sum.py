@@ -1,17 +1,17 @@
 """GRPO from rewards alone: a tiny policy learns to write the sum of two digits.
 
-    python -m lossjax.examples.grpo_digit_sum                       # dapo, 500 steps
+    python -m lossjax.examples.grpo_digit_sum                       # dapo, 400 steps
     python -m lossjax.examples.grpo_digit_sum --loss-type grpo --steps 300
-    python -m lossjax.examples.grpo_digit_sum --compare             # every loss_type, same budget
+    python -m lossjax.examples.grpo_digit_sum --compare --seeds 3   # every loss_type, same budget
     python -m lossjax.examples.grpo_digit_sum --plot grpo.png       # reward and KL over training
 
-The prompt is two digits ``a`` and ``b``; the policy writes ``a + b`` in decimal, least
-significant digit first, one token at a time from the vocabulary ``0``–``9`` and an
-end-of-sequence token, so a completion is two or three tokens long (``7 <eos>`` for 7,
-``5 1 <eos>`` for 15) and completions of one group differ in
-length, which is where the ``loss_type``s differ. The reward is 1 for a correct completion
-and 0 otherwise: nothing tells the policy which token was wrong. A random policy is right
-about once in 500 tries.
+The prompt is two digits ``a`` and ``b``; the policy writes ``a + b`` as its units digit,
+its tens digit and an end-of-sequence token (``7 0 <eos>`` for 7, ``5 1 <eos>`` for 15),
+one token at a time from the vocabulary ``0``–``9`` and ``<eos>``. A sampled completion
+ends at its first ``<eos>``, so completions of one group differ in length (one to three
+tokens), which is where the ``loss_type``s differ. The reward is 1 for a correct
+completion and 0 otherwise: nothing tells the policy which token was wrong. A random
+policy is right once in 1331 tries.
 
 The policy is an MLP over the prompt, the position and the previous token; its last layer
 is an unembedding matrix, and the log-probabilities of the sampled tokens come from
@@ -45,7 +45,7 @@ class Config(NamedTuple):
     """Training settings (the defaults reach 90% accuracy in a few hundred steps)."""
 
     loss_type: str = "dapo"
-    steps: int = 500
+    steps: int = 400
     prompts: int = 32
     group_size: int = 16
     hidden: int = 128
@@ -102,25 +102,24 @@ def generate(params: Params, a: jax.Array, b: jax.Array, key: jax.Array | None
         tokens.append(token)
         previous = token
     tokens = jnp.stack(tokens, 1)
+    return tokens, completion_mask(tokens)
+
+
+def completion_mask(tokens: jax.Array) -> jax.Array:
+    """True up to and including the first ``<eos>``; after it, padding."""
     ended_before = jnp.cumsum(tokens == EOS, axis=1) - (tokens == EOS)
-    return tokens, ended_before == 0
+    return ended_before == 0
 
 
 def targets(a: jax.Array, b: jax.Array) -> jax.Array:
-    """The correct completion, padded with ``<eos>``: ``[s, eos, eos]`` or ``[s−10, 1, eos]``
-    (least significant digit first, as models learn addition best)."""
+    """The correct completion: the units digit, the tens digit (0 or 1), ``<eos>``."""
     s = a + b
-    eos = jnp.full_like(s, EOS)
-    return jnp.where((s < 10)[:, None], jnp.stack([s, eos, eos], 1),
-                     jnp.stack([s - 10, jnp.ones_like(s), eos], 1))
+    return jnp.stack([s % 10, s // 10, jnp.full_like(s, EOS)], 1)
 
 
 def rewards(tokens: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
-    """1 where the completion is exactly the sum followed by ``<eos>``, else 0."""
-    target = targets(a, b)
-    length = jnp.where(a + b < 10, 2, 3)
-    needed = jnp.arange(LENGTH)[None, :] < length[:, None]
-    return jnp.all((tokens == target) | ~needed, axis=1).astype(jnp.float32)
+    """1 where the completion is exactly the sum's two digits followed by ``<eos>``, else 0."""
+    return jnp.all(tokens == targets(a, b), axis=1).astype(jnp.float32)
 
 
 def token_logprobs(params: Params, a: jax.Array, b: jax.Array, tokens: jax.Array) -> jax.Array:
@@ -202,6 +201,26 @@ def steps_to(history: History, threshold: float) -> int | None:
     return int(history.eval_steps[reached[0]]) if reached.size else None
 
 
+def compare(config: Config, seeds: Sequence[int]) -> None:
+    """Train every ``loss_type`` with the same budget and seeds; print the steps each needs
+    to reach 50% and 90% greedy accuracy (mean over the seeds that reach it)."""
+    print(f"{len(seeds)} seed(s), {config.steps} steps each")
+    print("loss_type  steps to 50%        steps to 90%        final accuracy  seconds")
+    for loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "gspo"):
+        start = time.perf_counter()
+        runs = [train(config._replace(loss_type=loss_type, seed=s))[1] for s in seeds]
+
+        def summary(threshold: float, runs: list[History] = runs) -> str:
+            steps = [steps_to(h, threshold) for h in runs]
+            reached = [s for s in steps if s is not None]
+            mean = f"{np.mean(reached):.0f}" if reached else "-"
+            return f"{mean} ({len(reached)}/{len(runs)} runs)"
+
+        final = np.mean([h.accuracy[-1] for h in runs])
+        print(f"{loss_type:9s}  {summary(0.5):18s}  {summary(0.9):18s}  {final:14.2f}  "
+              f"{time.perf_counter() - start:7.1f}", flush=True)
+
+
 def plot(history: History, path: str, title: str) -> None:
     import matplotlib
 
@@ -237,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--compare", action="store_true",
                         help="train every loss_type with the same budget and compare")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="with --compare: how many seeds (from --seed) per loss_type")
     parser.add_argument("--plot", metavar="PATH", help="save reward and KL curves to PATH")
     parser.add_argument("--quiet", action="store_true", help="no per-evaluation lines")
     args = parser.parse_args(argv)
@@ -244,13 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     group_size=args.group_size, learning_rate=args.learning_rate,
                     beta=args.beta, seed=args.seed)
     if args.compare:
-        print("loss_type  steps to 50%  steps to 90%  final accuracy  seconds")
-        for loss_type in ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "gspo"):
-            start = time.perf_counter()
-            _, history = train(config._replace(loss_type=loss_type))
-            print(f"{loss_type:9s}  {steps_to(history, 0.5)!s:>12}  "
-                  f"{steps_to(history, 0.9)!s:>12}  {history.accuracy[-1]:14.2f}  "
-                  f"{time.perf_counter() - start:7.1f}", flush=True)
+        compare(config, range(args.seed, args.seed + args.seeds))
         return 0
     start = time.perf_counter()
     _, history = train(config, verbose=not args.quiet)
