@@ -691,7 +691,8 @@ def linear_distillation_loss(
     # Dropped tokens' hidden states become 0 before any product, so a NaN there reaches
     # neither the loss nor dW.
     h_s, h_t = keep_entries(mask, h_s.reshape(n, -1), h_t.reshape(n, -1), feature_axes=(-1,))
-    loss = _distill(cfg, h_s, w_s, jax.lax.stop_gradient(h_t), jax.lax.stop_gradient(w_t))
+    loss = cast(Array, _distill(cfg, h_s, w_s, jax.lax.stop_gradient(h_t),
+                                jax.lax.stop_gradient(w_t)))
     if weights is not None:
         weights = jnp.asarray(weights)
         check_broadcastable_to("weights", weights.shape, batch_shape)

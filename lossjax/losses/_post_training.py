@@ -381,8 +381,9 @@ def kto_loss(
     check_non_negative("undesirable_weight", undesirable_weight)
     if (policy_kl_logps is None) != (reference_kl_logps is None):
         raise ValueError("policy_kl_logps and reference_kl_logps must be given together")
-    named = {"policy_logps": policy_logps, "reference_logps": reference_logps}
-    if policy_kl_logps is not None:
+    named: dict[str, ArrayLike] = {"policy_logps": policy_logps,
+                                   "reference_logps": reference_logps}
+    if policy_kl_logps is not None and reference_kl_logps is not None:
         named.update(policy_kl_logps=policy_kl_logps, reference_kl_logps=reference_kl_logps)
     xs = float_inputs(*named.items())
     desirable = jnp.asarray(desirable)

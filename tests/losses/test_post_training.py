@@ -80,10 +80,11 @@ def test_grpo_matches_trl_values_metrics_and_gradients(x64, loss_type, options, 
 def test_grpo_clipping_shows_in_the_metrics_and_the_gradient():
     lp = jnp.log(jnp.array([[0.5, 0.5, 0.5, 0.5]]))
     old = jnp.log(jnp.array([[0.25, 0.5, 0.8, 0.25]]))  # ratios 2, 1, 0.625, 2
+    step = jax.jit(jax.value_and_grad(
+        lambda x, adv: lossjax.grpo_loss(x, old, adv, loss_type="bnpo", return_metrics=True),
+        has_aux=True))
     for adv, clipped in ((1.0, [True, False, False, True]), (-1.0, [False, False, True, False])):
-        (loss, m), g = jax.value_and_grad(
-            lambda x, adv=adv: lossjax.grpo_loss(x, old, jnp.array([adv]), loss_type="bnpo",
-                                                 return_metrics=True), has_aux=True)(lp)
+        (loss, m), g = step(lp, jnp.array([adv]))
         np.testing.assert_allclose(m.clip_fraction, np.mean(clipped))
         assert np.all((g[0] == 0) == np.array(clipped))  # a clipped token passes no gradient
     # Clip-higher: epsilon_high = 1.5 lets the ratio-2 tokens through.
