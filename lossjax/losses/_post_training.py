@@ -124,6 +124,7 @@ def grpo_loss(
       micro-batches add up to the full batch's loss.
 
     ``"sum"`` is the plain sum and ``"none"`` the ``[..., T]`` token losses (0 where masked).
+    ``weights`` multiply the token losses; the normalisers count tokens, not weights.
 
     Differences from TRL: TRL's ``"grpo"`` also counts sequences without any completion
     token in its mean over sequences (equal whenever each kept sequence has a token);
