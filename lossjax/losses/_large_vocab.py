@@ -596,6 +596,53 @@ def _distill_bwd(cfg, residuals, g):
 _distill.defvjp(_distill_fwd, _distill_bwd)
 
 
+def _distill_reduce(cfg: _DistillConfig, loss: Array, weights: Array | None, mask: Array,
+                    reduction: str) -> Array:
+    return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 7))
+def _distill_reduced(cfg: _DistillConfig, h_s: Array, w_s: Array, h_t: Array, w_t: Array,
+                     weights: Array | None, mask: Array, reduction: str) -> Array:
+    return _distill_reduce(cfg, _distill_tokens(cfg, h_s, w_s, h_t, w_t), weights, mask,
+                           reduction)
+
+
+def _distill_reduced_fwd(cfg, h_s, w_s, h_t, w_t, weights, mask, reduction):
+    """One sweep: each block's loss and, with the known coefficient of that loss in the
+    scalar result, its gradient, while the block's logits are at hand (no recomputation)."""
+    dtype = compute_dtype(h_s.dtype, w_s.dtype, h_t.dtype, w_t.dtype)
+    coef = jax.grad(lambda v: _distill_reduce(cfg, v, weights, mask, reduction))(
+        jnp.zeros((h_s.shape[0],), dtype))
+
+    def body(dw_acc, xs):
+        hs, ht, cb = xs
+        log_teacher = _block_teacher(cfg, ht, w_t, dtype)
+        loss, vjp = jax.vjp(lambda h, w: _block_divergence(cfg, h, w, log_teacher, dtype),
+                            hs.astype(dtype), w_s.astype(dtype))
+        dh, dw = vjp(cb)
+        return dw_acc + dw, (loss, dh)
+
+    dw, (loss, dh) = jax.lax.scan(body, jnp.zeros(w_s.shape, dtype),
+                                  _split_blocks(cfg.block, h_s, h_t, coef))
+    loss, dh = _join_blocks(h_s.shape[0], loss, dh)
+    if weights is None:
+        value, dweights = _distill_reduce(cfg, loss, None, mask, reduction), None
+    else:
+        value, vjp = jax.vjp(lambda w: _distill_reduce(cfg, loss, w, mask, reduction), weights)
+        (dweights,) = vjp(jnp.ones((), value.dtype))
+    return value, (dh.astype(h_s.dtype), dw.astype(w_s.dtype), dweights)
+
+
+def _distill_reduced_bwd(cfg, reduction, residuals, g):
+    dh, dw, dweights = residuals
+    return ((g * dh).astype(dh.dtype), (g * dw).astype(dw.dtype), None, None,
+            None if dweights is None else g * dweights, None)
+
+
+_distill_reduced.defvjp(_distill_reduced_fwd, _distill_reduced_bwd)
+
+
 def linear_distillation_loss(
     student_hidden: ArrayLike,
     student_weight: ArrayLike,
@@ -622,11 +669,12 @@ def linear_distillation_loss(
     ``distillation_loss(h_s @ W_s, h_t @ W_t, ...)``.
 
     Memory: tokens are processed ``chunk_size`` at a time, forward and backward (a
-    ``jax.custom_vjp`` that recomputes each block's logits of both models), so the peak
-    extra memory is a few ``[chunk_size, V]`` blocks plus the ``[D, V]`` gradient of
-    ``student_weight``. The teacher is held constant: ``teacher_hidden`` and
-    ``teacher_weight`` get zero gradients. Default ``chunk_size`` as in
-    :func:`linear_cross_entropy`.
+    ``jax.custom_vjp``), so the peak extra memory is a few ``[chunk_size, V]`` blocks plus
+    the ``[D, V]`` gradient of ``student_weight``. For a scalar loss (``"mean"``,
+    ``"sum"``) the gradient is formed in the same sweep as the value, while each block's
+    logits are at hand; for ``"none"`` the backward recomputes each block's logits. The
+    teacher is held constant: ``teacher_hidden`` and ``teacher_weight`` get zero gradients.
+    Default ``chunk_size`` as in :func:`linear_cross_entropy`.
 
     References: Hinton, Vinyals and Dean (2015); Agarwal et al., "On-Policy Distillation of
     Language Models" (GKD, 2024); Wijmans et al., "Cut Your Losses in Large-Vocabulary
@@ -691,14 +739,16 @@ def linear_distillation_loss(
     # Dropped tokens' hidden states become 0 before any product, so a NaN there reaches
     # neither the loss nor dW.
     h_s, h_t = keep_entries(mask, h_s.reshape(n, -1), h_t.reshape(n, -1), feature_axes=(-1,))
-    loss = cast(Array, _distill(cfg, h_s, w_s, jax.lax.stop_gradient(h_t),
-                                jax.lax.stop_gradient(w_t)))
+    h_t, w_t = jax.lax.stop_gradient(h_t), jax.lax.stop_gradient(w_t)
     if weights is not None:
         weights = jnp.asarray(weights)
         check_broadcastable_to("weights", weights.shape, batch_shape)
         weights = jnp.broadcast_to(weights, batch_shape).reshape(n)
+    if reduction != "none":
+        return cast(Array, _distill_reduced(cfg, h_s, w_s, h_t, w_t, weights, mask, reduction))
+    loss = cast(Array, _distill(cfg, h_s, w_s, h_t, w_t))
     out = reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
-    return out.reshape(batch_shape) if reduction == "none" else out
+    return out.reshape(batch_shape)
 
 
 def _check_distill_shapes(h_s: Array, w_s: Array, h_t: Array, w_t: Array) -> None:

@@ -110,3 +110,18 @@ def test_per_token_logprobs_equal_the_dense_gather():
         np.testing.assert_allclose(g, gd, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="temperature"):
         lossjax.per_token_logprobs(h, WS, tokens, temperature=0.0)
+
+
+def test_gradient_wrt_weights_and_sum_reduction():
+    args = tuple(jnp.asarray(x, jnp.float32) for x in (HS, WS, HT, WT, WEIGHTS))
+
+    @jax.jit
+    def both(hs, ws, ht, wt, w):
+        blocked = jax.grad(lambda w, hs: lossjax.linear_distillation_loss(
+            hs, ws, ht, wt, LABELS, weights=w, reduction="sum", chunk_size=4), (0, 1))(w, hs)
+        dense = jax.grad(lambda w, hs: lossjax.distillation_loss(
+            hs @ ws, ht @ wt, labels=LABELS, weights=w, reduction="sum"), (0, 1))(w, hs)
+        return blocked, dense
+
+    for g, gd in zip(*both(*args), strict=True):
+        np.testing.assert_allclose(g, gd, rtol=1e-5, atol=1e-6)
