@@ -73,3 +73,39 @@ def masked_logsumexp(values: Array, mask: Array, axis: int = -1) -> Array:
 def integer_label_cross_entropy(logits: Array, labels: Array) -> Array:
     """``logsumexp(x) − x_y`` per example, classes on the last axis, ``labels`` in range."""
     return jax.nn.logsumexp(logits, axis=-1) - take_class(logits, labels)
+
+
+DIVERGENCES = ("forward_kl", "reverse_kl", "jsd")
+
+
+def distillation_divergence(
+    log_student: Array, log_teacher: Array, divergence: str, beta: float | Array
+) -> Array:
+    """A divergence between two distributions given as log-probabilities, summed over the
+    last (class) axis.
+
+    With student ``p`` and teacher ``q``: ``"forward_kl"`` is ``KL(q ‖ p)``,
+    ``"reverse_kl"`` ``KL(p ‖ q)``, ``"jsd"`` the generalized Jensen–Shannon divergence
+    ``β·KL(q ‖ m) + (1 − β)·KL(p ‖ m)`` with ``m = (1 − β)·p + β·q`` (GKD's, TRL's
+    ``generalized_jsd_loss``). A teacher class of probability 0 (log-probability ``−inf``)
+    contributes exactly 0 to ``KL(q ‖ ·)``, in value and gradient; in ``KL(p ‖ q)`` it
+    makes the divergence infinite, as it is.
+    """
+    present = log_teacher > -jnp.inf
+    safe_teacher = jnp.where(present, log_teacher, 0.0)
+    p_teacher = jnp.where(present, jnp.exp(safe_teacher), 0.0)
+
+    def kl_from_teacher(log_other: Array) -> Array:
+        safe_other = jnp.where(present, log_other, 0.0)
+        return jnp.sum(jnp.where(present, p_teacher * (safe_teacher - safe_other), 0.0), -1)
+
+    if divergence == "forward_kl":
+        return kl_from_teacher(log_student)
+    p_student = jnp.exp(log_student)
+    if divergence == "reverse_kl":
+        return jnp.sum(p_student * (log_student - log_teacher), -1)
+    # log m = logaddexp(log p + log(1 − β), log q + log β); an endpoint β gives a −inf
+    # term, which logaddexp handles with a zero gradient.
+    log_mixture = jnp.logaddexp(log_student + jnp.log1p(-beta), log_teacher + jnp.log(beta))
+    kl_student = jnp.sum(p_student * (log_student - log_mixture), -1)
+    return beta * kl_from_teacher(log_mixture) + (1.0 - beta) * kl_student

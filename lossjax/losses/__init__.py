@@ -40,6 +40,8 @@ from lossjax.losses._divergence import (
 )
 from lossjax.losses._large_vocab import (
     linear_cross_entropy,
+    linear_distillation_loss,
+    per_token_logprobs,
 )
 from lossjax.losses._likelihood import (
     gaussian_nll,
@@ -67,6 +69,14 @@ from lossjax.losses._metric_learning import (
 from lossjax.losses._moe import (
     load_balancing_loss,
     router_z_loss,
+)
+from lossjax.losses._post_training import (
+    GRPOMetrics,
+    cpo_loss,
+    group_relative_advantages,
+    grpo_loss,
+    kto_loss,
+    reward_model_loss,
 )
 from lossjax.losses._ranking import (
     margin_ranking,
@@ -131,6 +141,7 @@ __all__ = [
     "cosine_distance",
     "cosine_embedding",
     "cosine_similarity",
+    "cpo_loss",
     "ctc_greedy_decode",
     "ctc_loss",
     "dice",
@@ -147,6 +158,9 @@ __all__ = [
     "generalized_dice",
     "generalized_kl_divergence",
     "giou_loss",
+    "group_relative_advantages",
+    "grpo_loss",
+    "GRPOMetrics",
     "hinge",
     "hinge_embedding",
     "huber",
@@ -154,8 +168,10 @@ __all__ = [
     "ipo_loss",
     "jensen_shannon_divergence",
     "kl_divergence",
+    "kto_loss",
     "lambda_returns",
     "linear_cross_entropy",
+    "linear_distillation_loss",
     "load_balancing_loss",
     "log_cosh",
     "mae",
@@ -171,6 +187,7 @@ __all__ = [
     "n_step_returns",
     "ntxent",
     "orpo_loss",
+    "per_token_logprobs",
     "perceptron",
     "perplexity",
     "poisson_nll",
@@ -179,6 +196,7 @@ __all__ = [
     "q_learning_loss",
     "ranking_softmax",
     "reduce_loss",
+    "reward_model_loss",
     "router_z_loss",
     "siglip_loss",
     "sigmoid_binary_cross_entropy",

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
+from lossjax._numerics import DIVERGENCES, distillation_divergence
 from lossjax._validation import concrete_value
 from lossjax.losses._inputs import (
     broadcast_mask,
@@ -49,7 +50,7 @@ from lossjax.losses._reduce import check_reduction, reduce_loss
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["linear_cross_entropy"]
+__all__ = ["linear_cross_entropy", "linear_distillation_loss", "per_token_logprobs"]
 
 # The automatic block holds about this many logits (32 MiB in float32) ...
 _BLOCK_ELEMENTS = 2**23
@@ -476,3 +477,294 @@ def linear_cross_entropy(
     if reduction == "none":
         out = out.reshape(batch_shape)
     return (out, lse.reshape(batch_shape)) if return_lse else out
+
+
+# ----- token log-probabilities ------------------------------------------------------------
+
+def per_token_logprobs(
+    hidden: ArrayLike,
+    weight: ArrayLike,
+    tokens: ArrayLike,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+) -> Array:
+    """``log softmax((hidden @ weight) / T)[token]`` per token, without the ``[N, V]`` logits.
+
+    The log-probability a language model gives each sampled token, as policy-gradient
+    losses (:func:`grpo_loss`) need it, computed block by block like
+    :func:`linear_cross_entropy` (it is minus that loss with ``reduction="none"``), so
+    a vocabulary of any size fits: forward and backward hold a few ``[chunk_size, V]``
+    blocks, never ``[N, V]``. ``T`` divides the logits (TRL samples and scores with the
+    same temperature).
+
+    Reference: Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
+
+    Args:
+      hidden: ``[..., D]`` final hidden states.
+      weight: ``[D, V]`` output projection.
+      tokens: integer ``[...]``; a token outside ``[0, V)`` gives NaN (jit cannot raise).
+      temperature: ``T > 0``.
+      chunk_size: tokens per block (see :func:`linear_cross_entropy`).
+
+    Returns:
+      ``[...]`` log-probabilities, float32 at least.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.per_token_logprobs(jnp.array([[1.0, 0.0]]),
+      ...                            jnp.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),
+      ...                            jnp.array([0]))
+      Array([-0.407606], dtype=float32)
+    """
+    t = _static_float("temperature", temperature, low=0.0, low_inclusive=False)
+    hidden = real_array("hidden", hidden)
+    if t != 1.0:
+        hidden = hidden / jnp.asarray(t, hidden.dtype)
+    return -cast(Array, linear_cross_entropy(hidden, weight, tokens, chunk_size=chunk_size,
+                                             reduction="none"))
+
+
+# ----- blocked distillation ---------------------------------------------------------------
+
+class _DistillConfig(NamedTuple):
+    """Static options of :func:`linear_distillation_loss` (``nondiff_argnums`` of its VJP)."""
+
+    block: int
+    temperature: float
+    divergence: str
+    beta: float
+
+
+def _block_divergence(cfg: _DistillConfig, h_s: Array, w_s: Array, log_teacher: Array,
+                      dtype: np.dtype) -> Array:
+    """``T²·D(student ‖ teacher)`` per token of one block, the student from ``h_s @ w_s``."""
+    logits = jnp.matmul(h_s, w_s, preferred_element_type=dtype)
+    log_student = jax.nn.log_softmax(logits / cfg.temperature, axis=-1)
+    return cfg.temperature**2 * distillation_divergence(log_student, log_teacher,
+                                                        cfg.divergence, cfg.beta)
+
+
+def _block_teacher(cfg: _DistillConfig, h_t: Array, w_t: Array, dtype: np.dtype) -> Array:
+    logits = jnp.matmul(h_t, w_t, preferred_element_type=dtype)
+    return jax.nn.log_softmax(logits / cfg.temperature, axis=-1)
+
+
+def _distill_tokens(cfg: _DistillConfig, h_s: Array, w_s: Array, h_t: Array,
+                    w_t: Array) -> Array:
+    dtype = compute_dtype(h_s.dtype, w_s.dtype, h_t.dtype, w_t.dtype)
+
+    def body(_, xs):
+        hs, ht = xs
+        return None, _block_divergence(cfg, hs, w_s, _block_teacher(cfg, ht, w_t, dtype), dtype)
+
+    _, loss = jax.lax.scan(body, None, _split_blocks(cfg.block, h_s, h_t))
+    (loss,) = _join_blocks(h_s.shape[0], loss)
+    return loss
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _distill(cfg: _DistillConfig, h_s: Array, w_s: Array, h_t: Array, w_t: Array) -> Array:
+    return _distill_tokens(cfg, h_s, w_s, h_t, w_t)
+
+
+def _distill_fwd(cfg, h_s, w_s, h_t, w_t):
+    return _distill_tokens(cfg, h_s, w_s, h_t, w_t), (h_s, w_s, h_t, w_t)
+
+
+def _distill_bwd(cfg, residuals, g):
+    """Recompute each block's logits and differentiate the block alone: ``dH`` block by
+    block, ``dW`` summed in the loop carry; the teacher is held constant."""
+    h_s, w_s, h_t, w_t = residuals
+    dtype = compute_dtype(h_s.dtype, w_s.dtype, h_t.dtype, w_t.dtype)
+
+    def body(dw_acc, xs):
+        hs, ht, gb = xs
+        log_teacher = _block_teacher(cfg, ht, w_t, dtype)
+        _, vjp = jax.vjp(lambda h, w: _block_divergence(cfg, h, w, log_teacher, dtype),
+                         hs.astype(dtype), w_s.astype(dtype))
+        dh, dw = vjp(gb)
+        return dw_acc + dw, dh
+
+    dw, dh = jax.lax.scan(body, jnp.zeros(w_s.shape, dtype),
+                          _split_blocks(cfg.block, h_s, h_t, g.astype(dtype)))
+    (dh,) = _join_blocks(h_s.shape[0], dh)
+    return dh.astype(h_s.dtype), dw.astype(w_s.dtype), None, None
+
+
+_distill.defvjp(_distill_fwd, _distill_bwd)
+
+
+def _distill_reduce(cfg: _DistillConfig, loss: Array, weights: Array | None, mask: Array,
+                    reduction: str) -> Array:
+    return reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 7))
+def _distill_reduced(cfg: _DistillConfig, h_s: Array, w_s: Array, h_t: Array, w_t: Array,
+                     weights: Array | None, mask: Array, reduction: str) -> Array:
+    return _distill_reduce(cfg, _distill_tokens(cfg, h_s, w_s, h_t, w_t), weights, mask,
+                           reduction)
+
+
+def _distill_reduced_fwd(cfg, h_s, w_s, h_t, w_t, weights, mask, reduction):
+    """One sweep: each block's loss and, with the known coefficient of that loss in the
+    scalar result, its gradient, while the block's logits are at hand (no recomputation)."""
+    dtype = compute_dtype(h_s.dtype, w_s.dtype, h_t.dtype, w_t.dtype)
+    coef = jax.grad(lambda v: _distill_reduce(cfg, v, weights, mask, reduction))(
+        jnp.zeros((h_s.shape[0],), dtype))
+
+    def body(dw_acc, xs):
+        hs, ht, cb = xs
+        log_teacher = _block_teacher(cfg, ht, w_t, dtype)
+        loss, vjp = jax.vjp(lambda h, w: _block_divergence(cfg, h, w, log_teacher, dtype),
+                            hs.astype(dtype), w_s.astype(dtype))
+        dh, dw = vjp(cb)
+        return dw_acc + dw, (loss, dh)
+
+    dw, (loss, dh) = jax.lax.scan(body, jnp.zeros(w_s.shape, dtype),
+                                  _split_blocks(cfg.block, h_s, h_t, coef))
+    loss, dh = _join_blocks(h_s.shape[0], loss, dh)
+    if weights is None:
+        value, dweights = _distill_reduce(cfg, loss, None, mask, reduction), None
+    else:
+        value, vjp = jax.vjp(lambda w: _distill_reduce(cfg, loss, w, mask, reduction), weights)
+        (dweights,) = vjp(jnp.ones((), value.dtype))
+    return value, (dh.astype(h_s.dtype), dw.astype(w_s.dtype), dweights)
+
+
+def _distill_reduced_bwd(cfg, reduction, residuals, g):
+    dh, dw, dweights = residuals
+    return ((g * dh).astype(dh.dtype), (g * dw).astype(dw.dtype), None, None,
+            None if dweights is None else g * dweights, None)
+
+
+_distill_reduced.defvjp(_distill_reduced_fwd, _distill_reduced_bwd)
+
+
+def linear_distillation_loss(
+    student_hidden: ArrayLike,
+    student_weight: ArrayLike,
+    teacher_hidden: ArrayLike,
+    teacher_weight: ArrayLike,
+    labels: ArrayLike | None = None,
+    *,
+    temperature: float = 1.0,
+    divergence: str = "forward_kl",
+    beta: float = 0.5,
+    ignore_index: int = -100,
+    chunk_size: int | None = None,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """:func:`distillation_loss` of ``student_hidden @ student_weight`` against
+    ``teacher_hidden @ teacher_weight`` that never builds either ``[N, V]`` logit matrix.
+
+    Per token, with student ``p = softmax(h_s·W_s / T)`` and teacher
+    ``q = softmax(h_t·W_t / T)``, the loss is ``T²·D(p, q)`` for the ``divergence`` of
+    :func:`distillation_loss` (``"forward_kl"`` ``KL(q ‖ p)``, ``"reverse_kl"``
+    ``KL(p ‖ q)``, or ``"jsd"`` with ``beta``); the same value and gradients as
+    ``distillation_loss(h_s @ W_s, h_t @ W_t, ...)``.
+
+    Memory: tokens are processed ``chunk_size`` at a time, forward and backward (a
+    ``jax.custom_vjp``), so the peak extra memory is a few ``[chunk_size, V]`` blocks plus
+    the ``[D, V]`` gradient of ``student_weight``. For a scalar loss (``"mean"``,
+    ``"sum"``) the gradient is formed in the same sweep as the value, while each block's
+    logits are at hand; for ``"none"`` the backward recomputes each block's logits. The
+    teacher is held constant: ``teacher_hidden`` and ``teacher_weight`` get zero gradients.
+    Default ``chunk_size`` as in :func:`linear_cross_entropy`.
+
+    References: Hinton, Vinyals and Dean (2015); Agarwal et al., "On-Policy Distillation of
+    Language Models" (GKD, 2024); Wijmans et al., "Cut Your Losses in Large-Vocabulary
+    Language Models" (2024) for the blocking.
+
+    Args:
+      student_hidden: ``[..., D_s]`` the student's final hidden states.
+      student_weight: ``[D_s, V]`` the student's output projection.
+      teacher_hidden: ``[..., D_t]`` the teacher's, same leading shape.
+      teacher_weight: ``[D_t, V]`` the teacher's.
+      labels: optional integer ``[...]``; tokens whose label is ``ignore_index`` are dropped.
+      temperature: ``T > 0`` (static: a Python number).
+      divergence: ``"forward_kl"``, ``"reverse_kl"`` or ``"jsd"``.
+      beta: the JSD's ``β`` in ``(0, 1)`` (static).
+      ignore_index: the label that drops a token.
+      chunk_size: tokens per block, > 0; None picks it.
+      weights: optional per-token weights broadcastable to ``[...]``.
+      where: optional boolean token mask broadcastable to ``[...]``.
+
+    Returns:
+      The loss (scalar, or ``[...]`` for ``"none"``), float32 at least.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> w = jnp.array([[2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+      >>> lossjax.linear_distillation_loss(jnp.array([[1.0, 0.0]]), w,
+      ...                                  jnp.array([[0.0, 1.0]]), w)
+      Array(0.796454, dtype=float32)
+    """
+    check_reduction(reduction)
+    t = cast(float, _static_float("temperature", temperature, low=0.0, low_inclusive=False))
+    if not isinstance(divergence, str) or divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {', '.join(map(repr, DIVERGENCES))}; "
+                         f"got {divergence!r}")
+    b = cast(float, _static_float("beta", beta, low=0.0, high=1.0))
+    if divergence == "jsd" and not 0.0 < b < 1.0:
+        raise ValueError(f"beta must be in (0, 1) for divergence='jsd', got {beta!r}")
+    if chunk_size is not None and (
+        not isinstance(chunk_size, (int, np.integer)) or isinstance(chunk_size, bool)
+        or chunk_size <= 0
+    ):
+        raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    h_s, w_s, h_t, w_t = (real_array(name, a) for name, a in (
+        ("student_hidden", student_hidden), ("student_weight", student_weight),
+        ("teacher_hidden", teacher_hidden), ("teacher_weight", teacher_weight)))
+    _check_distill_shapes(h_s, w_s, h_t, w_t)
+    batch_shape = tuple(h_s.shape[:-1])
+    n, vocab = math.prod(batch_shape), w_s.shape[1]
+    mask = jnp.ones((n,), bool) if where is None else broadcast_mask(where, batch_shape).reshape(n)
+    if labels is not None:
+        labels = real_array("labels", labels)
+        if not jnp.issubdtype(labels.dtype, jnp.integer):
+            raise ValueError(f"labels must be integer token ids, got dtype {labels.dtype}")
+        if tuple(labels.shape) != batch_shape:
+            raise ValueError(f"labels has shape {tuple(labels.shape)} but student_hidden has "
+                             f"shape {tuple(h_s.shape)}; labels must have shape {batch_shape}")
+        mask = mask & (labels.reshape(n) != ignore_index)
+    cfg = _DistillConfig(
+        block=int(chunk_size) if chunk_size is not None else default_chunk_size(n, vocab),
+        temperature=t, divergence=divergence, beta=b)
+    # Dropped tokens' hidden states become 0 before any product, so a NaN there reaches
+    # neither the loss nor dW.
+    h_s, h_t = keep_entries(mask, h_s.reshape(n, -1), h_t.reshape(n, -1), feature_axes=(-1,))
+    h_t, w_t = jax.lax.stop_gradient(h_t), jax.lax.stop_gradient(w_t)
+    if weights is not None:
+        weights = jnp.asarray(weights)
+        check_broadcastable_to("weights", weights.shape, batch_shape)
+        weights = jnp.broadcast_to(weights, batch_shape).reshape(n)
+    if reduction != "none":
+        return cast(Array, _distill_reduced(cfg, h_s, w_s, h_t, w_t, weights, mask, reduction))
+    loss = cast(Array, _distill(cfg, h_s, w_s, h_t, w_t))
+    out = reduce_loss(loss, weights=weights, where=mask, reduction=reduction)
+    return out.reshape(batch_shape)
+
+
+def _check_distill_shapes(h_s: Array, w_s: Array, h_t: Array, w_t: Array) -> None:
+    for side, h, w in (("student", h_s, w_s), ("teacher", h_t, w_t)):
+        if w.ndim != 2:
+            raise ValueError(f"{side}_weight must be [D, V] (2-D), got shape {tuple(w.shape)}")
+        if h.ndim < 1 or h.shape[-1] != w.shape[0]:
+            raise ValueError(
+                f"{side}_hidden has shape {tuple(h.shape)} and {side}_weight has shape "
+                f"{tuple(w.shape)}; the hidden's last axis must equal the weight's first (D)")
+        for name, a in ((f"{side}_hidden", h), (f"{side}_weight", w)):
+            if not jnp.issubdtype(a.dtype, jnp.floating):
+                raise ValueError(f"{name} must be a floating-point array, got dtype {a.dtype}")
+    if w_s.shape[1] != w_t.shape[1]:
+        raise ValueError(f"student_weight has shape {tuple(w_s.shape)} and teacher_weight has "
+                         f"shape {tuple(w_t.shape)}; both must have the same vocabulary (V)")
+    if tuple(h_s.shape[:-1]) != tuple(h_t.shape[:-1]):
+        raise ValueError(f"student_hidden has shape {tuple(h_s.shape)} but teacher_hidden has "
+                         f"shape {tuple(h_t.shape)}; their leading (token) shapes must match")
