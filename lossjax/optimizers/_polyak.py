@@ -118,7 +118,7 @@ def polyak_sgd(
     before the step size is measured, hence the ``s²`` in the denominator (optax's docstring
     writes ``s·min((f − f*)/(‖g‖² + eps), γ_max)``, which its code does not compute; we follow
     the code, so trajectories are the same). ``s`` may be a schedule ``step -> s``; a float
-    ``s`` is a constant of the compiled step (``set_learning_rate`` does not change it).
+    ``s`` is a constant of the compiled step (as every float rate; see :func:`inject_hyperparams`).
     ``f*`` (``f_min``) must be a lower bound on the loss: 0 for models that interpolate the
     data; a wrong value makes the method diverge or stall. Neither PyTorch nor Keras ships
     this optimizer. See :func:`scale_by_polyak` for ``eps`` and ``variant``.

@@ -37,7 +37,6 @@ from lossjax._validation import (
 )
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
-    bias_correction_factor,
     compute_dtype,
     dtype_of,
     ema_of_squares,
@@ -241,7 +240,8 @@ def _schedule_free(
         ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
                        jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
         if adam:
-            correction = bias_correction_factor(adam[0], state.step_count, dtype)
+            # optax's scale_by_rms(bias_correction=True): 1 − b2ᵗ as written
+            correction = (1.0 - adam[0] ** state.step_count).astype(dtype)
             updates, z, nu = apply((updates, params, state.z,
                                     state.base_optimizer_state[0].nu), (lr, ck, correction))
         else:

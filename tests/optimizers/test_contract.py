@@ -392,3 +392,30 @@ def test_state_shards_like_the_params_on_a_2x4_mesh(entry, sharding_report):
     assert result["error"] is None, result["error"]
     assert result["misplaced"] == [], "state leaves not sharded like their parameter"
     assert result["finite"]
+
+
+# ---------------------------------------------------------------------------- regressions
+
+
+def test_adam_first_step_on_a_gradient_of_1e20_is_minus_lr_sign():
+    # g² = 1e40 overflows float32: the second moment is formed from √(1 − b2)·g instead
+    grads = jnp.array([1e20, -1e20, 3e-3], jnp.float32)
+    opt = lossjax.adam(1e-2)
+    updates, _ = jax.jit(opt.update)(grads, opt.init(jnp.zeros(3)))
+    np.testing.assert_allclose(updates, [-1e-2, 1e-2, -1e-2], rtol=1e-5)
+
+
+def test_lr_find_sweeps_an_optimizer_built_with_a_schedule():
+    loss_fn = lambda w, batch: jnp.sum((w - batch) ** 2)  # noqa: E731
+    result = lossjax.lr_find(
+        loss_fn, jnp.zeros(3), [jnp.ones(3)],
+        lambda lr: lossjax.sgd(lossjax.schedules.constant(lr)),
+        min_lr=1e-4, max_lr=10.0, num_steps=30, smoothing=0.5)
+    assert result.diverged  # the rate reached values where gradient descent diverges
+    assert 0.01 < result.suggestion < 1.0
+
+
+def test_set_learning_rate_names_inject_hyperparams_on_a_plain_state():
+    state = lossjax.adam(lossjax.schedules.constant(1e-2)).init(jnp.zeros(2))
+    with pytest.raises(ValueError, match="lossjax.inject_hyperparams"):
+        lossjax.set_learning_rate(state, 1e-3)
