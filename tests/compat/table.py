@@ -18,7 +18,8 @@ Read top to bottom, this file is the whole harness configuration:
   "Differences from optax and rlax"). :data:`OPTIMIZER_SIDE` maps optimizer-side failures
   still open to what they are, so the report names them; they are not differences.
 
-Names not listed are deliberately not substituted: ``optax.losses.l2_loss`` (half of
+Names not listed are deliberately not substituted: ``convex_kl_divergence`` (optax's
+deprecated alias of ``generalized_kl_divergence``), ``optax.losses.l2_loss`` (half of
 ``mse``), ``dice_loss``/``multiclass_generalized_dice_loss`` (other smoothing and
 weighting), ``optax.MultiSteps`` (a class; lossjax's ``multi_steps`` returns the
 transformation), ``rlax.EmaState`` (rlax's own moving-average state, not optax's) and
@@ -64,9 +65,9 @@ def _loss(name: str, **kwargs: Any) -> Sub:
 
 # ----- rlax functions that lossjax renamed: argument renames and reorders only -----------
 
-def rlax_n_step_bootstrapped_returns(r_t, discount_t, v_t, n, **options):
-    """rlax's ``n_step_bootstrapped_returns(r_t, discount_t, v_t, n, ...)``."""
-    return lossjax.n_step_returns(r_t, discount_t, v_t, n=n, **options)
+def rlax_n_step_bootstrapped_returns(r_t, discount_t, v_t, n, lambda_t=1.0, **options):
+    """rlax's ``n_step_bootstrapped_returns(r_t, discount_t, v_t, n, lambda_t, ...)``."""
+    return lossjax.n_step_returns(r_t, discount_t, v_t, n=n, lambda_=lambda_t, **options)
 
 
 def rlax_truncated_generalized_advantage_estimation(r_t, discount_t, lambda_, values,
@@ -87,7 +88,6 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "optax.losses.cosine_distance": _loss("cosine_distance"),
     "optax.losses.cosine_similarity": _loss("cosine_similarity"),
     "optax.losses.ctc_loss": _loss("ctc_loss"),
-    "optax.losses.convex_kl_divergence": _loss("generalized_kl_divergence"),
     "optax.losses.generalized_kl_divergence": _loss("generalized_kl_divergence"),
     "optax.losses.hinge_loss": _loss("hinge"),
     "optax.losses.huber_loss": _loss("huber"),
@@ -107,7 +107,7 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "optax.losses.softmax_cross_entropy": _loss("softmax_cross_entropy"),
     "optax.losses.softmax_cross_entropy_with_integer_labels":
         _loss("softmax_cross_entropy_with_integer_labels"),
-    "optax.losses.sparsemax_loss": _loss("sparsemax_loss"),
+    "optax.losses.sparsemax_loss": _loss("binary_sparsemax_loss"),  # optax's is binary
     "optax.losses.squared_error": _loss("mse"),
     "optax.losses.triplet_margin_loss": _loss("triplet_margin"),
     # optax.schedules (optax's *_schedule names lose the suffix in lossjax.schedules)
