@@ -1,10 +1,10 @@
 """optax's and rlax's own test files pass with lossjax's functions in place of theirs.
 
-Each fast file (``FAST_GROUPS`` of ``table.py``: the losses, rlax and schedules) runs in a
-child pytest with the substitutions installed; every case must pass, or be a documented
-difference that still fails (so the list never goes stale). The optimizer files run in
-``python -m bench.compat``; here their cases are only collected, to check that every
-documented difference and every optimizer-side entry names real test cases.
+One child pytest collects every file of ``table.py`` with the substitutions installed and
+runs the fast ones (``FAST_GROUPS``: the losses, rlax and schedules): every case must pass,
+or be a documented difference that still fails (so the list never goes stale). The
+optimizer files run in ``python -m bench.compat``; here their cases are only collected, to
+check that every documented difference and every optimizer-side entry names real cases.
 """
 
 from __future__ import annotations
@@ -28,22 +28,31 @@ DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "coming_from.md"
 FAST_FILES = [path for group in FAST_GROUPS for path in TEST_FILES[group]]
 
 
+ALL_FILES = [path for paths in TEST_FILES.values() for path in paths]
+
+
+@pytest.fixture(scope="module")
+def fast_run():
+    """One child pytest: every file collected, the fast files run on lossjax."""
+    return run_files(ALL_FILES, substitute=True, run_only=FAST_FILES)
+
+
 @pytest.mark.parametrize("path", FAST_FILES)
-def test_fast_file_passes_on_lossjax(path):
-    result = run_files([path], substitute=True)
-    assert result.outcomes, f"{path}: no test case ran"
-    failures = {nodeid: result.errors.get(nodeid, "")
-                for nodeid, outcome in result.outcomes.items()
+def test_fast_file_passes_on_lossjax(fast_run, path):
+    outcomes = {nodeid: outcome for nodeid, outcome in fast_run.outcomes.items()
+                if nodeid.split("::", 1)[0] == path}
+    assert outcomes, f"{path}: no test case ran"
+    failures = {nodeid: fast_run.errors.get(nodeid, "")
+                for nodeid, outcome in outcomes.items()
                 if classify(nodeid, outcome) == "failed"}
     assert not failures, failures
-    stale = [nodeid for nodeid, outcome in result.outcomes.items()
+    stale = [nodeid for nodeid, outcome in outcomes.items()
              if matching(nodeid, DIFFERENCES) and outcome == "passed"]
     assert not stale, f"documented differences that pass now (remove them): {stale}"
 
 
-def test_differences_name_real_test_cases():
-    files = [path for paths in TEST_FILES.values() for path in paths]
-    collected = run_files(files, substitute=False, extra_args=("--collect-only",)).collected
+def test_differences_name_real_test_cases(fast_run):
+    collected = fast_run.collected
     assert len(collected) > 1000
     for patterns in (DIFFERENCES, OPTIMIZER_SIDE):
         unmatched = [p for p in patterns
