@@ -4,15 +4,17 @@ Runs every installed test file of ``tests/compat/table.py`` twice in a child pyt
 as shipped (optax's own pass count) and once with lossjax's functions substituted for the
 names of the table, and prints one Markdown row per file: test cases, passes on optax,
 passes on lossjax, documented differences, known optimizer-side failures and other
-failures. ``--only losses rlax`` runs some groups; ``--failures`` lists each failing case
-with its error; ``--json PATH`` writes every outcome. Not a timing benchmark: it reads
-outcomes, so the machine's load does not matter (it takes several CPU-minutes).
+failures. ``--only losses rlax`` runs some groups; ``--failures`` then lists the failing
+cases that are not documented differences, grouped per file by error; ``--json PATH``
+writes every outcome. Not a timing benchmark: it reads outcomes, so the machine's load
+does not matter (the whole run takes tens of CPU-minutes, the optimizer files most).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -52,6 +54,29 @@ def table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def _error_kind(message: str) -> str:
+    """The error without its numbers and traceback tail: cases failing alike group together."""
+    first = message.split(" ---", 1)[0]
+    return re.sub(r"\d+(\.\d+)?(e-?\d+)?", "N", first)[:160]
+
+
+def failure_report(rows: Sequence[dict]) -> str:
+    """Every failing case that is not a documented difference, grouped per file by error."""
+    lines = []
+    for row in rows:
+        groups: dict[tuple[str, str], list[str]] = {}
+        for nodeid, kind in sorted(row["kinds"].items()):
+            if kind in ("failed", "optimizer-side"):
+                key = (kind, _error_kind(row["errors"].get(nodeid, "")))
+                groups.setdefault(key, []).append(nodeid.split("::", 1)[1])
+        if groups:
+            lines.append(f"\n### `{row['file']}`")
+        for (kind, error), cases in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+            shown = ", ".join(f"`{c}`" for c in cases[:3]) + (" ..." if len(cases) > 3 else "")
+            lines.append(f"- {len(cases)} [{kind}] {error}: {shown}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=sorted(TEST_FILES), default=None)
@@ -67,10 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   flush=True)
     print(table(rows))
     if args.failures:
-        for row in rows:
-            for nodeid, kind in sorted(row["kinds"].items()):
-                if kind in ("failed", "optimizer-side"):
-                    print(f"- [{kind}] `{nodeid}`: {row['errors'].get(nodeid, '')}")
+        print(failure_report(rows))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
