@@ -346,5 +346,11 @@ DIFFERENCES: dict[str, str] = {
     _SCHED + "WarmupCosineDecayTest::test_with_exponent": SCHEDULE_SIGN,
 }
 
+# Open optimizer-side findings (lossjax/optimizers is another scope): reported by
+# ``python -m bench.compat`` in their own column, never excused in the suite.
 OPTIMIZER_SIDE: dict[str, str] = {
+    "optax/schedules/_schedule_test.py::ScheduleAsLearningRateTest::test_optimization*":
+        "skipped on lossjax: its optimizers' `learning_rate` annotation is the string "
+        "'ScalarOrSchedule' (postponed annotations), and optax's test runs only optimizers "
+        "annotated with optax's `base.ScalarOrSchedule` object",
 }
