@@ -7,6 +7,9 @@ A loss body starts from arrays this module has checked and prepared:
   at least, float64 when a float64 input is given; half inputs are computed in float32).
 * :func:`integer_labels`, :func:`label_validity`, :func:`class_weight_vector` and
   :func:`signed_labels` prepare class indices, per-class weights and ±1 labels.
+* :func:`class_axis_masks` tells optax's per-class ``where`` (the scores' rank) from a
+  per-example one; :func:`masked_class_inputs` and :func:`scores_labels_and_class_mask`
+  are the prologues of the losses that take both.
 * :func:`keep_entries` is the masking policy. Entries that ``where`` (or ``ignore_index``)
   drops are *replaced* by a safe value before any arithmetic (the double-``where`` rule):
   the loss never sees them, so a NaN or inf there reaches neither the value nor the
