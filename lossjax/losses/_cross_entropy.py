@@ -144,11 +144,7 @@ def softmax_cross_entropy_with_integer_labels(
     else:
         class_weights = class_weight_vector(class_weights, num_classes, logits.dtype)
         label_weight = class_weights[safe_labels]
-    if classes is None and class_weights is None:
-        smooth_term = lse - jnp.mean(logits, axis=-1)
-    elif classes is None:
-        smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
-    else:  # average over the kept classes only
+    if classes is not None:  # average over the kept classes only
         per_class = classes.astype(logits.dtype)
         if class_weights is not None:
             per_class = per_class * class_weights
@@ -156,6 +152,10 @@ def softmax_cross_entropy_with_integer_labels(
         smooth_term = ((jnp.sum(per_class, axis=-1) * lse
                         - jnp.sum(per_class * kept_logits, axis=-1))
                        / jnp.sum(classes, axis=-1).astype(logits.dtype))
+    elif class_weights is None:
+        smooth_term = lse - jnp.mean(logits, axis=-1)
+    else:
+        smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
     loss = _smoothed(label_weight * (lse - take_class(logits, safe_labels)), smooth_term,
                      label_smoothing)
     if not _is_zero(z_loss):

@@ -193,7 +193,7 @@ def scores_labels_and_class_mask(
     if ignore_index is not None:
         mask = kept if mask is None else mask & kept
     (scores,) = keep_entries(mask, scores, feature_axes=(-1,))
-    if class_mask is not None:
+    if class_mask is not None and mask is not None:
         class_mask = class_mask | ~mask[..., None]
     return scores, safe, out_of_range, mask, class_mask
 
@@ -298,7 +298,7 @@ def masked_class_inputs(
     examples, classes = class_axis_masks(where, arrays[0].shape, axis)
     arrays = tuple(jnp.moveaxis(a, axis, -1) for a in arrays)
     arrays = keep_entries(examples, *arrays, feature_axes=(-1,))
-    if classes is not None:
+    if classes is not None and examples is not None:
         classes = classes | ~examples[..., None]
     return arrays, examples, classes
 
