@@ -9,6 +9,7 @@ The names are listed literally (no ``import *``) so that type checkers and IDEs 
 from lossjax import losses, optimizers, regularizers, schedules
 from lossjax.losses import (
     binary_cross_entropy,
+    binary_sparsemax_loss,
     categorical_hinge,
     ciou_loss,
     circle,
@@ -243,6 +244,7 @@ __all__ = [
     "ApplyIfFiniteState",
     "averaged_params",
     "binary_cross_entropy",
+    "binary_sparsemax_loss",
     "categorical_hinge",
     "centralize",
     "ciou_loss",
