@@ -10,6 +10,7 @@ from lossjax import losses, optimizers, regularizers, schedules
 from lossjax.losses import (
     GRPOMetrics,
     binary_cross_entropy,
+    binary_sparsemax_loss,
     categorical_hinge,
     ciou_loss,
     circle,
@@ -268,6 +269,7 @@ __all__ = [
     "ApplyIfFiniteState",
     "averaged_params",
     "binary_cross_entropy",
+    "binary_sparsemax_loss",
     "categorical_hinge",
     "cautious",
     "centralize",

@@ -101,9 +101,16 @@ def test_bad_arguments_raise(kw, name):
         lossjax.lr_find(_loss, jnp.zeros(8), [None], lossjax.sgd, **kw)
 
 
-def test_optimizer_without_a_held_rate_is_refused():
-    with pytest.raises(ValueError, match="make_optimizer"):
-        lossjax.lr_find(_loss, jnp.zeros(8), [None], optax.sgd)
+def test_any_optimizer_that_takes_the_rate_sweeps_it():
+    # the rate is an argument of the compiled step: optax's sgd and a schedule work too
+    x, y = _problem()
+    batch = (jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32))
+    runs = [lossjax.lr_find(_loss, jnp.zeros(8, jnp.float32), [batch], make, num_steps=20,
+                            smoothing=0.0)
+            for make in (lossjax.sgd, optax.sgd,
+                         lambda lr: lossjax.sgd(lossjax.schedules.constant(lr)))]
+    for run in runs[1:]:
+        np.testing.assert_allclose(run.losses, runs[0].losses, rtol=1e-5)
 
 
 def test_cli_lr_find_writes_the_plot(tmp_path, capsys):

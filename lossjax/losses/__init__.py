@@ -125,12 +125,14 @@ from lossjax.losses._similarity import (
     cosine_similarity,
 )
 from lossjax.losses._sparsemax import (
+    binary_sparsemax_loss,
     sparsemax,
     sparsemax_loss,
 )
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_sparsemax_loss",
     "categorical_hinge",
     "ciou_loss",
     "circle",

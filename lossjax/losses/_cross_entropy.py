@@ -16,7 +16,9 @@ from lossjax.losses._inputs import (
     class_axis_inputs,
     class_weight_vector,
     elementwise_inputs,
+    masked_class_inputs,
     scores_and_labels,
+    scores_labels_and_class_mask,
 )
 from lossjax.losses._reduce import check_reduction, reduce_loss
 
@@ -50,11 +52,38 @@ def _smoothed(loss: Array, smooth_term: Array, label_smoothing: float | Array) -
     return jnp.where(label_smoothing == 0, loss, mixed)
 
 
-def _distribution_cross_entropy(log_probs: Array, labels: Array) -> Array:
-    """``−Σ_k t_k log p_k`` over the last axis; terms with ``t_k = 0`` are exactly 0 (value
-    and gradient) even where ``log p_k = −inf``."""
-    absent = labels == 0
-    return -jnp.sum(labels * jnp.where(absent, 0.0, log_probs), axis=-1)
+def _distribution_cross_entropy(
+    log_probs: Array, labels: Array, class_mask: Array | None = None
+) -> Array:
+    """``−Σ_k t_k log p_k`` over the last axis, over the classes ``class_mask`` keeps.
+
+    A term with ``t_k = 0`` at ``log p_k = −inf`` is exactly 0 (value and gradients) and a
+    dropped class adds nothing. Everywhere else the term is the plain product, so its
+    derivative with respect to the label is ``−log p_k`` in forward mode too, a label of 0
+    included (replacing whole terms by 0 where ``t_k = 0`` would make it 0).
+    """
+    drop = (labels == 0) & jnp.isneginf(log_probs)
+    if class_mask is not None:
+        drop = drop | ~class_mask
+    terms = labels * jnp.where(drop, 0.0, log_probs)
+    if class_mask is not None:
+        terms = jnp.where(class_mask, terms, 0.0)
+    return -jnp.sum(terms, axis=-1)
+
+
+def _kept_logits(logits: Array, class_mask: Array | None) -> Array:
+    """The logits with the classes ``class_mask`` drops at ``−inf``: out of every softmax
+    and logsumexp, with a zero gradient (their values, NaN included, are never read)."""
+    if class_mask is None:
+        return logits
+    return jnp.where(class_mask, logits, -jnp.inf)
+
+
+def _num_kept(labels: Array, class_mask: Array | None) -> Array | int:
+    """The number of classes per example (``K``, or the kept ones), keeping the last axis."""
+    if class_mask is None:
+        return labels.shape[-1]
+    return jnp.sum(class_mask, axis=-1, keepdims=True).astype(labels.dtype)
 
 def softmax_cross_entropy_with_integer_labels(
     logits: ArrayLike,
@@ -87,6 +116,10 @@ def softmax_cross_entropy_with_integer_labels(
         ``[0, K)`` that is not ``ignore_index`` gives NaN for that example (jit cannot raise).
       class_weights: optional ``[K]`` per-class weights.
       z_loss: coefficient of ``lse²`` (keeps logits from drifting), >= 0.
+      where: per example (the logits' shape without ``axis``), or per class: a mask of the
+        logits' rank drops single classes (optax's meaning: invalid actions, vocabulary
+        entries), which leave the softmax and the sum; an example that keeps no class is
+        left out like a per-example ``False``.
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; ``[...]`` per-example losses for ``"none"``.
@@ -102,16 +135,26 @@ def softmax_cross_entropy_with_integer_labels(
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
     check_non_negative("z_loss", z_loss)
-    logits, safe_labels, out_of_range, mask = scores_and_labels(
+    logits, safe_labels, out_of_range, mask, classes = scores_labels_and_class_mask(
         logits, labels, axis, where, ignore_index)
     num_classes = logits.shape[-1]
-    lse = jax.nn.logsumexp(logits, axis=-1)
+    lse = jax.nn.logsumexp(_kept_logits(logits, classes), axis=-1)
     if class_weights is None:
         label_weight = jnp.ones((), logits.dtype)
-        smooth_term = lse - jnp.mean(logits, axis=-1)
     else:
         class_weights = class_weight_vector(class_weights, num_classes, logits.dtype)
         label_weight = class_weights[safe_labels]
+    if classes is not None:  # average over the kept classes only
+        per_class = classes.astype(logits.dtype)
+        if class_weights is not None:
+            per_class = per_class * class_weights
+        kept_logits = jnp.where(classes, logits, 0.0)
+        smooth_term = ((jnp.sum(per_class, axis=-1) * lse
+                        - jnp.sum(per_class * kept_logits, axis=-1))
+                       / jnp.sum(classes, axis=-1).astype(logits.dtype))
+    elif class_weights is None:
+        smooth_term = lse - jnp.mean(logits, axis=-1)
+    else:
         smooth_term = (jnp.sum(class_weights) * lse - logits @ class_weights) / num_classes
     loss = _smoothed(label_weight * (lse - take_class(logits, safe_labels)), smooth_term,
                      label_smoothing)
@@ -140,11 +183,18 @@ def softmax_cross_entropy(
 ) -> Array:
     """Cross-entropy of softmax(logits) against a label distribution (one-hot or soft).
 
-    Per example: ``−Σ_k t_k · log_softmax(x)_k`` with ``t = (1 − ε)·labels + ε/K``.
-    Terms with ``t_k = 0`` count as 0 even where ``x_k = −inf`` (optax #896 gives NaN there).
+    Per example: ``−Σ_k t_k · log_softmax(x)_k`` with ``t = (1 − ε)·labels + ε/K``
+    (``K`` the kept classes under a per-class ``where``). Terms with ``t_k = 0`` count as 0
+    even where ``x_k = −inf`` (optax #896 gives NaN there). The derivative with respect to
+    the labels is ``−(1 − ε)·log_softmax(x)_k`` in forward and reverse mode alike, a label of
+    0 included; at ``x_k = −inf`` with ``t_k = 0`` it is taken as 0 (the true value is +inf).
 
     Args:
       logits, labels: the same shape ``[..., K, ...]``; the class axis is ``axis``.
+      where: per example (the logits' shape without ``axis``), or per class: a mask of the
+        logits' rank drops single classes (optax's meaning: invalid actions, vocabulary
+        entries), which leave the softmax and the sum; an example that keeps no class is
+        left out like a per-example ``False``.
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
@@ -157,12 +207,13 @@ def softmax_cross_entropy(
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
-    logits, labels = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis,
-                                       where=where)
+    (logits, labels), examples, classes = masked_class_inputs(
+        ("logits", logits), ("labels", labels), axis=axis, where=where)
     if not _is_zero(label_smoothing):
-        labels = (1.0 - label_smoothing) * labels + label_smoothing / labels.shape[-1]
-    loss = _distribution_cross_entropy(jax.nn.log_softmax(logits, axis=-1), labels)
-    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+        labels = (1.0 - label_smoothing) * labels + label_smoothing / _num_kept(labels, classes)
+    log_probs = jax.nn.log_softmax(_kept_logits(logits, classes), axis=-1)
+    loss = _distribution_cross_entropy(log_probs, labels, classes)
+    return reduce_loss(loss, weights=weights, where=examples, reduction=reduction)
 
 
 def sigmoid_binary_cross_entropy(
@@ -275,6 +326,10 @@ def poly1_cross_entropy(
 
     Args:
       logits, labels: the same shape ``[..., K, ...]``; ``labels`` a distribution over ``axis``.
+      where: per example (the logits' shape without ``axis``), or per class: a mask of the
+        logits' rank drops single classes (optax's meaning: invalid actions, vocabulary
+        entries), which leave the softmax and the sum; an example that keeps no class is
+        left out like a per-example ``False``.
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-example losses (class axis removed) for ``"none"``.
@@ -290,14 +345,18 @@ def poly1_cross_entropy(
     """
     check_reduction(reduction)
     check_in_range("epsilon", epsilon, -1.0, float("inf"))
-    logits, labels = class_axis_inputs(("logits", logits), ("labels", labels), axis=axis,
-                                       where=where)
+    (logits, labels), examples, classes = masked_class_inputs(
+        ("logits", logits), ("labels", labels), axis=axis, where=where)
+    logits = _kept_logits(logits, classes)
     # x − logsumexp(x) rather than jax.nn.log_softmax: XLA:CPU then fuses the backward pass
     # (value_and_grad 1.2x faster at [8192, 1024], on par with optax).
     log_probs = logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)
-    p_t = jnp.sum(labels * jnp.exp(log_probs), axis=-1)
-    loss = _distribution_cross_entropy(log_probs, labels) + epsilon * (1.0 - p_t)
-    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)
+    kept_labels = labels if classes is None else jnp.where(classes, labels, 0.0)
+    # Σ_k t_k (1 − p_k): 1 − p_t for a label distribution, over the kept classes with a
+    # class mask (optax's form).
+    one_minus_p_t = jnp.sum(kept_labels * (1.0 - jnp.exp(log_probs)), axis=-1)
+    loss = _distribution_cross_entropy(log_probs, labels, classes) + epsilon * one_minus_p_t
+    return reduce_loss(loss, weights=weights, where=examples, reduction=reduction)
 
 
 def softmax_focal_loss(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lossjax.losses._inputs import class_axis_inputs
+from lossjax.losses._inputs import masked_class_inputs
 from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
@@ -34,6 +34,9 @@ def kl_divergence(
       log_predictions: ``[..., K]`` log-probabilities (e.g. ``log_softmax`` output).
       targets: same shape: probabilities, or log-probabilities when ``log_targets=True``.
       axis: the class axis that is summed.
+      where: per example (the arrays' shape without ``axis``), or per class: a mask of the
+        arrays' rank (optax's meaning) leaves those classes' terms out of the sum; an
+        example that keeps no class is left out.
 
     Returns:
       Scalar for ``"mean"``/``"sum"`` (mean over examples: PyTorch's ``batchmean``);
@@ -46,21 +49,32 @@ def kl_divergence(
       Array(0.3681, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
+    log_p, t, examples, classes = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
-    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
+    return reduce_loss(_kept_terms(terms, classes), weights=weights, where=examples,
                        reduction=reduction)
 
 
 def _paired_inputs(
     log_predictions: ArrayLike, targets: ArrayLike, axis: int, where: ArrayLike | None
-) -> tuple[Array, Array]:
-    """Both arrays with the class ``axis`` last; dropped examples set to 0 (probability 1
-    for a log-probability, an absent class for a probability)."""
-    log_p, t = class_axis_inputs(("log_predictions", log_predictions), ("targets", targets),
-                                 axis=axis, where=where)
-    return log_p, t
+) -> tuple[Array, Array, Array | None, Array | None]:
+    """``(log_p, t, example_mask, class_mask)``: both arrays with the class ``axis`` last,
+    dropped examples and dropped classes set to 0 (probability 1 for a log-probability, an
+    absent class or probability 1 for a target); the loss then zeroes the dropped classes'
+    terms with :func:`_kept_terms`."""
+    (log_p, t), examples, classes = masked_class_inputs(
+        ("log_predictions", log_predictions), ("targets", targets), axis=axis, where=where)
+    if classes is not None:
+        log_p, t = (jnp.where(classes, a, 0.0) for a in (log_p, t))
+    return log_p, t, examples, classes
+
+
+def _kept_terms(terms: Array, classes: Array | None) -> Array:
+    """The per-class terms summed over the classes ``classes`` keeps (all without it)."""
+    if classes is not None:
+        terms = jnp.where(classes, terms, 0.0)
+    return jnp.sum(terms, axis=-1)
 
 
 def _target_parts(t: Array, log_targets: bool) -> tuple[Array, Array, Array]:
@@ -108,6 +122,9 @@ def generalized_kl_divergence(
     Args:
       log_predictions: ``[..., K]`` log of the predicted measure.
       targets: same shape, non-negative (or their logs when ``log_targets=True``).
+      where: per example (the arrays' shape without ``axis``), or per class: a mask of the
+        arrays' rank (optax's meaning) leaves those classes' terms out of the sum; an
+        example that keeps no class is left out.
 
     References: Lee & Seung, "Algorithms for Non-negative Matrix Factorization" (NIPS 2000).
 
@@ -118,11 +135,11 @@ def generalized_kl_divergence(
       Array(0.3863, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
+    log_p, t, examples, classes = _paired_inputs(log_predictions, targets, axis, where)
     present, prob_t, log_t = _target_parts(t, log_targets)
     terms = _relative_entropy_terms(present, prob_t, log_t, log_p)
     terms = terms - jnp.where(present, prob_t, 0.0) + jnp.exp(log_p)
-    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
+    return reduce_loss(_kept_terms(terms, classes), weights=weights, where=examples,
                        reduction=reduction)
 
 
@@ -146,6 +163,9 @@ def jensen_shannon_divergence(
     Args:
       log_predictions: ``[..., K]`` log-probabilities (e.g. ``log_softmax`` output).
       targets: same shape: probabilities, or log-probabilities when ``log_targets=True``.
+      where: per example (the arrays' shape without ``axis``), or per class: a mask of the
+        arrays' rank (optax's meaning) leaves those classes' terms out of the sum; an
+        example that keeps no class is left out.
 
     References: Lin, "Divergence measures based on the Shannon entropy" (IEEE Trans. Inf.
     Theory, 1991).
@@ -157,7 +177,7 @@ def jensen_shannon_divergence(
       Array(0.1017, dtype=float32)
     """
     check_reduction(reduction)
-    log_p, t = _paired_inputs(log_predictions, targets, axis, where)
+    log_p, t, examples, classes = _paired_inputs(log_predictions, targets, axis, where)
     t_present, prob_t, log_t = _target_parts(t, log_targets)
     p_present, prob_p, log_p = _target_parts(log_p, log_targets=True)
     both = p_present & t_present
@@ -168,5 +188,5 @@ def jensen_shannon_divergence(
     ) - jnp.log(2.0).astype(log_p.dtype)
     terms = 0.5 * (_relative_entropy_terms(p_present, prob_p, log_p, log_m)
                    + _relative_entropy_terms(t_present, prob_t, log_t, log_m))
-    return reduce_loss(jnp.sum(terms, axis=-1), weights=weights, where=where,
+    return reduce_loss(_kept_terms(terms, classes), weights=weights, where=examples,
                        reduction=reduction)

@@ -7,6 +7,9 @@ A loss body starts from arrays this module has checked and prepared:
   at least, float64 when a float64 input is given; half inputs are computed in float32).
 * :func:`integer_labels`, :func:`label_validity`, :func:`class_weight_vector` and
   :func:`signed_labels` prepare class indices, per-class weights and ±1 labels.
+* :func:`class_axis_masks` tells optax's per-class ``where`` (the scores' rank) from a
+  per-example one; :func:`masked_class_inputs` and :func:`scores_labels_and_class_mask`
+  are the prologues of the losses that take both.
 * :func:`keep_entries` is the masking policy. Entries that ``where`` (or ``ignore_index``)
   drops are *replaced* by a safe value before any arithmetic (the double-``where`` rule):
   the loss never sees them, so a NaN or inf there reaches neither the value nor the
@@ -168,15 +171,31 @@ def scores_and_labels(
     gathers (see :func:`label_validity`); the per-example mask combining ``where`` and
     ``ignore_index`` (None when neither is given).
     """
+    return scores_labels_and_class_mask(
+        scores, labels, axis, where, ignore_index, name, per_class=False)[:4]
+
+
+def scores_labels_and_class_mask(
+    scores: ArrayLike, labels: ArrayLike, axis: int, where: ArrayLike | None,
+    ignore_index: int | None = None, name: str = "logits", *, per_class: bool = True,
+) -> tuple[Array, Array, Array, Array | None, Array | None]:
+    """:func:`scores_and_labels` that also takes a per-class ``where`` (same rank as the
+    scores, see :func:`class_axis_masks`); returns the class mask (``[..., K]``, all True
+    in dropped examples; None for a per-example ``where``) last."""
     (scores,) = float_inputs((name, scores))
     labels, axis = integer_labels(labels, scores, axis, name)
+    if per_class:
+        mask, class_mask = class_axis_masks(where, scores.shape, axis)
+    else:
+        mask, class_mask = example_mask(where, labels.shape), None
     scores = jnp.moveaxis(scores, axis, -1)
     safe, kept, out_of_range = label_validity(labels, scores.shape[-1], ignore_index)
-    mask = example_mask(where, labels.shape)
     if ignore_index is not None:
         mask = kept if mask is None else mask & kept
     (scores,) = keep_entries(mask, scores, feature_axes=(-1,))
-    return scores, safe, out_of_range, mask
+    if class_mask is not None and mask is not None:
+        class_mask = class_mask | ~mask[..., None]
+    return scores, safe, out_of_range, mask, class_mask
 
 
 def class_weight_vector(class_weights: ArrayLike, num_classes: int, dtype) -> Array:
@@ -239,6 +258,49 @@ def class_axis_inputs(
     axis = normalize_axis(axis, arrays[0].shape, named[0][0])
     arrays = tuple(jnp.moveaxis(a, axis, -1) for a in arrays)
     return keep_entries(example_mask(where, arrays[0].shape[:-1]), *arrays, feature_axes=(-1,))
+
+
+def class_axis_masks(
+    where: ArrayLike | None, shape: Sequence[int], axis: int
+) -> tuple[Array | None, Array | None]:
+    """Split ``where`` by rank into ``(example_mask, class_mask)``.
+
+    The two meanings of ``where`` on a loss with a class (feature) axis are told apart by
+    rank. A mask of the scores' rank masks individual classes (optax's meaning: invalid
+    actions, vocabulary entries); it is broadcast to ``shape``, its class ``axis`` moved
+    last, and an example counts when it keeps at least one class. Any other mask is
+    per-example (broadcastable to ``shape`` without ``axis``) and ``class_mask`` is None.
+    """
+    if where is None:
+        return None, None
+    where = jnp.asarray(where)
+    shape = tuple(shape)
+    if where.ndim != len(shape):
+        return example_mask(where, shape[:axis] + shape[axis + 1:]), None
+    class_mask = jnp.moveaxis(broadcast_mask(where, shape), axis, -1)
+    return jnp.any(class_mask, axis=-1), class_mask
+
+
+def masked_class_inputs(
+    *named: tuple[str, ArrayLike], axis: int, where: ArrayLike | None
+) -> tuple[tuple[Array, ...], Array | None, Array | None]:
+    """:func:`class_axis_inputs` for a loss that also takes a per-class ``where``.
+
+    Returns ``(arrays, example_mask, class_mask)``: the arrays with the class ``axis``
+    moved last and dropped examples set to 0; the per-example mask to reduce with; the
+    per-class mask (``[..., K]``, None for a per-example ``where``). In an example that
+    keeps no class, ``class_mask`` is all True (the example is dropped whole), so a
+    normaliser over the kept classes is never empty. Entries the class mask drops still
+    hold the caller's values: the loss replaces them by its own neutral value.
+    """
+    arrays = float_inputs(*named)
+    axis = normalize_axis(axis, arrays[0].shape, named[0][0])
+    examples, classes = class_axis_masks(where, arrays[0].shape, axis)
+    arrays = tuple(jnp.moveaxis(a, axis, -1) for a in arrays)
+    arrays = keep_entries(examples, *arrays, feature_axes=(-1,))
+    if classes is not None and examples is not None:
+        classes = classes | ~examples[..., None]
+    return arrays, examples, classes
 
 
 def pair_loss_by_label(

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 from lossjax._validation import check_non_negative
 from lossjax.losses._inputs import (
+    broadcast_mask,
     check_broadcastable_to,
     elementwise_inputs,
     example_mask,
@@ -57,6 +58,8 @@ def ranking_softmax(
     Args:
       scores: ``[..., L, ...]`` item scores; the list axis is ``axis``.
       labels: the same shape, relevance of each item.
+      where: per list (``scores.shape`` without ``axis``), or per item: a mask of the
+        scores' rank is optax's ``where`` and acts as ``item_mask`` (both may be given).
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-list losses for ``"none"``.
@@ -73,6 +76,10 @@ def ranking_softmax(
     """
     check_reduction(reduction)
     s, y = float_inputs(("scores", scores), ("labels", labels))
+    if where is not None and jnp.ndim(where) == s.ndim:  # per item: optax's where
+        where = broadcast_mask(where, s.shape)
+        item_mask = where if item_mask is None else where & jnp.asarray(item_mask)
+        where = None
     shape, dtype = tuple(s.shape), s.dtype
     axis = normalize_axis(axis, shape, "scores")
     s, y = jnp.moveaxis(s, axis, -1), jnp.moveaxis(y, axis, -1)
@@ -92,7 +99,10 @@ def ranking_softmax(
         y = jnp.where(valid, y, 0.0)
         list_mask = list_has_items[..., 0]
     log_probs = jax.nn.log_softmax(s, axis=-1)
-    loss = -jnp.sum(jnp.where(y == 0, 0.0, y * log_probs), axis=-1)
+    # A label-0 item at a −inf score adds exactly 0; elsewhere the plain product keeps the
+    # derivative with respect to the labels (−log p, a label of 0 included).
+    loss = -jnp.sum(y * jnp.where((y == 0) & jnp.isneginf(log_probs), 0.0, log_probs),
+                    axis=-1)
     if where is not None:
         list_mask = where if list_mask is None else list_mask & where
     return reduce_loss(loss, weights=weights, where=list_mask, reduction=reduction)

@@ -125,12 +125,14 @@ def _log_cosh(predictions: Array, targets: Array) -> Array:
     return jnp.logaddexp(error, -error) - jnp.log(2.0).astype(error.dtype)
 
 
-def log_cosh(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike | None = None,
-        where: ArrayLike | None = None, reduction: str = "mean") -> Array:
+def log_cosh(predictions: ArrayLike, targets: ArrayLike | None = None, *,
+             weights: ArrayLike | None = None, where: ArrayLike | None = None,
+             reduction: str = "mean") -> Array:
     """Log-cosh: ``log cosh(p − t)``, computed as ``logaddexp(e, −e) − log 2``.
 
     That form never overflows (finite at ``|e| = 1e3`` and beyond); the gradient is
-    ``tanh(e)``. Equals optax's ``log_cosh``.
+    ``tanh(e)``. Equals optax's ``log_cosh``. As in optax, ``targets`` may be left out
+    (``None`` means zeros): ``log_cosh(errors)`` is the loss of precomputed errors.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -138,6 +140,8 @@ def log_cosh(predictions: ArrayLike, targets: ArrayLike, *, weights: ArrayLike |
       >>> lossjax.log_cosh(jnp.array([0.8, 2.1, 3.2]), jnp.array([1.0, 2.0, 3.0]))
       Array(0.01491, dtype=float32)
     """
+    if targets is None:
+        targets = jnp.zeros_like(jnp.asarray(predictions))
     return _log_cosh(predictions, targets, weights=weights, where=where, reduction=reduction)
 
 

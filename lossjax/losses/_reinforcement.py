@@ -28,6 +28,7 @@ from jax.core import Tracer
 from lossjax._numerics import abs_zero_subgradient, take_class
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.losses._inputs import (
+    check_broadcastable_to,
     check_per_example,
     check_same_shape,
     example_mask,
@@ -185,7 +186,8 @@ def discounted_returns(
       rewards: ``[T, ...]``, time on axis 0, any batch axes after it.
       discounts: ``[T, ...]``, same shape as ``rewards``.
       bootstrap_value: the value of the state after the last step, broadcastable to the
-        batch shape ``rewards.shape[1:]`` (a scalar for one trajectory).
+        batch shape ``rewards.shape[1:]`` (a scalar for one trajectory); or per-step values
+        of ``rewards``' shape (rlax's ``v_t``), of which the last one is used.
 
     Returns:
       ``[T, ...]`` returns, float32 at least.
@@ -205,6 +207,8 @@ def discounted_returns(
         same_shape=False)
     _check_trajectory(rewards, discounts)
     batch_shape = tuple(rewards.shape[1:])
+    if rewards.ndim and tuple(bootstrap.shape) == tuple(rewards.shape):
+        bootstrap = bootstrap[-1]  # per-step values (rlax's v_t): the last one bootstraps
     if not _broadcasts_to(bootstrap.shape, batch_shape):
         raise ValueError(
             f"bootstrap_value has shape {tuple(bootstrap.shape)}, which does not broadcast to "
@@ -250,27 +254,32 @@ def lambda_returns(
 
 
 def n_step_returns(
-    rewards: ArrayLike, discounts: ArrayLike, values: ArrayLike, *, n: int
+    rewards: ArrayLike, discounts: ArrayLike, values: ArrayLike, *, n: int,
+    lambda_: ArrayLike = 1.0,
 ) -> Array:
     """n-step bootstrapped returns:
     ``G_t = r_t + γ_t r_{t+1} + … + γ_t⋯γ_{t+n−2} r_{t+n−1} + γ_t⋯γ_{t+n−1} v_{t+n−1}``.
 
     ``values[t]`` estimates the state after step ``t``. Near the end of the trajectory the
     sum stops at step ``T − 1`` and bootstraps from ``v_{T−1}``; a discount of 0 ends the
-    sum earlier. ``n = 1`` is the TD(0) target ``r_t + γ_t v_t``. The scan carries the
-    1…n-step returns of the next step (``[n, ...]``), so the cost is ``O(n·T)``.
+    sum earlier. ``n = 1`` is the TD(0) target ``r_t + γ_t v_t``. With ``λ < 1`` each step
+    mixes in its own value, TD(λ) truncated at ``n`` steps: the ``k + 1``-step return is
+    ``G^{k+1}_t = r_t + γ_t ((1 − λ_t) v_t + λ_t G^k_{t+1})``, ``G^0 = v``. The scan carries
+    the 1…n-step returns of the next step (``[n, ...]``), so the cost is ``O(n·T)``.
     Gradients flow into every input.
 
     Args:
       rewards, discounts, values: ``[T, ...]``, all the same shape, ``T >= 1``.
       n: the number of rewards summed before bootstrapping, a positive integer (may
         exceed ``T``).
+      lambda_: in [0, 1]; a scalar or per step (broadcastable to ``[T, ...]``). 1 gives the
+        plain n-step return.
 
     Returns:
       ``[T, ...]`` returns, float32 at least.
 
-    Equals ``rlax.n_step_bootstrapped_returns`` with ``lambda_t=1`` (vmapped over the batch
-    axes). Reference: Sutton & Barto (2018), §7.1.
+    Equals ``rlax.n_step_bootstrapped_returns`` (its ``lambda_t`` is ``lambda_``; vmapped
+    over the batch axes). Reference: Sutton & Barto (2018), §7.1 and §12.1.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -286,17 +295,21 @@ def n_step_returns(
     check_same_shape("rewards", rewards, "values", values)
     _check_nonempty(rewards)
 
-    def step(longer: Array, xs: tuple[Array, Array, Array]) -> tuple[Array, Array]:
+    lam = jnp.broadcast_to(_mixing(lambda_, tuple(rewards.shape), rewards.dtype),
+                           rewards.shape)
+
+    def step(longer: Array, xs: tuple[Array, ...]) -> tuple[Array, Array]:
         # longer[k] is the (k+1)-step return from the next step; from this step it is one
         # reward and one discount more, with the 0-step return being the value after it.
-        reward, discount, value = xs
+        reward, discount, value, mix = xs
         shorter = jnp.concatenate([value[None], longer[:-1]])
-        longer = reward + discount * shorter
+        longer = reward + discount * ((1.0 - mix) * value + mix * shorter)
         return longer, longer[-1]
 
     # Past the end every k-step return is the last value (rewards 0, discounts 1 there).
     beyond_end = jnp.broadcast_to(values[-1], (int(n), *values.shape[1:]))
-    _, returns = jax.lax.scan(step, beyond_end, (rewards, discounts, values), reverse=True)
+    _, returns = jax.lax.scan(step, beyond_end, (rewards, discounts, values, lam),
+                              reverse=True)
     return returns
 
 
@@ -355,6 +368,7 @@ def vtrace(
     *,
     lambda_: ArrayLike = 1.0,
     clip_rho_threshold: float = 1.0,
+    sample_mask: ArrayLike | None = None,
 ) -> Array:
     """V-trace errors ``v̂_t − v_t`` for off-policy value learning.
 
@@ -376,6 +390,9 @@ def vtrace(
         behaviour policy), ``>= 0``.
       lambda_: in [0, 1]; scalar or per step.
       clip_rho_threshold: ``ρ̄ > 0``, the clip of the ratios in the TD errors.
+      sample_mask: optional boolean, broadcastable to ``[T, ...]``: False marks steps that
+        are not learnable (padding); there the error is carried over unchanged,
+        ``e_t = e_{t+1}``, and the step adds nothing (rlax's ``sample_mask``).
 
     Returns:
       ``[T, ...]`` errors, float32 at least.
@@ -402,6 +419,15 @@ def vtrace(
     lam = _mixing(lambda_, tuple(rewards.shape), rewards.dtype)
     deltas = jnp.minimum(clip_rho_threshold, rhos) * (rewards + discounts * next_values - values)
     traces = lam * jnp.minimum(1.0, rhos)
+    if sample_mask is not None:
+        learnable = jnp.asarray(sample_mask)
+        if learnable.dtype != jnp.bool_:
+            raise ValueError(f"sample_mask must be a boolean array, got dtype {learnable.dtype}")
+        check_broadcastable_to("sample_mask", learnable.shape, rewards.shape)
+        learnable = jnp.broadcast_to(learnable, rewards.shape)
+        deltas = jnp.where(learnable, deltas, 0.0)
+        discounts = jnp.where(learnable, discounts, 1.0)
+        traces = jnp.where(learnable, traces, 1.0)
     errors = _reverse_recurrence(deltas, discounts, traces, jnp.zeros(rewards.shape[1:]))
     return jax.lax.stop_gradient(errors + values) - values
 

@@ -15,6 +15,7 @@ from lossjax._validation import check_in_range, check_positive
 from lossjax.losses._inputs import (
     check_per_example,
     class_axis_inputs,
+    masked_class_inputs,
     normalize_axis,
     pair_loss_by_label,
     real_array,
@@ -33,12 +34,18 @@ def _cosine(a: Array, b: Array, axis: int, eps: float) -> Array:
 
 def _masked_cosine(
     predictions: ArrayLike, targets: ArrayLike, axis: int, eps: float, where: ArrayLike | None
-) -> Array:
-    """Checked, per-example cosine of two same-shape arrays (dropped examples set to 0)."""
+) -> tuple[Array, Array | None]:
+    """Checked, per-example cosine of two same-shape arrays, and the per-example mask.
+
+    ``where`` is per example, or per feature (the arrays' rank, optax's meaning): a dropped
+    feature is left out of the dot product and of both norms (set to 0 in both arrays).
+    """
     check_positive("eps", eps)
-    p, t = class_axis_inputs(("predictions", predictions), ("targets", targets), axis=axis,
-                             where=where)
-    return _cosine(p, t, -1, eps)
+    (p, t), examples, features = masked_class_inputs(
+        ("predictions", predictions), ("targets", targets), axis=axis, where=where)
+    if features is not None:
+        p, t = (jnp.where(features, a, 0.0) for a in (p, t))
+    return _cosine(p, t, -1, eps), examples
 
 
 def cosine_similarity(
@@ -63,6 +70,9 @@ def cosine_similarity(
     Args:
       predictions, targets: the same shape ``[..., D, ...]``; ``axis`` is the feature axis.
       eps: the smallest norm used in the denominator, > 0.
+      where: per example (the arrays' shape without ``axis``), or per feature: a mask of
+        the arrays' rank (optax's meaning) leaves those features out of the dot product
+        and both norms; an example that keeps no feature is left out.
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; the per-example similarities (``axis`` removed)
@@ -75,8 +85,8 @@ def cosine_similarity(
       Array(0.7071, dtype=float32)
     """
     check_reduction(reduction)
-    cos = _masked_cosine(predictions, targets, axis, eps, where)
-    return reduce_loss(cos, weights=weights, where=where, reduction=reduction)
+    cos, examples = _masked_cosine(predictions, targets, axis, eps, where)
+    return reduce_loss(cos, weights=weights, where=examples, reduction=reduction)
 
 
 def cosine_distance(
@@ -94,7 +104,8 @@ def cosine_distance(
     0 for parallel vectors, 2 for opposite ones (non-negative up to rounding). The norms are
     clamped as in :func:`cosine_similarity`; equals
     ``optax.losses.cosine_distance(p, t, epsilon=eps**2)`` and Keras' ``CosineSimilarity``
-    loss plus 1.
+    loss plus 1. ``where`` as in :func:`cosine_similarity`: per example, or per feature
+    (a mask of the arrays' rank, optax's meaning).
 
     Returns:
       Scalar for ``"mean"``/``"sum"``; per-example distances (``axis`` removed) for ``"none"``.
@@ -106,8 +117,8 @@ def cosine_distance(
       Array(0.2929, dtype=float32)
     """
     check_reduction(reduction)
-    cos = _masked_cosine(predictions, targets, axis, eps, where)
-    return reduce_loss(1.0 - cos, weights=weights, where=where, reduction=reduction)
+    cos, examples = _masked_cosine(predictions, targets, axis, eps, where)
+    return reduce_loss(1.0 - cos, weights=weights, where=examples, reduction=reduction)
 
 
 def cosine_embedding(

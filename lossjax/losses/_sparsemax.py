@@ -1,4 +1,5 @@
-"""Sparsemax: the Euclidean projection onto the simplex, and its multiclass loss."""
+"""Sparsemax: the Euclidean projection onto the simplex, its multiclass loss and the
+binary sparsemax loss."""
 
 from __future__ import annotations
 
@@ -6,13 +7,19 @@ import jax
 import jax.numpy as jnp
 
 from lossjax._numerics import take_class
-from lossjax.losses._inputs import float_inputs, normalize_axis, scores_and_labels
+from lossjax.losses._inputs import (
+    elementwise_inputs,
+    float_inputs,
+    normalize_axis,
+    scores_and_labels,
+    signed_labels,
+)
 from lossjax.losses._reduce import check_reduction, reduce_loss
 
 Array = jax.Array
 ArrayLike = jax.typing.ArrayLike
 
-__all__ = ["sparsemax", "sparsemax_loss"]
+__all__ = ["binary_sparsemax_loss", "sparsemax", "sparsemax_loss"]
 
 
 def sparsemax(logits: ArrayLike, *, axis: int = -1) -> Array:
@@ -97,3 +104,44 @@ def sparsemax_loss(
     loss = 0.5 * (1.0 - jnp.sum(p * p, axis=-1)) + jnp.sum(p * gap, axis=-1)
     return reduce_loss(jnp.where(out_of_range, jnp.nan, loss), weights=weights, where=mask,
                        reduction=reduction)
+
+
+def binary_sparsemax_loss(
+    logits: ArrayLike,
+    labels: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+    where: ArrayLike | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """Binary sparsemax loss, elementwise: ``sparse_plus(s)`` with ``s = −y·x``.
+
+    ``y`` is the label as ±1 (labels in {0, 1} or {−1, 1}; a 0 is read as −1, as in
+    :func:`~lossjax.hinge`) and ``sparse_plus(s)`` is 0 for ``s ≤ −1``, ``(s + 1)²/4`` for
+    ``|s| < 1`` and ``s`` for ``s ≥ 1``: a smooth hinge that is exactly 0 once the logit is
+    on the right side with margin 1, i.e. when the sparse sigmoid ``clip((x + 1)/2, 0, 1)``
+    equals the label. This is optax's ``sparsemax_loss`` (optax's binary loss; lossjax's
+    :func:`sparsemax_loss` is the multiclass one, optax's ``multiclass_sparsemax_loss``).
+
+    Args:
+      logits: float scores, any shape.
+      labels: the same shape, in {0, 1} or {−1, 1}.
+
+    Returns:
+      Scalar for ``"mean"``/``"sum"``; the elementwise losses for ``"none"``.
+
+    References: Blondel, Martins & Niculae, "Learning with Fenchel-Young Losses" (JMLR
+    2020), §4.4.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.binary_sparsemax_loss(jnp.array([2.0, 0.0, -3.0]), jnp.array([1, 1, 1]),
+      ...                               reduction="none")
+      Array([0.  , 0.25, 3.  ], dtype=float32)
+    """
+    check_reduction(reduction)
+    x, y = elementwise_inputs(("logits", logits), ("labels", labels), where=where)
+    s = -signed_labels(y) * x
+    loss = jnp.where(s >= 1.0, s, jnp.square(jnp.clip(s, -1.0, 1.0) + 1.0) / 4.0)
+    return reduce_loss(loss, weights=weights, where=where, reduction=reduction)

@@ -163,9 +163,12 @@ def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0,
     check_positive("decay_steps", decay_steps)
     check_in_range("alpha", alpha, 0.0, 1.0, high_inclusive=True)
 
+    # A float: a step count past int32 (1e10) must not reach jnp as a Python int.
+    total = float(decay_steps)
+
     def schedule(step):
-        t = jnp.minimum(_steps(step), decay_steps)
-        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * t / decay_steps))
+        t = jnp.minimum(_steps(step), total)
+        cosine = 0.5 * (1.0 + jnp.cos(jnp.pi * t / total))
         return _f32(init_value * ((1.0 - alpha) * cosine**exponent + alpha))
 
     return schedule

@@ -32,8 +32,15 @@ Entry format (all arrays NumPy, float32 or int32, tiny: a few examples of a few 
         skip={},                             # contract check -> reason it does not apply:
                                              # "weights", "where", "reductions", "mean",
                                              # "where_independent", "half", "shapes"
+        class_where=(),                      # the loss also takes optax's per-class where
+                                             # (the rank of args[0]): the indices of the
+                                             # args whose last axis is that class axis
         id="",                               # suffix for a second entry of one loss
     )
+
+With ``class_where`` the contract test checks optax's meaning of a ``where`` of the scores'
+rank: dropping one class everywhere equals slicing it out of those args (integer labels
+renumbered), and NaN/inf in the dropped class reach neither the value nor the gradient.
 
 The examples are indexed by the first axes of the ``reduction="none"`` result; masking
 example 0 must leave out, in every float argument, the slice at index 0 of its
@@ -68,6 +75,7 @@ class Sample:
     example_axes: tuple[int | None, ...] | None = None
     mismatch: tuple[int, int] = (0, 1)
     skip: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    class_where: tuple[int, ...] = ()
     id: str = ""
 
     def __post_init__(self):

@@ -156,6 +156,53 @@ def test_where_leaves_dropped_examples_out_of_the_mean(sample):
         assert float(sample(where=np.zeros_like(mask))) == 0.0
 
 
+# ----- optax's per-class where -------------------------------------------------------------
+
+CLASS_WHERE = [s for s in SAMPLES if s.class_where]
+
+
+def _dropped_class(sample: Sample) -> int:
+    """A class no integer label names (slicing it out then renumbers the labels only)."""
+    used = {int(v) for a in sample.args if np.issubdtype(np.asarray(a).dtype, np.integer)
+            for v in np.ravel(a)}
+    return min(set(range(np.shape(sample.args[0])[-1])) - used)
+
+
+def test_class_where_entries_name_float_args_with_the_class_axis():
+    assert {s.name for s in CLASS_WHERE} >= {
+        "softmax_cross_entropy", "softmax_cross_entropy_with_integer_labels",
+        "kl_divergence", "cosine_similarity", "ranking_softmax"}
+    for s in CLASS_WHERE:
+        classes = np.shape(s.args[0])[-1]
+        assert all(np.shape(s.args[i])[-1] == classes for i in s.class_where), s.label
+
+
+@pytest.mark.parametrize("sample", CLASS_WHERE, ids=[s.label for s in CLASS_WHERE])
+def test_a_per_class_where_drops_classes_like_slicing_them_out(sample):
+    j = _dropped_class(sample)
+    mask = np.ones(np.shape(sample.args[0]), bool)
+    mask[..., j] = False
+    sliced = []
+    for i, a in enumerate(sample.args):
+        if i in sample.class_where:
+            sliced.append(np.delete(a, j, axis=-1))
+        elif np.issubdtype(np.asarray(a).dtype, np.integer):
+            sliced.append(np.where(a > j, a - 1, a).astype(a.dtype))
+        else:
+            sliced.append(a)
+    poisoned = [a.copy() for a in sample.args]
+    for i in sample.class_where:
+        poisoned[i][..., j] = np.nan
+    value_and_grad = jax.jit(jax.value_and_grad(
+        lambda *a: sample(*a, where=mask, reduction="sum"), argnums=sample.class_where))
+    value, grads = value_and_grad(*poisoned)
+    _close(value, sample(*sliced, reduction="sum"))
+    _close(sample(*sample.args, where=mask, reduction="none"), sample(*sliced, reduction="none"))
+    for g in grads:
+        assert np.all(np.isfinite(g)), f"{sample.label}: non-finite gradient"
+        assert np.all(np.asarray(g)[..., j] == 0.0), f"{sample.label}: dropped class gradient"
+
+
 # ----- dtypes, transformations, errors ----------------------------------------------------
 
 @samples("half")

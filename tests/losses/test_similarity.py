@@ -126,8 +126,11 @@ def test_cosine_bad_input_raises():
             fn(jnp.ones(3), jnp.ones(3), eps=0.0)
         with pytest.raises(ValueError, match="axis"):
             fn(jnp.ones((2, 3)), jnp.ones((2, 3)), axis=2)
+        # (A mask of the arrays' rank is optax's per-feature mask: a valid input.)
         with pytest.raises(ValueError, match="where"):
-            fn(jnp.ones((2, 3)), jnp.ones((2, 3)), where=jnp.ones((2, 3), bool))
+            fn(jnp.ones((2, 3)), jnp.ones((2, 3)), where=jnp.ones((3,), bool))
+        with pytest.raises(ValueError, match="where"):
+            fn(jnp.ones((2, 3)), jnp.ones((2, 3)), where=jnp.ones((2, 3), jnp.float32))
 
 
 # --- cosine_embedding ---------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_init_works_on_shape_dtype_struct():
 
 
 def test_learning_rate_changes_without_recompiling():
-    opt = lossjax.adam(1e-2)
+    opt = lossjax.inject_hyperparams(lossjax.adam)(learning_rate=1e-2)
     params = {"w": jnp.ones(4)}
 
     @jax.jit
@@ -319,7 +319,8 @@ def test_flax_nnx_model_trains_with_lossjax_adam():
             return self.out(jnp.tanh(self.hidden(x)))
 
     model = Model(nnx.Rngs(0))
-    optimizer = nnx.Optimizer(model, lossjax.adam(1e-2), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(model, lossjax.inject_hyperparams(lossjax.adam)(learning_rate=1e-2),
+                              wrt=nnx.Param)
     x = jax.random.normal(jax.random.key(3), (64, 8), jnp.float32)
     y = (x[:, 0] > 0).astype(jnp.int32) + 2 * (x[:, 1] > 0).astype(jnp.int32)
 

@@ -78,9 +78,9 @@ def test_sgd_matches_float64_numpy_recursion():
                                rtol=1e-5, atol=1e-6)
 
 
-def test_learning_rate_is_held_in_the_state():
+def test_injected_learning_rate_changes_without_retrace():
     params, loss = problem()
-    opt = lossjax.schedule_free_adamw(0.01)
+    opt = lossjax.inject_hyperparams(lossjax.schedule_free_adamw)(learning_rate=0.01)
     update = jax.jit(opt.update)
     grads = jax.grad(loss)(params)
 

@@ -249,9 +249,9 @@ def test_inject_hyperparams_learning_rate_changes_without_retrace():
     probe.hyperparams["learning_rate"] = jnp.asarray(0.0, jnp.float32)
     assert not np.any(np.asarray(step(probe)[0]["w"]))
     assert len(traces) == 1
-    # sgd builds a momentum buffer or not from its value: momentum stays a fixed number
+    # as optax's: sgd's momentum is injected too (only momentum=None means no buffer)
     sgd = lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=0.1, momentum=0.9)
-    assert set(sgd.init(params).hyperparams) == {"learning_rate"}
+    assert set(sgd.init(params).hyperparams) == {"learning_rate", "momentum"}
 
 
 def test_lookahead_equals_optax():

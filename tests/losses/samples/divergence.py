@@ -8,7 +8,7 @@ _LOG_P = np.log(distribution(40, 3, 4))
 _T = distribution(41, 3, 4)
 
 SAMPLES = [
-    Sample("kl_divergence", (_LOG_P, _T)),
-    Sample("generalized_kl_divergence", (_LOG_P, 2.0 * _T)),
-    Sample("jensen_shannon_divergence", (_LOG_P, _T)),
+    Sample("kl_divergence", (_LOG_P, _T), class_where=(0, 1)),
+    Sample("generalized_kl_divergence", (_LOG_P, 2.0 * _T), class_where=(0, 1)),
+    Sample("jensen_shannon_divergence", (_LOG_P, _T), class_where=(0, 1)),
 ]

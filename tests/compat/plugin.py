@@ -1,0 +1,155 @@
+"""pytest plugin for a child pytest that runs installed optax/rlax test files.
+
+It always records one outcome per test case into the JSON file named by
+``LOSSJAX_COMPAT_OUTCOMES``. With ``LOSSJAX_COMPAT_SUBSTITUTE=1`` it first replaces every
+name of :data:`tests.compat.table.SUBSTITUTIONS` before the test modules are imported:
+
+* Functions: every module attribute under ``optax``/``rlax`` that *is* the original object
+  (``optax.adam``, ``optax._src.alias.adam``, ``optax.transforms.trace`` ...) becomes a
+  dispatcher. Called from optax's or rlax's own library code it calls the original (so an
+  optax function that lossjax does not provide keeps optax's arithmetic); called from
+  anywhere else (the test modules, chex, ``jax.jit``, lossjax's wrappers) it calls lossjax's.
+  ``inspect.signature`` of the dispatcher is lossjax's.
+* Classes (state NamedTuples, ``MaskedNode``, ``LookaheadParams``): replaced everywhere, as
+  a class cannot tell who builds it.
+
+Nothing leaks: the child process ends with its test files.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import os
+import pkgutil
+import sys
+from typing import Any
+
+import pytest
+
+from tests._xla import use_fast_compile_flags
+
+use_fast_compile_flags()
+
+_LIBRARIES = ("optax", "rlax")
+
+
+def _is_library_module(name: str) -> bool:
+    top = name.split(".", 1)[0]
+    return top in _LIBRARIES and not name.endswith("_test") and not name.endswith("test_utils")
+
+
+def _import_all() -> None:
+    for library in _LIBRARIES:
+        package = importlib.import_module(library)
+        for info in pkgutil.walk_packages(package.__path__, f"{library}."):
+            if info.name.endswith("_test"):
+                continue
+            try:
+                importlib.import_module(info.name)
+            except ImportError:  # an optional dependency of a module no test here uses
+                pass
+
+
+def _resolve(path: str) -> Any:
+    module_name, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _dispatcher(original: Any, replacement: Any) -> Any:
+    @functools.wraps(replacement)
+    def dispatch(*args, **kwargs):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if _is_library_module(caller):
+            return original(*args, **kwargs)
+        return replacement(*args, **kwargs)
+
+    return dispatch
+
+
+def _with_defaults(function: Any, defaults: dict[str, Any]) -> Any:
+    if not defaults:
+        return function
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        return function(*args, **{**defaults, **kwargs})
+
+    return call
+
+
+def install() -> dict[str, int]:
+    """Replace every name of the table; returns, per name, how many attributes changed."""
+    from tests.compat.table import SUBSTITUTIONS
+
+    _import_all()
+    modules = [m for name, m in list(sys.modules.items())
+               if m is not None and name.split(".", 1)[0] in _LIBRARIES
+               and not name.endswith("_test")]
+    patched: dict[str, int] = {}
+    for path, sub in SUBSTITUTIONS.items():
+        original = _resolve(path)
+        lossjax_object = sub.resolve()
+        if isinstance(original, type):
+            replacement = lossjax_object
+        else:
+            replacement = _dispatcher(original, _with_defaults(lossjax_object, dict(sub.kwargs)))
+        count = 0
+        for module in modules:
+            for attr, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, attr, replacement)
+                    count += 1
+        patched[path] = count
+    return patched
+
+
+_OUTCOMES: dict[str, str] = {}
+_ERRORS: dict[str, str] = {}
+_COLLECTED: list[str] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("LOSSJAX_COMPAT_SUBSTITUTE") == "1":
+        install()
+
+
+def _message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    return " ".join(text.split())[:300]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.failed:
+        _OUTCOMES[report.nodeid] = "failed"
+        _ERRORS.setdefault(report.nodeid, _message(report))
+    elif report.when == "call" or (report.when == "setup" and report.skipped):
+        _OUTCOMES.setdefault(report.nodeid, "skipped" if report.skipped else "passed")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Record every collected case; with ``LOSSJAX_COMPAT_RUN`` (file paths, comma
+    separated) run only the cases of those files (the others are only collected)."""
+    _COLLECTED.extend(item.nodeid for item in items)
+    run = os.environ.get("LOSSJAX_COMPAT_RUN")
+    if run:
+        files = set(run.split(","))
+        kept = [item for item in items if item.nodeid.split("::", 1)[0] in files]
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        _OUTCOMES[report.nodeid] = "error"
+        _ERRORS[report.nodeid] = _message(report)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = os.environ.get("LOSSJAX_COMPAT_OUTCOMES")
+    if path:
+        with open(path, "w") as f:
+            json.dump({"outcomes": _OUTCOMES, "errors": _ERRORS, "collected": _COLLECTED}, f,
+                      indent=0, sort_keys=True)
