@@ -94,12 +94,14 @@ def _exponential_average(values: np.ndarray, beta: float) -> np.ndarray:
     return out
 
 
-def smooth(raw_losses: np.ndarray, beta: float, cap: float) -> np.ndarray:
+def smooth(raw_losses: np.ndarray, beta: float, cap: float, after: int) -> np.ndarray:
     """Zero-lag smoothing: the debiased moving average run forwards, then backwards over
     that. A one-way average lags ``β/(1 − β)`` steps, which moves the curve's minimum to a
-    larger rate; the backward pass moves it back. Losses above ``cap`` (a diverged sweep's
-    last batches) count as ``cap``, so the blow-up does not leak into the curve before it."""
-    capped = np.minimum(raw_losses, cap)
+    larger rate; the backward pass moves it back. Losses past index ``after`` above ``cap``
+    (a diverged sweep's last batches) count as ``cap``, so the blow-up does not leak into
+    the curve before it."""
+    capped = np.array(raw_losses, dtype=np.float64)
+    capped[after + 1 :] = np.minimum(capped[after + 1 :], cap)
     forward = _exponential_average(capped, beta)
     return _exponential_average(forward[::-1], beta)[::-1]
 
@@ -177,8 +179,9 @@ def lr_find(
     its running average ``a_i = β·a_{i−1} + (1 − β)·ℓ_i`` (debiased, ``β = smoothing``)
     exceeds ``divergence_factor`` times its minimum. The smoothed curve ``L`` is that
     average run forwards and then backwards, with no lag (a one-way average of 0.98, as
-    fast.ai's, puts the minimum about ten times too far right on a 100-step sweep), the
-    losses above the stopping threshold counted as the threshold.
+    fast.ai's, puts the minimum about ten times too far right on a 100-step sweep); past
+    the running average's lowest point, losses above the stopping threshold count as the
+    threshold, so a blow-up does not leak into the curve before it.
 
     ``method`` picks the rule that reads a rate off ``L``; every rule's pick is in
     ``result.suggestions``:
@@ -270,14 +273,15 @@ def lr_find(
         return optax.apply_updates(params, updates), state, loss
 
     current = jax.tree.map(jnp.asarray, params)
-    raw, average, best, diverged = [], 0.0, np.inf, False
+    raw, average, best, best_index, diverged = [], 0.0, np.inf, 0, False
     for i, batch in enumerate(_batch_stream(batches, num_steps)):
         current, state, loss = step(current, state, jnp.asarray(rates[i], rate_dtype), batch)
         loss = float(loss)
         raw.append(loss)
         average = smoothing * average + (1 - smoothing) * loss
         value = average / (1 - smoothing ** (i + 1))
-        best = min(best, value)
+        if value < best:
+            best, best_index = value, i
         if not np.isfinite(value) or value > divergence_factor * best:
             diverged = True
             break
@@ -286,7 +290,7 @@ def lr_find(
     raw_losses = np.asarray(raw)
     count = len(raw_losses)
     losses = smooth(np.where(np.isfinite(raw_losses), raw_losses, np.inf), smoothing,
-                    divergence_factor * best)
+                    divergence_factor * best, best_index)
     suggestions = {name: suggest(rates[:count], losses, name) for name in METHODS}
     return LRFindResult(rates[:count], losses, raw_losses, suggestions[method], diverged,
                         method, suggestions)
