@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         default=["digits", "char"])
     parser.add_argument("--output-dir", default="bench/results", type=pathlib.Path)
     args = parser.parse_args(argv)
-    grid = np.logspace(-4, 0, 5 if args.quick else 13)
+    grid = np.logspace(-4, 0, 5 if args.quick else 9)
     makers = {"digits": lambda: digits_task(60 if args.quick else 600),
               "char": lambda: char_task(40 if args.quick else 800)}
     results = [compare(makers[name](), grid) for name in args.models]
