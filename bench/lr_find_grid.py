@@ -16,9 +16,10 @@ Two models, each trained with AdamW (weight decay 0.01) under a warmup-cosine sc
 For each model: the grid trains one run per peak rate (log-spaced) with the same data
 order and initialisation; ``lr_find`` sweeps ``1e-6 .. 10`` in 100 steps from the same
 initialisation with ``lambda lr: lossjax.adamw(lr, weight_decay=0.01)``; then a full run
-at each rule's suggestion is trained and scored. The "old" row is the rule lossjax used
-before: the steepest slope of a one-way 0.98 moving average. Everything is jitted once per
-model (the peak rate is an argument), so the grid costs compile + runs.
+at each rule's suggestion is trained and scored. Two more rows for comparison: "old", the
+rule lossjax used before (the steepest slope of a one-way 0.98 moving average), and the
+middle of the longest falling subsequence of the curve (fast.ai's "valley"). Everything
+is jitted once per model (the peak rate is an argument), so the grid costs compile + runs.
 """
 
 from __future__ import annotations
@@ -188,6 +189,20 @@ def char_task(steps: int) -> Task:
 # ----------------------------------------------------------------------------- compare
 
 
+def _longest_falling_run(values: np.ndarray) -> tuple[int, int]:
+    """(first, last) of a longest strictly falling subsequence (O(n²) recursion): the
+    "valley" of fast.ai, kept here to show why lossjax measures the fall instead."""
+    length, previous = np.ones(len(values), int), np.full(len(values), -1)
+    for i in range(len(values)):
+        for j in range(i):
+            if values[j] > values[i] and length[j] + 1 > length[i]:
+                length[i], previous[i] = length[j] + 1, j
+    last = first = int(np.argmax(length))
+    while previous[first] >= 0:
+        first = int(previous[first])
+    return first, last
+
+
 def compare(task: Task, grid: np.ndarray) -> dict:
     start = time.perf_counter()
     score = make_trainer(task)
@@ -198,7 +213,10 @@ def compare(task: Task, grid: np.ndarray) -> dict:
     old_curve = _exponential_average(sweep.raw_losses, 0.98)
     old = float(sweep.learning_rates[_steepest(np.log(sweep.learning_rates), old_curve,
                                                10, 5)])
-    picks = {**sweep.suggestions, "old (steepest, one-way 0.98)": old}
+    first, last = _longest_falling_run(sweep.losses[: int(np.argmin(sweep.losses)) + 1])
+    longest = float(np.sqrt(sweep.learning_rates[first] * sweep.learning_rates[last]))
+    picks = {**sweep.suggestions, "old (steepest, one-way 0.98)": old,
+             "longest falling run (fast.ai-style valley)": longest}
     best = int(np.argmin(grid_losses))
     return {
         "model": task.name, "steps": task.steps,

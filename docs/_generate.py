@@ -1,8 +1,9 @@
 """Pages fragments made from the repository at build time, into ``docs/_generated/``.
 
 The README stays the one source of the install lines, the ten-line example, the loss
-contract, the name tables and the sharding guide; the notebooks are copied from ``notebooks/`` (and executed by
-myst-nb); the benchmark chart is drawn from the ratio columns of ``bench/README.md``.
+contract, the name tables and the sharding guide; the notebooks are copied from
+``notebooks/`` (and executed by myst-nb); the benchmark chart is drawn from the ratio
+columns of ``bench/README.md``.
 """
 
 from __future__ import annotations

@@ -125,24 +125,12 @@ def _steepest(log_rates: np.ndarray, losses: np.ndarray, skip: int, half: int) -
     return int(centers[np.argmin(slopes)])
 
 
-def _longest_fall(losses: np.ndarray) -> tuple[int, int]:
-    """``(first, last)`` indices of the longest strictly falling subsequence of ``losses``
-    (not necessarily contiguous, so a noisy bump does not cut it): the loss's long valley.
-    Patience sorting: ``tails[k]`` is the index ending the best falling run of length
-    ``k + 1`` seen so far (the one with the largest final loss)."""
-    tails: list[int] = []
-    previous = np.full(len(losses), -1)
-    negated = -losses
-    for i, value in enumerate(negated):
-        k = int(np.searchsorted(negated[tails], value, side="left")) if tails else 0
-        previous[i] = tails[k - 1] if k else -1
-        if k == len(tails):
-            tails.append(i)
-        else:
-            tails[k] = i
-    last = first = tails[-1]
-    while previous[first] >= 0:
-        first = int(previous[first])
+def _valley(losses: np.ndarray) -> tuple[int, int]:
+    """``(first, last)``: the lower half of the fall, from the first point where ``losses``
+    has made half of its drop (from its first value to its minimum) to the minimum."""
+    last = int(np.argmin(losses))
+    level = losses[last] + 0.5 * (losses[0] - losses[last])
+    first = int(np.argmax(losses[: last + 1] <= level))
     return first, last
 
 
@@ -154,9 +142,8 @@ def suggest(learning_rates: np.ndarray, losses: np.ndarray, method: str) -> floa
         return float(learning_rates[int(np.argmin(losses))] / 10)
     if method == "steepest":
         return float(learning_rates[_steepest(log_rates, losses, n // 10, max(n // 20, 1))])
-    start, stop = _descent(losses, 0)
-    first, last = _longest_fall(losses[start:stop])
-    return float(np.exp((log_rates[start + first] + log_rates[start + last]) / 2))
+    first, last = _valley(losses)
+    return float(np.exp((log_rates[first] + log_rates[last]) / 2))
 
 
 def lr_find(
@@ -186,10 +173,11 @@ def lr_find(
     ``method`` picks the rule that reads a rate off ``L``; every rule's pick is in
     ``result.suggestions``:
 
-    - ``"valley"`` (default): the geometric middle of the longest stretch over which ``L``
-      keeps falling (its longest falling subsequence up to the minimum); fast.ai's
-      default since 2021. It sits well inside the fall, away from both the flat start and
-      the edge of divergence.
+    - ``"valley"`` (default): the geometric middle of the lower half of the fall, between
+      the first rate at which ``L`` has made half of its drop (from its first value to its
+      minimum) and the rate at the minimum. In the spirit of fast.ai's ``valley`` (the
+      middle of the descent), but measured by how far the loss has fallen rather than by
+      how long it keeps falling, so a slow early drift does not drag it to tiny rates.
     - ``"steepest"``: where ``L`` falls fastest against ``log lr`` (slope taken across
       ``i ± num_steps // 20``, after the first ``num_steps // 10`` steps). Tends to
       suggest too little for freshly initialised Transformers, whose loss first falls
@@ -221,8 +209,10 @@ def lr_find(
       divergence_factor: stop when the running average exceeds this times its minimum (> 1).
 
     Differences: fast.ai's ``Learner.lr_find`` (PyTorch) runs the same test with a one-way
-    average (β = 0.98) and offers the same rules (``valley`` is written here from its
-    description: the middle of the longest falling stretch). Keras has none.
+    average (β = 0.98) and offers the same rules; its ``valley`` is the middle of the
+    longest falling subsequence, which on a lag-free curve starts at the first, barely
+    falling rates (``bench/lr_find_grid.py``: 2e-4 for both test models); ours takes the
+    lower half of the fall instead. Keras has none.
 
     References: Smith, "Cyclical Learning Rates for Training Neural Networks" (2015,
     arXiv:1506.01186), section 3.3; Howard & Gugger, "fastai: a layered API for deep
