@@ -248,7 +248,7 @@ def lr_find(
         return make_optimizer(learning_rate)
 
     optimizer = inject_hyperparams(factory)(learning_rate=float(rates[0]))
-    state = optimizer.init(params)
+    state: Any = optimizer.init(params)  # an InjectHyperparamsState
     if "learning_rate" not in state.hyperparams:
         raise ValueError("make_optimizer(rate) must build its optimizer from an array rate "
                          "(it may not branch on the rate's value in Python), so that one "
