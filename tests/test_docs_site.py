@@ -51,14 +51,15 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _code_cells() -> dict[str, list[str]]:
-    """The code a docs build executes: notebook code cells and MyST ``{code-cell}`` blocks."""
+def _code_cells(pages: bool) -> dict[str, list[str]]:
+    """The notebooks' code cells and, with ``pages``, the ``{code-cell}`` blocks of the
+    MyST pages the docs build executes (the Flax page)."""
     cells = {}
     for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
         notebook = json.loads(path.read_text())
         cells[path.name] = ["".join(c["source"]) for c in notebook["cells"]
                             if c["cell_type"] == "code"]
-    for path in sorted((ROOT / "docs").glob("*.md")):
+    for path in sorted((ROOT / "docs").glob("*.md")) if pages else []:
         blocks = re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", path.read_text(), re.M | re.S)
         if blocks:
             cells[f"docs/{path.name}"] = blocks
@@ -109,6 +110,7 @@ def _third_party(modules: set[str]) -> set[str]:
 
 
 def test_parsers_see_what_a_notebook_needs():
+    assert "docs/flax.md" in _code_cells(pages=True)
     assert _imports("%matplotlib inline\nfrom a.b import c\nimport d.e as f") == {
         "a.b", "a.b.c", "d.e"}
     assert "gymnax" in _third_party({"lossjax.examples.ppo_cartpole"})
@@ -117,11 +119,13 @@ def test_parsers_see_what_a_notebook_needs():
 
 @pytest.mark.parametrize("extra", ["docs", "notebooks"])
 def test_every_package_the_pages_import_is_in_the_extra(extra):
+    """``docs``: what the notebooks and the executed pages import; ``notebooks``: what the
+    notebooks import."""
     extras = _extras()
     installed = extras[""] | extras[extra]
     distributions = _distributions()
     missing = {}
-    for page, cells in _code_cells().items():
+    for page, cells in _code_cells(pages=extra == "docs").items():
         for module in sorted(_third_party(set().union(*map(_imports, cells)))):
             names = {_normalize(d) for d in distributions.get(module, [module])}
             if not names & installed:
