@@ -178,8 +178,9 @@ def lr_find(
       minimum) and the rate at the minimum. In the spirit of fast.ai's ``valley`` (the
       middle of the descent), but measured by how far the loss has fallen rather than by
       how long it keeps falling, so a slow early drift does not drag it to tiny rates.
-    - ``"steepest"``: where ``L`` falls fastest against ``log lr`` (slope taken across
-      ``i ± num_steps // 20``, after the first ``num_steps // 10`` steps). Tends to
+    - ``"steepest"``: where ``L`` falls fastest against ``log lr`` before its minimum
+      (slope taken across ``i ± n // 20``, after the first ``n // 10`` of the ``n`` steps
+      taken, where the curve is mostly the first batches' noise). Tends to
       suggest too little for freshly initialised Transformers, whose loss first falls
       steeply at small rates.
     - ``"minimum"``: the rate at the minimum of ``L``, divided by 10 (Smith's and fast.ai's
