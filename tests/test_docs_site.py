@@ -151,3 +151,18 @@ def test_site_builds_without_warnings(tmp_path):
     warnings = [line for line in result.stderr.splitlines()
                 if "WARNING" in line and "IPKernelApp" not in line or "ERROR" in line]
     assert result.returncode == 0 and not warnings, "\n".join(warnings or [result.stderr])
+
+
+def test_flax_page_runs_and_says_what_it_claims(capsys):
+    """The Flax page's cells, in order, in one namespace (as the docs build runs them)."""
+    (cells,) = [c for page, c in _code_cells(pages=True).items() if page == "docs/flax.md"]
+    namespace: dict = {"__name__": "flax_page"}
+    for cell in cells:
+        exec(compile(cell, "docs/flax.md", "exec"), namespace)
+    out = capsys.readouterr().out
+    for claim in ("skipped micro-batches: 1", "optimizer steps taken: 1",
+                  "resumed run equals the continued one: True",
+                  "restored predictions match: True"):
+        assert claim in out, out
+    first, last = map(float, out.split("training loss ")[1].split()[0:3:2])
+    assert last < first / 3
