@@ -63,7 +63,11 @@ _NAMESPACES = (
     (
         "schedules",
         "Schedules",
-        "Functions ``step -> learning rate``: pass one wherever a ``learning_rate`` is taken.",
+        "Functions ``step -> learning rate``: pass one wherever a ``learning_rate`` is taken. "
+        "optax's names work too (``optax.warmup_cosine_decay_schedule`` -> "
+        "``lossjax.warmup_cosine_decay_schedule`` or "
+        "``lossjax.schedules.warmup_cosine_decay_schedule``, the same function as "
+        "``lossjax.schedules.warmup_cosine_decay``).",
         {},
         "Schedules",
     ),
@@ -82,6 +86,7 @@ _NAMESPACES = (
 )
 
 STATES = "Optimizer states"
+ALIASES = "optax's names (aliases of the schedules above)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,12 +132,15 @@ def pages() -> list[Page]:
             suffix = defined_in.rsplit(".", 1)[-1]
             if namespace == "optimizers" and inspect.isclass(obj):
                 section = STATES
+            elif namespace == "schedules" and getattr(obj, "__name__", name) != name:
+                section = ALIASES
             else:
                 section = titles.get(suffix) or fallback or _section_from_module(defined_in)
             sections.setdefault(section, []).append(Entry(name, target, _directive(obj), section))
         ranked = sorted(
             sections,
-            key=lambda s: (s == STATES, order.index(s) if s in order else len(order), s),
+            key=lambda s: (s in (STATES, ALIASES), order.index(s) if s in order else len(order),
+                           s),
         )
         result.append(Page(namespace, title, intro, {s: sections[s] for s in ranked}))
     return result

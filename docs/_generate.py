@@ -1,8 +1,9 @@
 """Pages fragments made from the repository at build time, into ``docs/_generated/``.
 
-The README stays the one source of the install lines, the ten-line example, the name tables
-and the sharding guide; the notebooks are copied from ``notebooks/`` (and executed by
-myst-nb); the benchmark chart is drawn from the ratio columns of ``bench/README.md``.
+The README stays the one source of the install lines, the ten-line example, the loss
+contract, the name tables and the sharding guide; the notebooks are copied from
+``notebooks/`` (and executed by myst-nb); the benchmark chart is drawn from the ratio
+columns of ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def readme_section(readme: str, title: str) -> str:
     match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", readme, re.M | re.S)
     if match is None:
         raise ValueError(f"README.md has no '## {title}' section, which the docs include")
+    return match.group(1).strip() + "\n"
+
+
+def loss_contract(readme: str) -> str:
+    """The README's ``### Loss contract`` subsection (without its heading): the one copy of
+    the contract, which the Conventions page includes."""
+    match = re.search(r"^### Loss contract\n(.*?)(?=^#{1,3} |^<!-- )", readme, re.M | re.S)
+    if match is None:
+        raise ValueError("README.md has no '### Loss contract' subsection, which the docs "
+                         "include")
     return match.group(1).strip() + "\n"
 
 
@@ -126,6 +137,7 @@ def write_all(docs: pathlib.Path, root: pathlib.Path) -> None:
     _write_if_changed(generated / "ten_lines.md", readme_section(readme, "Ten lines"))
     _write_if_changed(generated / "many_devices.md", readme_section(readme, "Many devices"))
     _write_if_changed(generated / "loss_table.md", loss_table(readme))
+    _write_if_changed(generated / "loss_contract.md", loss_contract(readme))
     bench_readme = (root / "bench" / "README.md").read_text()
     # The title line is the page's own heading in benchmarks.md.
     _write_if_changed(generated / "bench.md", bench_readme.split("\n", 1)[1])

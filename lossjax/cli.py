@@ -14,6 +14,15 @@ import os
 import sys
 from collections.abc import Sequence
 
+_DESCRIPTION = """\
+lossjax: losses, optimizers and regularization for JAX.
+
+  lossjax demo      train a small MLP on scikit-learn's digits and compare optimizers
+  lossjax lr-find   learning-rate range test on the same MLP; plots loss against rate
+
+Run 'lossjax COMMAND --help' for a command's options.
+"""
+
 _DEMO_DESCRIPTION = """\
 Train a small MLP (64 -> 128 -> 10, ReLU) on scikit-learn's digits (1797 8x8 images,
 80/20 stratified train/validation split) with lossjax losses, optimizers and regularization.
@@ -28,8 +37,9 @@ Pass --optimizer to train a single run.
 _LR_FIND_DESCRIPTION = """\
 Learning-rate range test on the demo's digits MLP: train for --num-steps mini-batches while
 the learning rate grows geometrically from --min-lr to --max-lr, stop early when the
-smoothed loss diverges, print the suggested rate (where the loss falls fastest) and write a
-PNG of loss against learning rate.
+smoothed loss diverges, print the rate each rule suggests (--method picks the one marked
+as the suggestion: valley, steepest or minimum / 10) and write a PNG of the batch and
+smoothed losses against the learning rate.
 """
 
 _DEFAULT_L2 = 1e-4
@@ -206,6 +216,9 @@ def _add_lr_find_arguments(parser: argparse.ArgumentParser) -> None:
                         help="last learning rate (default: %(default)g)")
     parser.add_argument("--num-steps", type=_positive_int, default=100,
                         help="steps (rates tried) in the sweep (default: %(default)s)")
+    parser.add_argument("--method", choices=["valley", "steepest", "minimum"],
+                        default="valley",
+                        help="the rule that picks the suggested rate (default: %(default)s)")
     parser.add_argument("--batch-size", type=_positive_int, default=64,
                         help="mini-batch size (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0,
@@ -230,11 +243,14 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                      f"training examples, got {args.batch_size}")
     result = lr_range_test(data, optimizer=args.optimizer, batch_size=args.batch_size,
                            min_lr=args.min_lr, max_lr=args.max_lr, num_steps=args.num_steps,
-                           seed=args.seed)
-    ended = "diverged" if result.diverged else "reached --max-lr"
-    print(f"{args.optimizer}: {len(result.learning_rates)} steps, lr {args.min_lr:g} -> "
-          f"{result.learning_rates[-1]:.3g} ({ended})")
-    print(f"suggested learning rate: {result.suggestion:.3g}")
+                           method=args.method, seed=args.seed)
+    ended = ("stopped early: the loss diverged" if result.diverged
+             else "reached --max-lr without diverging")
+    print(f"{args.optimizer}: swept the learning rate from {args.min_lr:g} to "
+          f"{result.learning_rates[-1]:.3g} in {len(result.learning_rates)} steps ({ended})")
+    for name, rate in result.suggestions.items():
+        print(f"  rule {name:<9} -> {rate:.3g}")
+    print(f"suggested learning rate: {result.suggestion:.3g} (rule: {result.method})")
     directory = os.path.dirname(args.output)
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -248,7 +264,7 @@ def _lr_find(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``lossjax`` console script; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="lossjax", description=__doc__,
+    parser = argparse.ArgumentParser(prog="lossjax", description=_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(

@@ -79,6 +79,17 @@ def test_missing_command_and_help(capsys):
         assert flag in help_text
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["lr-find", "--help"]])
+def test_help_is_plain_text(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "lr-find" in help_text or "--output" in help_text
+    for markup in ("``", ":func:", ":class:", ".. "):
+        assert markup not in help_text, f"reStructuredText {markup!r} in {argv} help"
+
+
 def test_adam_defaults_reach_95_percent_validation_accuracy(data):
     history = digits.train(digits.Config(optimizer="adam"), data)
     assert history.val_accuracy[-1] >= 0.95

@@ -169,6 +169,9 @@ def test_readme_parts_the_docs_include_are_there():
     readme = (ROOT / "README.md").read_text()
     for title in ("Set up", "Ten lines", "Many devices"):
         assert generate.readme_section(readme, title).strip()
+    contract = generate.loss_contract(readme)
+    assert "**Reductions.**" in contract and "<!--" not in contract
+    assert "| lossjax |" not in contract
     table = generate.loss_table(readme).splitlines()
     assert table[0].startswith("| lossjax |") and any("`mse`" in row for row in table)
     assert all(row.startswith("|") for row in table)

@@ -3,6 +3,7 @@ import numpy as np
 import optax
 import pytest
 
+import lossjax
 from lossjax import schedules
 
 N = 260
@@ -177,3 +178,16 @@ def test_plot_without_matplotlib_says_so(monkeypatch):
 def test_bad_schedule_arguments_raise_naming_them(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def test_optax_names_are_aliases_of_the_same_schedules():
+    """A port from optax changes only the prefix: every optax schedule name is there, in
+    lossjax.schedules and flat, and is the lossjax function whose values CASES checks."""
+    optax_names = [n for n in dir(optax.schedules) if not n.startswith("_")
+                   and (n.endswith(("_schedule", "_schedules")) or n == "exponential_decay")]
+    assert len(optax_names) == 14
+    for name in optax_names:
+        alias = getattr(schedules, name)
+        assert getattr(lossjax, name) is alias
+        short = name.removesuffix("_schedules").removesuffix("_schedule")
+        assert alias is getattr(schedules, short), name

@@ -316,11 +316,13 @@ def lr_range_test(
     min_lr: float = 1e-5,
     max_lr: float = 10.0,
     num_steps: int = 100,
+    method: str = "valley",
     seed: int = 0,
 ) -> lossjax.LRFindResult:
     """:func:`lossjax.lr_find` on the digits MLP (64 -> 128 -> 10, cross-entropy).
 
-    ``optimizer``: ``"sgd"`` (momentum 0.9, as the demo's SGD run) or ``"adam"``. The
+    ``optimizer``: ``"sgd"`` (momentum 0.9, as the demo's SGD run) or ``"adam"``;
+    ``method``: the rule that picks the suggestion (see :func:`lossjax.lr_find`). The
     mini-batches are one shuffled epoch of ``batch_size`` examples, cycled.
     """
     makers = {"sgd": lambda lr: lossjax.sgd(lr, momentum=0.9), "adam": lossjax.adam}
@@ -337,7 +339,7 @@ def lr_range_test(
         return objective(params, batch[0], batch[1], None, config)
 
     return lossjax.lr_find(loss_fn, params, epoch, makers[optimizer], min_lr=min_lr,
-                           max_lr=max_lr, num_steps=num_steps)
+                           max_lr=max_lr, num_steps=num_steps, method=method)
 
 
 def plot_histories(histories: Sequence[History], path: str) -> str:

@@ -171,6 +171,17 @@ def softmax_cross_entropy_with_integer_labels(
     )
 
 
+def _refuse_class_indices(logits: ArrayLike, labels: ArrayLike) -> None:
+    """Integer labels shaped unlike the logits are class indices, not a distribution."""
+    if (jnp.issubdtype(jnp.result_type(labels), jnp.integer)
+            and jnp.shape(labels) != jnp.shape(logits)):
+        raise ValueError(
+            f"labels has integer dtype and shape {jnp.shape(labels)} but logits has shape "
+            f"{jnp.shape(logits)}: softmax_cross_entropy takes a distribution over the "
+            "classes (one-hot or soft labels, the logits' shape); for class indices use "
+            "softmax_cross_entropy_with_integer_labels(logits, labels)")
+
+
 def softmax_cross_entropy(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -207,6 +218,7 @@ def softmax_cross_entropy(
     """
     check_reduction(reduction)
     check_in_range("label_smoothing", label_smoothing, 0.0, 1.0, high_inclusive=True)
+    _refuse_class_indices(logits, labels)
     (logits, labels), examples, classes = masked_class_inputs(
         ("logits", logits), ("labels", labels), axis=axis, where=where)
     if not _is_zero(label_smoothing):

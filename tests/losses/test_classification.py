@@ -137,6 +137,16 @@ def test_masked_and_ignored_examples_get_exactly_zero_gradient():
     assert float(all_masked) == 0.0
 
 
+def test_class_indices_to_softmax_cross_entropy_point_to_the_integer_label_loss():
+    x, y = _logits_labels((4, 3))
+    with pytest.raises(ValueError, match=r"\(4,\).*\(4, 3\).*"
+                       "softmax_cross_entropy_with_integer_labels"):
+        lossjax.softmax_cross_entropy(x, y)
+    one_hot = np.eye(3, dtype=np.int32)[y]  # integer one-hot labels are a distribution
+    np.testing.assert_allclose(lossjax.softmax_cross_entropy(x, one_hot), CE_INT(x, y),
+                               rtol=1e-6)
+
+
 def test_classification_bad_input_raises():
     x, y = _logits_labels((4, 3))
     with pytest.raises(ValueError, match="integer"):

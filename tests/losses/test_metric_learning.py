@@ -119,7 +119,7 @@ def test_triplet_gradients(p, swap):
 
 @pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-def test_triplet_identical_embeddings_are_finite(p, dtype):
+def test_triplet_identical_embeddings_are_finite(p, dtype, x64):
     x = jnp.asarray(np.arange(6.0).reshape(2, 3), dtype)
     for swap in (False, True):
         value, grads = jax.value_and_grad(
@@ -189,7 +189,7 @@ def test_contrastive_gradients():
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
-def test_contrastive_identical_embeddings_are_finite(dtype):
+def test_contrastive_identical_embeddings_are_finite(dtype, x64):
     x = jnp.asarray(np.arange(6.0).reshape(2, 3), dtype)
     value, grads = jax.value_and_grad(
         lambda a, b: lossjax.contrastive(a, b, jnp.array([1, 0]), margin=2.0,

@@ -273,7 +273,7 @@ def quadratic(p):
 )
 def test_minimises_quadratic_and_rosenbrock(fn, make, steps, minimum):
     opt = make()
-    params = {"xy": jnp.array([-1.2, 1.0], jnp.float64)}
+    params = {"xy": jnp.array([-1.2, 1.0], jnp.float32)}
 
     def step(carry, _):
         params, state = carry
@@ -289,7 +289,7 @@ def test_minimises_quadratic_and_rosenbrock(fn, make, steps, minimum):
                                   lambda: lossjax.adam(schedules.cosine_decay(0.05, 1000))])
 def test_stochastic_gradients_minimise_least_squares(make):
     # minibatches of 16 out of 256 noise-free examples: the gradient noise vanishes at w*
-    x = jax.random.normal(jax.random.key(0), (256, 2), jnp.float64)
+    x = jax.random.normal(jax.random.key(0), (256, 2), jnp.float32)
     w_star = jnp.array([1.0, -2.0])
     y = x @ w_star
     opt = make()
@@ -302,7 +302,7 @@ def test_stochastic_gradients_minimise_least_squares(make):
         return (optax.apply_updates(params, updates), state), None
 
     keys = jax.random.split(jax.random.key(1), 1000)
-    params = {"w": jnp.zeros(2, jnp.float64)}
+    params = {"w": jnp.zeros(2, jnp.float32)}
     (params, _), _ = jax.jit(lambda p: jax.lax.scan(step, (p, opt.init(p)), keys))(params)
     np.testing.assert_allclose(params["w"], w_star, atol=1e-4)
 

@@ -114,7 +114,7 @@ def test_clip_by_global_norm_matches_reference():
     np.testing.assert_allclose(lossjax.global_norm(clipped), 1.0, rtol=1e-12)
 
 
-def test_mixed_dtype_tree_keeps_each_leaf_dtype():
+def test_mixed_dtype_tree_keeps_each_leaf_dtype(x64):
     params = {"h": jnp.ones(3, jnp.float16), "b": jnp.ones(2, jnp.bfloat16),
               "s": jnp.ones(4, jnp.float32), "d": jnp.ones(1, jnp.float64)}
     grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
