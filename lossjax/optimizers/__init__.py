@@ -31,6 +31,14 @@ from lossjax.optimizers._adam_family import (
     scale_by_yogi,
     yogi,
 )
+from lossjax.optimizers._adam_variants import (
+    ScaleByAcpropState,
+    ScaleBySimplifiedAdEMAMixState,
+    acprop,
+    scale_by_acprop,
+    scale_by_simplified_ademamix,
+    simplified_ademamix,
+)
 from lossjax.optimizers._alias import (
     adagrad,
     adam,
@@ -41,9 +49,11 @@ from lossjax.optimizers._alias import (
 from lossjax.optimizers._averaging import (
     EmaParamsState,
     EmaState,
+    SwaParamsState,
     averaged_params,
     ema,
     ema_params,
+    swa_params,
 )
 from lossjax.optimizers._classic import (
     ScaleByAdaDeltaState,
@@ -61,6 +71,29 @@ from lossjax.optimizers._clipping import (
     centralize,
     clip,
     scale,
+)
+from lossjax.optimizers._coin_betting import (
+    COCOBState,
+    MechanicState,
+    cocob,
+    mechanize,
+    scale_by_cocob,
+)
+from lossjax.optimizers._curvature import (
+    HutchinsonState,
+    SophiaState,
+    hutchinson_estimator_diag_hessian,
+    scale_by_sophia,
+    sophia,
+)
+from lossjax.optimizers._dual_averaging import (
+    ASGDState,
+    FtrlState,
+    MadgradState,
+    asgd,
+    ftrl,
+    madgrad,
+    scale_by_madgrad,
 )
 from lossjax.optimizers._factored import (
     ClipByBlockRmsState,
@@ -90,6 +123,15 @@ from lossjax.optimizers._lr_find import (
     LRFindResult,
     lr_find,
 )
+from lossjax.optimizers._microbatching import (
+    microbatch,
+)
+from lossjax.optimizers._momo import (
+    MomoAdamState,
+    MomoState,
+    momo,
+    momo_adam,
+)
 from lossjax.optimizers._orthogonal import (
     MuonDimensionNumbers,
     MuonState,
@@ -98,11 +140,14 @@ from lossjax.optimizers._orthogonal import (
 from lossjax.optimizers._parameter_free import (
     DAdaptAdamWState,
     DoGState,
+    DoWGState,
     ProdigyState,
     dadapt_adamw,
     dog,
+    dowg,
     prodigy,
     scale_by_dog,
+    scale_by_dowg,
 )
 from lossjax.optimizers._plateau import (
     ReduceLROnPlateauState,
@@ -112,12 +157,24 @@ from lossjax.optimizers._polyak import (
     polyak_sgd,
     scale_by_polyak,
 )
+from lossjax.optimizers._privacy import (
+    DifferentiallyPrivateAggregateState,
+    differentially_private_aggregate,
+    dpsgd,
+)
 from lossjax.optimizers._schedule_free import (
     ScheduleFreeAdamWState,
     ScheduleFreeState,
+    schedule_free,
     schedule_free_adamw,
     schedule_free_eval_params,
     schedule_free_sgd,
+)
+from lossjax.optimizers._sharpness import (
+    SAMState,
+    normalize,
+    sam,
+    sam_value_and_grad,
 )
 from lossjax.optimizers._sign import (
     ScaleByLionState,
@@ -162,10 +219,13 @@ from lossjax.optimizers._wrappers import (
     multi_steps,
     multi_steps_has_updated,
     partition,
+    skip_large_updates,
+    skip_not_finite,
     zero_nans,
 )
 
 __all__ = [
+    "acprop",
     "adabelief",
     "adadelta",
     "adafactor",
@@ -181,6 +241,8 @@ __all__ = [
     "amsgrad",
     "apply_if_finite",
     "ApplyIfFiniteState",
+    "asgd",
+    "ASGDState",
     "averaged_params",
     "centralize",
     "clip",
@@ -188,17 +250,28 @@ __all__ = [
     "clip_by_global_norm",
     "ClipByBlockRmsState",
     "ClipByGlobalNormState",
+    "cocob",
+    "COCOBState",
     "dadapt_adamw",
     "DAdaptAdamWState",
+    "differentially_private_aggregate",
+    "DifferentiallyPrivateAggregateState",
     "dog",
     "DoGState",
+    "dowg",
+    "DoWGState",
+    "dpsgd",
     "ema",
     "ema_params",
     "EmaParamsState",
     "EmaState",
     "FactoredState",
     "freeze",
+    "ftrl",
+    "FtrlState",
     "global_norm",
+    "hutchinson_estimator_diag_hessian",
+    "HutchinsonState",
     "inject_hyperparams",
     "InjectHyperparamsState",
     "lamb",
@@ -211,9 +284,18 @@ __all__ = [
     "LookaheadState",
     "lr_find",
     "LRFindResult",
+    "madgrad",
+    "MadgradState",
     "masked",
     "MaskedNode",
     "MaskedState",
+    "MechanicState",
+    "mechanize",
+    "microbatch",
+    "momo",
+    "momo_adam",
+    "MomoAdamState",
+    "MomoState",
     "multi_steps",
     "multi_steps_has_updated",
     "MultiStepsState",
@@ -222,6 +304,7 @@ __all__ = [
     "MuonState",
     "nadam",
     "nadamw",
+    "normalize",
     "novograd",
     "partition",
     "PartitionState",
@@ -233,7 +316,11 @@ __all__ = [
     "ReduceLROnPlateauState",
     "rmsprop",
     "rprop",
+    "sam",
+    "sam_value_and_grad",
+    "SAMState",
     "scale",
+    "scale_by_acprop",
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
@@ -242,11 +329,14 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_belief",
+    "scale_by_cocob",
     "scale_by_dog",
+    "scale_by_dowg",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
+    "scale_by_madgrad",
     "scale_by_novograd",
     "scale_by_param_block_rms",
     "scale_by_polyak",
@@ -254,10 +344,13 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_sign",
+    "scale_by_simplified_ademamix",
+    "scale_by_sophia",
     "scale_by_sum_of_squares",
     "scale_by_trust_ratio",
     "scale_by_yogi",
     "scale_by_zoom_linesearch",
+    "ScaleByAcpropState",
     "ScaleByAdaDeltaState",
     "ScaleByAdamState",
     "ScaleByAdanState",
@@ -271,9 +364,11 @@ __all__ = [
     "ScaleByRmsState",
     "ScaleByRpropState",
     "ScaleBySignState",
+    "ScaleBySimplifiedAdEMAMixState",
     "ScaleBySumOfSquaresState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
+    "schedule_free",
     "schedule_free_adamw",
     "schedule_free_eval_params",
     "schedule_free_sgd",
@@ -283,6 +378,13 @@ __all__ = [
     "sgd",
     "sign_sgd",
     "signum",
+    "simplified_ademamix",
+    "skip_large_updates",
+    "skip_not_finite",
+    "sophia",
+    "SophiaState",
+    "swa_params",
+    "SwaParamsState",
     "trace",
     "TraceState",
     "value_and_grad_from_state",

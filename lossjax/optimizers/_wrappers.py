@@ -159,12 +159,53 @@ class MultiStepsState(NamedTuple):
     """``mini_step``: micro-batches accumulated in the current window (0 right after an
     update); ``gradient_step``: updates applied so far; ``inner_opt_state``: the wrapped
     optimizer's state; ``acc_grads``: the running mean (or sum) of the window's gradients,
-    shaped like the parameters, in float32 at least."""
+    shaped like the parameters, in float32 at least (or ``accumulator_dtype``);
+    ``skip_state``: what ``should_skip_update_fn`` returned last (``()`` without one)."""
 
     mini_step: Array
     gradient_step: Array
     inner_opt_state: Any
     acc_grads: Any
+    skip_state: Any = ()
+
+
+def skip_not_finite(updates: Any, gradient_step: Array, params: Any) -> tuple[Array, Any]:
+    """A ``should_skip_update_fn`` for :func:`multi_steps`: skip a micro-batch whose
+    gradient holds a NaN or an infinity. Returns ``(skip, {"should_skip",
+    "num_not_finite"})`` (optax's).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.skip_not_finite({"w": jnp.array([1.0, jnp.nan])}, 0, None)[0]
+      Array(True, dtype=bool)
+    """
+    del gradient_step, params
+    counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates)]
+    num_not_finite = sum(counts[1:], counts[0]) if counts else jnp.zeros([], jnp.int32)
+    skip = num_not_finite > 0
+    return skip, {"should_skip": skip, "num_not_finite": num_not_finite}
+
+
+def skip_large_updates(
+    updates: Any, gradient_step: Array, params: Any, max_squared_norm: float
+) -> tuple[Array, Any]:
+    """A ``should_skip_update_fn`` for :func:`multi_steps` (bind ``max_squared_norm`` with
+    ``functools.partial``): skip a micro-batch whose gradient has ``‖g‖² >=
+    max_squared_norm`` (or a NaN). Returns ``(skip, {"should_skip", "norm_squared"})``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> skip, info = lossjax.skip_large_updates(jnp.array([3.0, 4.0]), 0, None, 20.0)
+      >>> skip, info["norm_squared"]
+      (Array(True, dtype=bool), Array(25., dtype=float32))
+    """
+    del gradient_step, params
+    parts = [jnp.sum(jnp.square(upcast(x))) for x in jax.tree.leaves(updates)]
+    norm_sq = sum(parts[1:], parts[0]) if parts else jnp.zeros([], jnp.float32)
+    skip = ~(norm_sq < max_squared_norm)
+    return skip, {"should_skip": skip, "norm_squared": norm_sq}
 
 
 def multi_steps(
@@ -172,7 +213,9 @@ def multi_steps(
     every_k_schedule: int | Callable[[Array], Array],
     *,
     use_grad_mean: bool = True,
-) -> optax.GradientTransformation:
+    should_skip_update_fn: Callable[[Any, Array, Any], tuple[Array, Any]] | None = None,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
     """Gradient accumulation: the inner optimizer steps once every ``k`` micro-batches.
 
     Each call adds the gradient to one buffer per parameter; calls ``1 … k−1`` of a
@@ -198,6 +241,15 @@ def multi_steps(
       every_k_schedule: ``k >= 1`` (``ValueError`` otherwise), or a function of the
         number of updates applied so far returning ``k`` (to grow the batch).
       use_grad_mean: average the window's gradients (default) or sum them.
+      should_skip_update_fn: ``f(grads, gradient_step, params) -> (skip, skip_state)``,
+        ``skip`` a boolean scalar: a skipped micro-batch changes nothing but
+        ``skip_state`` (kept in the state) and returns zero updates; e.g.
+        :func:`skip_not_finite` or ``functools.partial(skip_large_updates,
+        max_squared_norm=...)``.
+      accumulator_dtype: dtype of ``acc_grads`` (``None``: the parameters', float32 at
+        least); the running mean is computed in float32 at least either way.
+
+    Extra keyword arguments of ``update`` go to ``inner`` on the ``k``-th call.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -226,21 +278,32 @@ def multi_steps(
 
     add = per_leaf(accumulate, 1)
 
-    def init(params):
-        acc = jax.tree.map(_zeros_sharded_like, params)
-        return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
-                               inner.init(params), acc)
+    inner_with_extra = optax.with_extra_args_support(inner)
 
-    def update(updates, state, params=None):
+    def init(params):
+        acc = jax.tree.map(lambda p: _zeros_sharded_like(p, accumulator_dtype), params)
+        zero = jnp.zeros([], jnp.int32)
+        skip_state = () if should_skip_update_fn is None else should_skip_update_fn(
+            jax.tree.map(jnp.zeros_like, params), zero, params)[1]
+        return MultiStepsState(zero, zero, inner.init(params), acc, skip_state)
+
+    def update(updates, state, params=None, **extra_args):
         k = jnp.asarray(schedule(state.gradient_step), jnp.int32)
         emit = state.mini_step >= k - 1
+        skip, skip_state = jnp.asarray(False), state.skip_state
+        if should_skip_update_fn is not None:
+            skip, skip_state = should_skip_update_fn(updates, state.gradient_step, params)
+            if (jnp.result_type(skip), jnp.shape(skip)) != (jnp.bool_, ()):
+                raise ValueError("should_skip_update_fn must return a boolean scalar first, "
+                                 f"got {jnp.result_type(skip)} of shape {jnp.shape(skip)}")
 
         # Each branch accumulates for itself, so the new buffer is written straight into
         # its output (no gradient-sized temporary holds it across the cond).
         def step(_):
             (acc,) = add((updates, state.acc_grads), (state.mini_step,))
             grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-            new_updates, inner_state = inner.update(grads, state.inner_opt_state, params)
+            new_updates, inner_state = inner_with_extra.update(
+                grads, state.inner_opt_state, params, **extra_args)
             return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
 
         def hold(_):
@@ -248,18 +311,25 @@ def multi_steps(
             zeros = _zeros_like_output(lambda: step(None)[:2])
             return zeros, state.inner_opt_state, acc
 
-        new_updates, inner_state, acc = jax.lax.cond(emit, step, hold, None)
+        def skipped(_):
+            zeros = _zeros_like_output(lambda: step(None)[:2])
+            return zeros, state.inner_opt_state, state.acc_grads
+
+        branch = jnp.where(skip, 2, jnp.where(emit, 0, 1))
+        new_updates, inner_state, acc = jax.lax.switch(branch, (step, hold, skipped), None)
+        emit = emit & ~skip
         return new_updates, MultiStepsState(
-            jnp.where(emit, 0, increment_count(state.mini_step)),
+            jnp.where(emit, 0, jnp.where(skip, state.mini_step, increment_count(state.mini_step))),
             jnp.where(emit, increment_count(state.gradient_step), state.gradient_step),
-            inner_state, acc)
+            inner_state, acc, skip_state)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
-def _zeros_sharded_like(p: Any) -> Any:
-    """Float32-at-least zeros shaped like ``p``; an array's sharding carries over."""
-    dtype = compute_dtype(p.dtype)
+def _zeros_sharded_like(p: Any, dtype: Any = None) -> Any:
+    """Float32-at-least zeros shaped like ``p`` (or ``dtype``); an array's sharding
+    carries over."""
+    dtype = dtype or compute_dtype(p.dtype)
     return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else full_like(p, dtype=dtype)
 
 

@@ -3,7 +3,8 @@
 Any ``learning_rate`` argument in lossjax takes a float or one of these. They carry
 optax's ``*_schedule`` names without the suffix (``optax.linear_schedule`` ->
 ``lossjax.schedules.linear``), with the same arguments in the same order and the same
-values at every step; :func:`inverse_sqrt` and :func:`warmup_stable_decay` are extra.
+values at every step; :func:`inverse_sqrt` and :func:`warmup_stable_decay` are extra,
+and :func:`cyclic`, :func:`inverse_time_decay` and :func:`swalr` come from PyTorch and Keras.
 Each returns a float32 scalar and runs under ``jit`` and ``vmap``. :func:`plot` draws one.
 """
 
@@ -18,6 +19,7 @@ from lossjax.schedules._core import (
     piecewise_interpolate,
     polynomial,
 )
+from lossjax.schedules._cyclic import cyclic, inverse_time_decay, swalr
 from lossjax.schedules._plot import plot, values
 from lossjax.schedules._warmup import (
     cosine_onecycle,
@@ -35,8 +37,10 @@ __all__ = [
     "constant",
     "cosine_decay",
     "cosine_onecycle",
+    "cyclic",
     "exponential_decay",
     "inverse_sqrt",
+    "inverse_time_decay",
     "join",
     "linear",
     "linear_onecycle",
@@ -45,6 +49,7 @@ __all__ = [
     "plot",
     "polynomial",
     "sgdr",
+    "swalr",
     "values",
     "warmup_constant",
     "warmup_cosine_decay",
