@@ -7,7 +7,9 @@ import optax
 import lossjax
 from tests.optimizers._registry import Entry
 
-EXEMPT = {"multi_steps_has_updated": "reads a flag out of a multi_steps state"}
+EXEMPT = {"multi_steps_has_updated": "reads a flag out of a multi_steps state",
+          "skip_large_updates": "a should_skip_update_fn for multi_steps",
+          "skip_not_finite": "a should_skip_update_fn for multi_steps"}
 
 
 def _is_matrix(params):
@@ -40,6 +42,12 @@ ENTRIES = [
           lambda: optax.masked(optax.adam(1e-2), _is_matrix), kind="wrapper"),
     Entry("multi_steps", lambda: lossjax.multi_steps(lossjax.adam(1e-2), 2),
           _optax_multi_steps, kind="wrapper"),
+    Entry("multi_steps", lambda: lossjax.multi_steps(
+        lossjax.adam(1e-2), 2, should_skip_update_fn=lossjax.skip_not_finite,
+        accumulator_dtype=jnp.bfloat16), lambda: optax.MultiSteps(
+        optax.adam(1e-2), 2, should_skip_update_fn=optax.skip_not_finite,
+        accumulator_dtype=jnp.bfloat16).gradient_transformation(), kind="wrapper",
+          id="skip"),
     Entry("partition", lambda: lossjax.partition(
         {"matrix": lossjax.adam(1e-2), "other": lossjax.sgd(1e-2)}, _labels),
           lambda: optax.partition({"matrix": optax.adam(1e-2), "other": optax.sgd(1e-2)},

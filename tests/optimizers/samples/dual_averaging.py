@@ -1,0 +1,15 @@
+"""Entries for ``lossjax/optimizers/_dual_averaging.py`` (asgd: PyTorch, ftrl: Keras; optax
+has neither)."""
+
+import optax.contrib
+
+import lossjax
+from tests.optimizers._registry import Entry
+
+ENTRIES = [
+    Entry("asgd", lambda: lossjax.asgd(1e-2), None),
+    Entry("ftrl", lambda: lossjax.ftrl(1e-1), None),
+    Entry("madgrad", lambda: lossjax.madgrad(1e-2), lambda: optax.contrib.madgrad(1e-2)),
+    Entry("scale_by_madgrad", lambda: lossjax.scale_by_madgrad(1e-2),
+          lambda: optax.contrib.scale_by_madgrad(1e-2)),
+]
