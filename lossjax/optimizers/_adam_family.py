@@ -115,8 +115,7 @@ def scale_by_amsgrad(
 
     def init(params):
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
-        nu = jax.tree.map(lambda p: full_like(p, dtype=nu_dtype), params)
-        return ScaleByAmsgradState(_zero_count(), mu, nu, *_moments(params, 1))
+        return ScaleByAmsgradState(_zero_count(), mu, *_moments(params, 2, dtype=nu_dtype))
 
     def update(updates, state, params=None):
         del params
