@@ -523,6 +523,11 @@ def _as_hyperparam(value: Any, dtype: Any) -> Array:
     return value
 
 
+def _as_state(nodes: list[Any]) -> Any:
+    """A stand-in state holding ``nodes`` (for :func:`_refresh_learning_rates`)."""
+    return tuple(nodes)
+
+
 def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
     """``inner_state`` with each held learning rate taken from ``fresh_state``'s.
 
@@ -541,20 +546,46 @@ _NEEDS_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerC
                    jax.errors.TracerArrayConversionError)
 
 
+_PROBE = {"w": (3, 2), "b": (2,)}
+
+
+def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> Any:
+    """The state structure of ``factory(**arguments)`` on a small probe, after one update
+    (``None`` when the optimizer cannot run on the probe, e.g. it needs extra arguments)."""
+    opt = optax.with_extra_args_support(factory(**arguments))
+    params = {k: jnp.ones(shape, jnp.float32) for k, shape in _PROBE.items()}
+    try:
+        state = opt.init(params)
+        opt.update(params, state, params)
+    except _NEEDS_CONCRETE:
+        raise
+    except Exception:  # noqa: BLE001  (a probe the optimizer rejects says nothing)
+        return None
+    return jax.tree.structure(state)
+
+
 def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
-    """Whether ``factory`` needs ``arguments[name]`` as a Python number when it builds the
-    optimizer (it branches on it, e.g. ``lossjax.sgd``'s ``momentum``); only traced, never
-    run."""
+    """Whether ``factory`` needs ``arguments[name]`` as a Python number (it branches on it
+    when it builds or runs the optimizer, e.g. ``lossjax.sgd``'s ``momentum``, or its state
+    has another structure, e.g. no weight-decay slot for ``weight_decay=0``); only traced,
+    never run."""
+    structures = []
 
     def build_with_traced(value):
-        factory(**{**arguments, name: value})
+        factory(**{**arguments, name: value})  # a ValueError: it checks a concrete value
+        structures.append(_probe_state(factory, {**arguments, name: value}))
+        return jnp.zeros(())
+
+    def build_as_given():
+        structures.append(_probe_state(factory, arguments))
         return jnp.zeros(())
 
     try:
         jax.eval_shape(build_with_traced, jnp.asarray(arguments[name]))
-    except _NEEDS_CONCRETE:
+        jax.eval_shape(build_as_given)
+    except (*_NEEDS_CONCRETE, ValueError):
         return True
-    return False
+    return structures[0] != structures[1]
 
 
 def inject_hyperparams(
@@ -583,9 +614,20 @@ def inject_hyperparams(
     Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
     parameters (float32 at least).
 
-    A lossjax optimizer keeps a float learning rate in its own state; this wrapper keeps
-    that copy equal to the injected value, so for it ``state.hyperparams`` is the one
-    place to change the rate (:func:`set_learning_rate` does not reach it here).
+    A lossjax optimizer keeps a float learning rate in its own state; this wrapper uses
+    the injected value instead, so for it ``state.hyperparams`` is the one place to change
+    the rate (:func:`set_learning_rate` does not reach it here).
+
+    Numbers: while ``state.hyperparams`` holds the values given here, each update runs
+    the optimizer built from the given Python numbers, so the wrapped optimizer is bitwise
+    the unwrapped one (optax's drifts by an ulp a step: it rebuilds from float32 copies,
+    optax #1532); once one is changed, a ``lax.cond`` runs the optimizer rebuilt from the
+    held values. Either way the state keeps the dtypes ``init`` gave it. A number the
+    factory checks or branches on when building or running the optimizer (an integer
+    count, ``weight_decay=0`` dropping a chain element, ``lossjax.sgd``'s ``momentum``) is
+    detected on a small probe when the optimizer is built and kept fixed; a callable that
+    is the factory's default (e.g. ``adopt``'s ``clip_value_fn``) is not a schedule. Extra
+    keyword arguments of ``update`` (``value=``, ``obj_fn=``) go to the optimizer.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -611,7 +653,7 @@ def inject_hyperparams(
         for name, value in bound.arguments.items():
             if name in static or isinstance(value, (bool, str)) or value is None:
                 fixed[name] = value
-            elif callable(value):
+            elif callable(value) and value is not signature.parameters[name].default:
                 schedules[name] = value
             elif isinstance(value, (int, float, np.ndarray, np.number, jax.Array)):
                 numbers[name] = value
@@ -625,26 +667,56 @@ def inject_hyperparams(
             values.update({k: _as_hyperparam(f(count), dtype) for k, f in schedules.items()})
             return values
 
+        # The optimizer exactly as built from the caller's numbers and schedules: while the
+        # hyperparameters in the state still hold those numbers, each update runs it, so the
+        # wrapped optimizer is bitwise the unwrapped one (optax #1532). Rebuilding it from
+        # the float32 copies would compute e.g. ``1 − b1`` in float32, not from the float64
+        # Python number, and drift by an ulp a step.
+        as_built = optax.with_extra_args_support(inner_factory(**fixed, **numbers, **schedules))
+
         def init(params):
             dtype = hyperparam_dtype or _float_dtype(params)
             count = jnp.zeros([], jnp.int32)
-            hyperparams = current(numbers, count, dtype)
-            return InjectHyperparamsState(
-                count, hyperparams, inner_factory(**fixed, **hyperparams).init(params))
+            return InjectHyperparamsState(count, current(numbers, count, dtype),
+                                          as_built.init(params))
 
-        def update(updates, state, params=None):
-            dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
-            hyperparams = current(state.hyperparams, state.count, dtype)
-            inner = inner_factory(**fixed, **hyperparams)
-            inner_state = state.inner_state
-            if nodes_of_type(inner_state, LearningRateState):
+        def run_injected(inner, updates, inner_state, params, extra_args):
+            held = nodes_of_type(inner_state, LearningRateState)
+            if held:
                 # Under jit the rest of this fresh state is dead code and is not computed.
                 inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
-            updates, inner_state = inner.update(updates, inner_state, params)
-            return updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
-                                                   inner_state)
+            new_updates, new_state = inner.update(updates, inner_state, params, **extra_args)
+            if held:
+                # The state keeps the rate it was built with, which the unchanged path reads.
+                new_state = _refresh_learning_rates(new_state, _as_state(held))
+            return new_updates, new_state
 
-        return optax.GradientTransformation(init, update)
+        def update(updates, state, params=None, **extra_args):
+            dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
+            hyperparams = current(state.hyperparams, state.count, dtype)
+            # Computed outside the cond, as the unwrapped optimizer's step would be: inside a
+            # branch XLA may emit a matmul or a reduction differently.
+            built = as_built.update(updates, state.inner_state, params, **extra_args)
+            if numbers:
+                shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), built)
+
+                def injected():
+                    inner = optax.with_extra_args_support(
+                        inner_factory(**fixed, **hyperparams))
+                    out = run_injected(inner, updates, state.inner_state, params, extra_args)
+                    # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+                    return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
+
+                unchanged = functools.reduce(jnp.logical_and, [
+                    jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
+                    for k, v in numbers.items()])
+                new_updates, inner_state = jax.lax.cond(unchanged, lambda: built, injected)
+            else:
+                new_updates, inner_state = built
+            return new_updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
+                                                       inner_state)
+
+        return optax.GradientTransformationExtraArgs(init, update)
 
     return build
 
