@@ -61,18 +61,23 @@ def cyclic(
         scale_fn = {
             "triangular": lambda x: jnp.ones_like(x),
             "triangular2": lambda x: 1.0 / 2.0 ** (x - 1.0),
-            "exp_range": lambda x: gamma ** x,
+            # log γ from the float64 host value: γ rounded to float32 and raised to t
+            # would lose ~t ulps.
+            "exp_range": lambda x: jnp.exp(x * math.log(gamma)),
         }[mode]
     elif scale_mode not in ("cycle", "iterations"):
         raise ValueError(f"scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
     total = float(step_size_up + down)
-    ratio = step_size_up / total
 
     def schedule(step):
         t = jnp.asarray(step, jnp.float32)
-        cycle = jnp.floor(1.0 + t / total)
-        x = 1.0 + t / total - cycle
-        factor = jnp.where(x <= ratio, x / ratio, (x - 1.0) / (ratio - 1.0))
+        # The position in the cycle exactly (t − k·T is exact for whole steps below 2²⁴);
+        # PyTorch's ``1 + t/T − c`` would cancel digits in float32.
+        completed = jnp.floor(t / total)
+        position = t - completed * total
+        cycle = completed + 1.0
+        factor = jnp.where(position <= step_size_up, position / step_size_up,
+                           (total - position) / down)
         amplitude = (max_value - base_value) * factor
         scale = scale_fn(cycle if scale_mode == "cycle" else t)
         return jnp.asarray(base_value + amplitude * scale, jnp.float32)
