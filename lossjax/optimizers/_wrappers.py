@@ -694,11 +694,11 @@ def inject_hyperparams(
         def update(updates, state, params=None, **extra_args):
             dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
             hyperparams = current(state.hyperparams, state.count, dtype)
-            # Computed outside the cond, as the unwrapped optimizer's step would be: inside a
-            # branch XLA may emit a matmul or a reduction differently.
-            built = as_built.update(updates, state.inner_state, params, **extra_args)
+            def built():
+                return as_built.update(updates, state.inner_state, params, **extra_args)
+
             if numbers:
-                shapes = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), built)
+                shapes = jax.eval_shape(built)
 
                 def injected():
                     inner = optax.with_extra_args_support(
@@ -710,9 +710,13 @@ def inject_hyperparams(
                 unchanged = functools.reduce(jnp.logical_and, [
                     jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
                     for k, v in numbers.items()])
-                new_updates, inner_state = jax.lax.cond(unchanged, lambda: built, injected)
+                # Each path in its own branch: computed together, XLA would share and fuse
+                # their arithmetic and the unchanged path could round differently. The
+                # price on CPU: a conditional blocks fusing the step with apply_updates
+                # and updating in place (see bench/README.md).
+                new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
             else:
-                new_updates, inner_state = built
+                new_updates, inner_state = built()
             return new_updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
                                                        inner_state)
 
