@@ -162,6 +162,12 @@ from lossjax.optimizers._privacy import (
     differentially_private_aggregate,
     dpsgd,
 )
+from lossjax.optimizers._projection import (
+    GaLoreDimensionNumbers,
+    GaLoreState,
+    galore,
+    scale_by_galore,
+)
 from lossjax.optimizers._schedule_free import (
     ScheduleFreeAdamWState,
     ScheduleFreeState,
@@ -269,6 +275,9 @@ __all__ = [
     "freeze",
     "ftrl",
     "FtrlState",
+    "galore",
+    "GaLoreDimensionNumbers",
+    "GaLoreState",
     "global_norm",
     "hutchinson_estimator_diag_hessian",
     "HutchinsonState",
@@ -333,6 +342,7 @@ __all__ = [
     "scale_by_dog",
     "scale_by_dowg",
     "scale_by_factored_rms",
+    "scale_by_galore",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",

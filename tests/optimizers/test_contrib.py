@@ -16,7 +16,7 @@ import optax.contrib
 import pytest
 
 import lossjax
-from tests.optimizers._contrib_reference import problem
+from tests.optimizers._contrib_reference import assert_same_trajectory, problem
 
 MASK = {"w": True, "b": False}
 
@@ -126,6 +126,16 @@ def test_dpsgd_equals_optax_contrib():
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-6)
     assert float(jnp.max(jnp.abs(ours["w"] - params["w"]))) > 0.1
+
+
+@pytest.mark.parametrize("build", [
+    lambda m: m.galore(1e-2, rank=2, update_proj_gap=20),
+    lambda m: m.galore(2e-2, 3, 1000, 0.5, None, 1e-2, MASK,
+                       m.GaLoreDimensionNumbers(reduction_axis=1, output_axis=0)),
+], ids=["rank2", "all"])
+def test_galore_equals_optax_contrib(build):
+    """float32 (optax takes the SVD in float32): within 10x optax's own spread."""
+    assert_same_trajectory(build(lossjax), build(optax.contrib))
 
 
 # --------------------------------------------------------------- NumPy transcriptions
