@@ -55,6 +55,8 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
         lambda: optax.contrib.schedule_free(optax.adam(1e-3, b1=0.0), 1e-3), ()),
     "momo": (lossjax.momo, optax.contrib.momo, ("value",)),
     "momo_adam": (lossjax.momo_adam, optax.contrib.momo_adam, ("value",)),
+    "galore(rank=32)": (lambda: lossjax.galore(1e-3, rank=32),
+                        lambda: optax.contrib.galore(1e-3, rank=32), ()),
     "asgd (vs optax sgd)": (lambda: lossjax.asgd(1e-2), lambda: optax.sgd(1e-2), ()),
     "ftrl (vs optax adagrad)": (lambda: lossjax.ftrl(1e-1), lambda: optax.adagrad(1e-1), ()),
     "inject_hyperparams(adamw)": (
