@@ -204,7 +204,6 @@ from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
     scale_by_rms,
     scale_by_sum_of_squares,
-    set_learning_rate,
     trace,
 )
 from lossjax.optimizers._wrappers import (
@@ -225,6 +224,7 @@ from lossjax.optimizers._wrappers import (
     multi_steps,
     multi_steps_has_updated,
     partition,
+    set_learning_rate,
     skip_large_updates,
     skip_not_finite,
     zero_nans,

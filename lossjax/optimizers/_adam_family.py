@@ -21,10 +21,12 @@ from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     adam_moments,
     as_update,
     bias_correction_factor,
     check_moment_hyperparameters,
+    ema_of_squares,
     first_moment_estimate,
     full_like,
     increment_count,
@@ -439,7 +441,7 @@ def scale_by_belief(
         g32 = upcast(g)
         m32 = b1 * upcast(m) + (1.0 - b1) * g32
         surprise = g32 - m32
-        s32 = b2 * upcast(s) + (1.0 - b2) * (surprise * surprise) + eps_root
+        s32 = b2 * upcast(s) + (1.0 - b2) * abs_sq(surprise) + eps_root
         m_hat = first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
         direction = safe_div(m_hat, jnp.sqrt(s32 / c2.astype(s32.dtype)) + eps, guard)
         return as_update(direction, g), m32.astype(m.dtype), s32.astype(s.dtype)
@@ -516,7 +518,7 @@ def scale_by_yogi(
     def leaf(g, m, v, c1, c2):
         g32 = upcast(g)
         m32 = b1 * upcast(m) + (1.0 - b1) * g32
-        g2 = g32 * g32
+        g2 = abs_sq(g32)
         v_old = upcast(v)
         v32 = v_old - (1.0 - b2) * jnp.sign(v_old - g2) * g2
         denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
@@ -607,7 +609,7 @@ def scale_by_adan(
         m32 = b1 * upcast(m) + (1.0 - b1) * g32
         v32 = b2 * upcast(v) + (1.0 - b2) * diff
         lookahead = g32 + (1.0 - b2) * diff
-        n32 = b3 * upcast(n) + (1.0 - b3) * (lookahead * lookahead)
+        n32 = b3 * upcast(n) + (1.0 - b3) * abs_sq(lookahead)
         dtype = m32.dtype
         numerator = m32 / c1.astype(dtype) + (1.0 - b2) * (v32 / c2.astype(dtype))
         denominator = jnp.sqrt(n32 / c3.astype(dtype) + eps_root) + eps
@@ -703,7 +705,7 @@ def scale_by_adopt(
         g32, v_old = upcast(g), upcast(v)
         dtype = g32.dtype
         b1_t, b2_t = b1_t.astype(dtype), b2_t.astype(dtype)
-        v32 = b2_t * v_old + (1.0 - b2_t) * (g32 * g32)
+        v32 = b2_t * v_old + (1.0 - b2_t) * abs_sq(g32)
         normalised = g32 / jnp.maximum(jnp.sqrt(v_old), eps)
         if use_clipping:
             c = clip_value.astype(dtype)
@@ -826,7 +828,7 @@ def scale_by_ademamix(
         b3_t, alpha_t = b3_t.astype(dtype), alpha_t.astype(dtype)
         m1_32 = b1 * upcast(m1) + (1.0 - b1) * g32
         m2_32 = b3_t * upcast(m2) + (1.0 - b3_t) * g32
-        v32 = b2 * upcast(v) + (1.0 - b2) * (g32 * g32)
+        v32 = ema_of_squares(upcast(v), g32, b2)
         numerator = m1_32 / c1.astype(dtype) + alpha_t * m2_32
         denominator = jnp.sqrt(v32 / c2.astype(dtype) + eps_root) + eps
         return (as_update(safe_div(numerator, denominator, guard), g),

@@ -1,10 +1,11 @@
 """The optimizers: short chains of the transforms in ``_transforms.py``.
 
 Same defaults and the same numbers as optax's counterparts; every hyperparameter is
-checked when the optimizer is built. Every ``learning_rate`` is a float or a schedule
-``step -> rate`` (see ``lossjax.schedules``). A float rate is held in the optimizer state,
-so ``lossjax.set_learning_rate(state, new_rate)`` changes it between steps without
-recompiling the jitted step.
+checked when the optimizer is built, and the states have optax's layout. Every
+``learning_rate`` is a float or a schedule ``step -> rate`` (see ``lossjax.schedules``). As
+in optax, a float rate is a constant of the compiled step; to change it between steps
+without recompiling, build the optimizer through ``lossjax.inject_hyperparams`` and call
+``lossjax.set_learning_rate(state, new_rate)``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import optax
 
 from lossjax._mask import Mask
-from lossjax._validation import check_non_negative
+from lossjax._validation import check_non_negative, concrete_value
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
 )
@@ -29,8 +30,12 @@ from lossjax.regularizers import add_decayed_weights
 
 
 def _check_momentum(momentum: float | None, nesterov: bool) -> None:
-    check_non_negative("momentum", momentum or 0.0)
-    if nesterov and not momentum:
+    if momentum is None:
+        if nesterov:
+            raise ValueError("nesterov=True needs momentum > 0")
+        return
+    check_non_negative("momentum", momentum)
+    if nesterov and concrete_value(momentum) == 0:
         raise ValueError("nesterov=True needs momentum > 0")
 
 
@@ -44,7 +49,7 @@ def sgd(
     and ``w ← w − lr·b`` (Nesterov: ``w ← w − lr·(g + μ·b)``).
 
     Full-batch gradients make this plain gradient descent. ``learning_rate`` is a float
-    (held in the state: change it with :func:`set_learning_rate`) or a schedule.
+    or a schedule (to change a float between steps: :func:`inject_hyperparams`).
     ``nesterov=True`` with ``momentum=0`` raises ``ValueError``: it would silently be plain
     SGD (optax accepts it and ignores ``nesterov``), which is almost surely a mistake.
     ``accumulator_dtype`` stores the momentum buffer in another dtype.
@@ -57,9 +62,9 @@ def sgd(
       Array([-0.1,  0.2], dtype=float32)
     """
     _check_momentum(momentum, nesterov)
-    parts = ([trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype)]
-             if momentum else [])
-    return optax.chain(*parts, scale_by_learning_rate(learning_rate))
+    first = (optax.identity() if momentum is None
+             else trace(momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype))
+    return optax.chain(first, scale_by_learning_rate(learning_rate))
 
 
 def adam(
@@ -155,12 +160,10 @@ def rmsprop(
       Array([-0.2], dtype=float32)
     """
     _check_momentum(momentum, nesterov)
-    parts = [scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction,
-                          centered=centered),
-             scale_by_learning_rate(learning_rate)]
-    if momentum:
-        parts.append(trace(momentum, nesterov=nesterov))
-    return optax.chain(*parts)
+    return optax.chain(
+        scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
+        scale_by_learning_rate(learning_rate),
+        optax.identity() if momentum is None else trace(momentum, nesterov=nesterov))
 
 
 def adagrad(

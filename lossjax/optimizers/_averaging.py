@@ -11,23 +11,20 @@ import optax
 
 from lossjax._validation import check_in_range
 from lossjax.optimizers._machinery import (
+    EmaState,
     bias_correction_factor,
     compute_dtype,
+    dtype_of,
     full_like,
     increment_count,
     per_leaf,
     scalar_dtype,
     upcast,
+    without_float0,
 )
 
 Array = jax.Array
 
-
-class EmaState(NamedTuple):
-    """``count``: updates seen (int32); ``ema``: the (not debiased) moving average."""
-
-    count: Array
-    ema: Any
 
 
 def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None
@@ -70,9 +67,9 @@ def ema(decay: float, debias: bool = True, accumulator_dtype: Any = None
     def update(updates, state, params=None):
         del params
         count = increment_count(state.count)
-        correction = (bias_correction_factor(decay, count) if debias else jnp.ones([]))
-        updates, averages = apply((updates, state.ema),
-                                  (correction.astype(scalar_dtype(updates)),))
+        dtype = scalar_dtype(updates)
+        correction = bias_correction_factor(decay, count, dtype) if debias else jnp.ones([], dtype)
+        updates, averages = apply((updates, state.ema), (correction,))
         return updates, EmaState(count, averages)
 
     return optax.GradientTransformation(init, update)
@@ -134,7 +131,7 @@ def ema_params(decay: float) -> optax.GradientTransformation:
 
     def leaf(u, p, a, weight):
         a32 = upcast(a)
-        new = (upcast(p) + upcast(u)).astype(p.dtype)  # the parameter apply_updates will give
+        new = (upcast(p) + upcast(u)).astype(dtype_of(p))  # the parameter apply_updates will give
         return (a32 + (upcast(new) - a32) * weight.astype(a32.dtype)).astype(a.dtype),
 
     apply = per_leaf(leaf, 1)
@@ -142,12 +139,15 @@ def ema_params(decay: float) -> optax.GradientTransformation:
     def init(params):
         return EmaParamsState(
             jnp.zeros([], jnp.int32),
-            jax.tree.map(lambda p: jnp.asarray(p, compute_dtype(p.dtype)), params))
+            # a copy, never the caller's buffer (a step that donates the state must not free
+            # the parameters)
+            jax.tree.map(lambda p: jnp.array(p, compute_dtype(dtype_of(p)), copy=True), params))
 
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("ema_params needs the parameters: "
                              "call update(updates, state, params) with params")
+        updates = without_float0(updates)
         count = increment_count(state.count)
         t = count.astype(scalar_dtype(updates))
         weight = 1.0 / t if decay == 1.0 else (1.0 - decay) / bias_correction_factor(decay, t)

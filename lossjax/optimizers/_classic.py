@@ -16,7 +16,9 @@ from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     as_update,
+    dtype_of,
     full_like,
     increment_count,
     needs_zero_guard,
@@ -61,9 +63,9 @@ def scale_by_adadelta(rho: float = 0.9, eps: float = 1e-6) -> optax.GradientTran
 
     def leaf(g, e_g, e_x):
         g32 = upcast(g)
-        e_g32 = rho * upcast(e_g) + (1.0 - rho) * (g32 * g32)
+        e_g32 = rho * upcast(e_g) + (1.0 - rho) * abs_sq(g32)
         step = jnp.sqrt(upcast(e_x) + eps) / jnp.sqrt(e_g32 + eps) * g32
-        e_x32 = rho * upcast(e_x) + (1.0 - rho) * (step * step)
+        e_x32 = rho * upcast(e_x) + (1.0 - rho) * abs_sq(step)
         return as_update(step, g), e_g32.astype(e_g.dtype), e_x32.astype(e_x.dtype)
 
     apply = per_leaf(leaf, 3)
@@ -149,7 +151,7 @@ def scale_by_novograd(
 
     def leaf(g, m, n, w, first):
         g32 = upcast(g)
-        squared_norm = jnp.sum(g32 * g32)
+        squared_norm = jnp.sum(abs_sq(g32))
         n32 = jnp.where(first, squared_norm, b2 * upcast(n) + (1.0 - b2) * squared_norm)
         step = safe_div(g32, jnp.sqrt(n32 + eps_root) + eps, guard) + weight_decay * upcast(w)
         m32 = jnp.where(first, 0.0, b1 * upcast(m)) + step
@@ -159,7 +161,7 @@ def scale_by_novograd(
 
     def init(params):
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
-        nu = jax.tree.map(lambda p: jnp.zeros([], update_dtype(p.dtype)), params)
+        nu = jax.tree.map(lambda p: jnp.zeros([], update_dtype(dtype_of(p))), params)
         return ScaleByNovogradState(jnp.zeros([], jnp.int32), mu, nu)
 
     def update(updates, state, params=None):

@@ -17,6 +17,7 @@ import optax
 from lossjax._validation import check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     upcast,
+    without_float0,
 )
 
 Array = jax.Array
@@ -27,7 +28,7 @@ def _stateless(leaf_fn) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return jax.tree.map(lambda u: leaf_fn(u).astype(u.dtype), updates), state
+        return jax.tree.map(lambda u: leaf_fn(u).astype(u.dtype), without_float0(updates)), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
@@ -57,6 +58,7 @@ def _unitwise_norm(x: Array, axis: int | tuple[int, ...] | None) -> Array:
     multi-head kernel has one unit per slice along axis 0 reduced; a convolution kernel
     ``HWIO`` (``DHWIO``) one per output channel.
     """
+    x = jnp.asarray(x)
     squares = jnp.square(jnp.abs(upcast(x)))
     if axis is None:
         if jnp.squeeze(x).ndim <= 1:
@@ -117,7 +119,7 @@ def adaptive_grad_clip(
         if params is None:
             raise ValueError("adaptive_grad_clip needs the parameters: "
                              "call update(updates, state, params) with params")
-        return jax.tree.map(leaf, updates, params), state
+        return jax.tree.map(leaf, without_float0(updates), params), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 

@@ -20,11 +20,15 @@ from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     as_update,
+    dtype_of,
     exponential_average,
+    full_like,
     increment_count,
     negate,
     per_leaf,
+    shape_of,
     upcast,
     update_dtype,
 )
@@ -95,12 +99,12 @@ def scale_by_factored_rms(
     check_non_negative("epsilon", epsilon)
 
     def dims(x):
-        return _factored_dims(x.shape, factored, min_dim_size_to_factor)
+        return _factored_dims(shape_of(x), factored, min_dim_size_to_factor)
 
     def leaf(g, v_row, v_col, v, decay):
         g32 = upcast(g)
         decay = decay.astype(g32.dtype)
-        squared = g32 * g32 + epsilon
+        squared = abs_sq(g32) + epsilon
         axes = dims(g)
         if axes is None:
             v32 = decay * upcast(v) + (1.0 - decay) * squared
@@ -118,7 +122,7 @@ def scale_by_factored_rms(
 
     def init(params):
         def statistics(p):
-            dtype = update_dtype(p.dtype)
+            dtype = update_dtype(dtype_of(p))
             # a fresh array per unused slot: no two state leaves may share a buffer (a step
             # jitted with the state donated would donate it twice)
             def placeholder():
@@ -126,10 +130,10 @@ def scale_by_factored_rms(
 
             axes = dims(p)
             if axes is None:
-                return placeholder(), placeholder(), jnp.zeros(p.shape, dtype)
+                return placeholder(), placeholder(), full_like(p, dtype=dtype)
             second, largest = axes
-            row_shape = tuple(n for i, n in enumerate(p.shape) if i != largest)
-            col_shape = tuple(n for i, n in enumerate(p.shape) if i != second)
+            row_shape = tuple(n for i, n in enumerate(shape_of(p)) if i != largest)
+            col_shape = tuple(n for i, n in enumerate(shape_of(p)) if i != second)
             return jnp.zeros(row_shape, dtype), jnp.zeros(col_shape, dtype), placeholder()
 
         treedef = jax.tree.structure(params)
@@ -149,8 +153,8 @@ def scale_by_factored_rms(
     return optax.GradientTransformation(init, update)
 
 
-class ClipByBlockRmsState(NamedTuple):
-    """Clipping keeps no state."""
+# optax's (empty) state: the same class, so states match optax's
+ClipByBlockRmsState = optax.EmptyState
 
 
 def clip_by_block_rms(threshold: float) -> optax.GradientTransformation:
@@ -166,7 +170,7 @@ def clip_by_block_rms(threshold: float) -> optax.GradientTransformation:
 
     def leaf(u):
         u32 = upcast(u)
-        rms = jnp.sqrt(jnp.mean(u32 * u32))
+        rms = jnp.sqrt(jnp.mean(abs_sq(u32)))
         return (as_update(u32 / jnp.maximum(1.0, rms / threshold), u),)
 
     apply = per_leaf(leaf, 1)
@@ -178,8 +182,8 @@ def clip_by_block_rms(threshold: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(lambda params: ClipByBlockRmsState(), update)
 
 
-class ScaleByParamBlockRmsState(NamedTuple):
-    """The scaling keeps no state."""
+# optax's (empty) state: the same class, so states match optax's
+ScaleByParamBlockRmsState = optax.EmptyState
 
 
 def scale_by_param_block_rms(min_scale: float = 1e-3) -> optax.GradientTransformation:
@@ -196,7 +200,7 @@ def scale_by_param_block_rms(min_scale: float = 1e-3) -> optax.GradientTransform
 
     def leaf(u, w):
         w32 = upcast(w)
-        rms = jnp.sqrt(jnp.mean(w32 * w32))
+        rms = jnp.sqrt(jnp.mean(abs_sq(w32)))
         return (as_update(upcast(u) * jnp.where(rms <= min_scale, min_scale, rms), u),)
 
     apply = per_leaf(leaf, 1)
@@ -256,12 +260,12 @@ def adafactor(
     if clipping_threshold is not None:
         parts.append(clip_by_block_rms(clipping_threshold))
     if learning_rate is not None:
-        parts += [scale_by_learning_rate(learning_rate), negate()]
+        parts.append(scale_by_learning_rate(learning_rate, flip_sign=False))
     if multiply_by_parameter_scale:
         parts.append(scale_by_param_block_rms())
     if momentum is not None:
         parts.append(exponential_average(momentum, dtype_momentum))
     if weight_decay_rate is not None:
-        parts.append(add_decayed_weights(weight_decay_rate, mask=weight_decay_mask))
+        parts.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
     parts.append(negate())
     return optax.chain(*parts)

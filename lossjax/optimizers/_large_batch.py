@@ -6,8 +6,6 @@ all-reduce of two scalars per leaf, and the moments stay sharded like the parame
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -16,6 +14,7 @@ from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     as_update,
     per_leaf,
     upcast,
@@ -27,14 +26,13 @@ from lossjax.optimizers._transforms import (
     trace,
 )
 
-
-class ScaleByTrustRatioState(NamedTuple):
-    """The trust ratio keeps no state."""
+# optax's (empty) state: the same class, so states match optax's
+ScaleByTrustRatioState = optax.EmptyState
 
 
 def _norm_at_least(x: jax.Array, min_norm: float) -> jax.Array:
     """``max(‖x‖, min_norm)`` for the whole leaf, in at least float32."""
-    return jnp.maximum(jnp.sqrt(jnp.sum(jnp.square(x))), min_norm)
+    return jnp.maximum(jnp.sqrt(jnp.sum(abs_sq(x))), min_norm)
 
 
 def scale_by_trust_ratio(
@@ -80,7 +78,13 @@ def scale_by_trust_ratio(
         flags = mask_flags(mask, updates)
         return jax.tree.map(lambda keep, s, u: s if keep else u, flags, scaled, updates), state
 
-    return optax.GradientTransformation(lambda params: ScaleByTrustRatioState(), update)
+    def init(params):
+        del params
+        # with a mask, optax's layout: the state of ``optax.masked(scale_by_trust_ratio())``
+        return ScaleByTrustRatioState() if mask is None else optax.MaskedState(
+            ScaleByTrustRatioState())
+
+    return optax.GradientTransformation(init, update)
 
 
 def lamb(
@@ -141,6 +145,7 @@ def lars(
       >>> opt.update(jnp.array([0.0, 2.0]), opt.init(params), params)[0]
       Array([ 0. , -0.5], dtype=float32)
     """
+    check_non_negative("momentum", momentum)
     return optax.chain(
         *weight_decay_parts(weight_decay, weight_decay_mask),
         scale_by_trust_ratio(trust_coefficient=trust_coefficient, eps=eps,

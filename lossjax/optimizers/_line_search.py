@@ -33,11 +33,16 @@ from lossjax._validation import check_in_range, check_non_negative, check_positi
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     compute_dtype,
+    dtype_of,
+    full_like,
     increment_count,
     per_leaf,
+    reject_complex,
     scalar_dtype,
     scale_by_constant,
     scale_leaf,
+    shape_of,
+    without_float0,
 )
 from lossjax.optimizers._transforms import (
     global_norm,
@@ -399,15 +404,19 @@ def scale_by_zoom_linesearch(
     scale = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
+        reject_complex("scale_by_zoom_linesearch", params)
         dtype = scalar_dtype(params)
-        inf = jnp.asarray(jnp.inf, dtype)
+        def inf():  # a fresh buffer per leaf: a step that donates the state frees each once
+            return jnp.full([], jnp.inf, dtype)
+
         return ScaleByZoomLinesearchState(
-            jnp.asarray(1.0, dtype), inf, jax.tree.map(jnp.zeros_like, params),
-            ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf, inf))
+            jnp.asarray(1.0, dtype), inf(), jax.tree.map(jnp.zeros_like, params),
+            ZoomLinesearchInfo(jnp.zeros([], jnp.int32), inf(), inf()))
 
     @_compiled_once
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
+        updates, grad = without_float0(updates), without_float0(grad)
         dtype = scalar_dtype(params)
         slope = jnp.asarray(optax.tree.vdot(updates, grad), dtype)
         start = _Point(jnp.zeros([], dtype), jnp.asarray(value, dtype), slope)
@@ -584,18 +593,23 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
         raise ValueError(f"memory_size must be an int >= 1, got {memory_size!r}")
 
     def init(params):
-        def stacked(p):
-            return jnp.zeros((memory_size, *p.shape), compute_dtype(p.dtype))
+        reject_complex("scale_by_lbfgs", params)
 
-        zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, p.dtype), params)
+        def stacked(p):
+            return jnp.zeros((memory_size, *shape_of(p)), compute_dtype(dtype_of(p)))
+
+        def zeros():  # two trees of their own buffers (a donated state frees each once)
+            return jax.tree.map(lambda p: full_like(p, dtype=dtype_of(p)), params)
+
         return ScaleByLBFGSState(
-            jnp.zeros([], jnp.int32), zeros, zeros, jax.tree.map(stacked, params),
+            jnp.zeros([], jnp.int32), zeros(), zeros(), jax.tree.map(stacked, params),
             jax.tree.map(stacked, params), jnp.zeros([memory_size], scalar_dtype(params)))
 
     @_compiled_once
     def update(updates, state, params):
         if params is None:
             raise ValueError("scale_by_lbfgs needs params: call update(updates, state, params)")
+        updates = without_float0(updates)
         k = state.count
         started = k > 0
         dtype = state.weights_memory.dtype

@@ -14,7 +14,6 @@ import numpy as np
 import optax
 
 from lossjax._validation import check_in_range, check_positive
-from lossjax.optimizers._transforms import LearningRateState, set_learning_rate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +55,6 @@ class LRFindResult:
         if path is not None:
             ax.figure.savefig(path, dpi=110, bbox_inches="tight")
         return ax
-
-
-def _holds_learning_rate(state: Any) -> bool:
-    found = jax.tree.leaves(state, is_leaf=lambda n: isinstance(n, LearningRateState))
-    return any(isinstance(n, LearningRateState) for n in found)
 
 
 def _batch_stream(batches: Iterable[Any], num_steps: int):
@@ -113,9 +107,11 @@ def lr_find(
     ``num_steps // 10`` steps (as fast.ai: mostly the first batches' noise) and the
     minimum of ``L``. Pick it, or a little less.
 
-    The step is compiled once: the rate lives in the optimizer state and changes through
-    :func:`set_learning_rate`, so ``make_optimizer(rate)`` must return an optimizer whose
-    state holds its rate (any lossjax optimizer built with a float ``learning_rate``).
+    The step is compiled once: it calls ``make_optimizer(rate)`` with the rate as a traced
+    scalar (an argument of the compiled step), so ``make_optimizer`` may use it anywhere
+    a lossjax optimizer takes a rate, a schedule included
+    (``lambda lr: lossjax.adam(lossjax.schedules.constant(lr))``), but must not need it as
+    a Python number. The optimizer state must not depend on the rate.
     The caller's ``params`` are not changed (the sweep trains a copy); restart training
     from them with the chosen rate.
 
@@ -159,18 +155,12 @@ def lr_find(
     if not divergence_factor > 1:
         raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
     rates = min_lr * (max_lr / min_lr) ** (np.arange(num_steps) / (num_steps - 1))
-    optimizer = make_optimizer(float(rates[0]))
-    state = optimizer.init(params)
-    if not _holds_learning_rate(state):
-        raise ValueError("make_optimizer(rate) must return an optimizer whose state holds "
-                         "its learning rate (a lossjax optimizer built with a float rate), "
-                         "so that one compiled step serves every rate")
+    state = make_optimizer(float(rates[0])).init(params)
 
     @jax.jit
     def step(params, state, rate, batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        state = set_learning_rate(state, rate)
-        updates, state = optimizer.update(grads, state, params)
+        updates, state = make_optimizer(rate).update(grads, state, params)
         return optax.apply_updates(params, updates), state, loss
 
     current = jax.tree.map(jnp.asarray, params)

@@ -38,6 +38,13 @@ Array = jax.Array
 ScalarOrSchedule = float | Array | Schedule
 
 
+class EmaState(NamedTuple):
+    """``count``: updates seen (int32); ``ema``: the (not debiased) moving average."""
+
+    count: Array
+    ema: Any
+
+
 class TraceState(NamedTuple):
     """``trace``: the running (momentum) buffer, shaped like the parameters."""
 
@@ -60,20 +67,51 @@ def is_float0(x: Any) -> bool:
     return getattr(x, "dtype", None) == jax.dtypes.float0
 
 
+def dtype_of(x: Any) -> Any:
+    """The dtype of a leaf: an array, a ``jax.ShapeDtypeStruct`` or a Python number."""
+    return x.dtype if hasattr(x, "dtype") else jnp.result_type(x)
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """The shape of a leaf: an array, a ``jax.ShapeDtypeStruct`` or a Python number (())."""
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def without_float0(tree: Any) -> Any:
+    """``tree`` with each ``float0`` leaf (the gradient of an integer leaf) replaced by a
+    float32 zero of its shape, the update :func:`per_leaf` gives it; for transforms that
+    map the updates with ``jax.tree.map``."""
+    return jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32) if is_float0(x) else x, tree)
+
+
 def upcast(x: Array) -> Array:
-    return x.astype(compute_dtype(x.dtype))
+    return jnp.asarray(x).astype(compute_dtype(dtype_of(x)))
 
 
 def scalar_dtype(tree: Any) -> Any:
     """float32, or float64 when some leaf is float64: the dtype of per-step scalars."""
-    dtypes = (x.dtype for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact))
-    return jnp.result_type(jnp.float32, *dtypes)
+    dtypes = [dtype_of(x) for x in jax.tree.leaves(tree)]
+    return jnp.result_type(jnp.float32, *(d for d in dtypes if d != jax.dtypes.float0
+                                           and jnp.issubdtype(d, jnp.inexact)))
 
 
 def full_like(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
-    """An array shaped like ``p`` (an array or a ``jax.ShapeDtypeStruct``); a moment of an
-    integer leaf is float32 (it holds fractions of the gradient)."""
-    return jnp.full(p.shape, value, dtype or update_dtype(p.dtype))
+    """An array shaped like ``p`` (an array, a ``jax.ShapeDtypeStruct`` or a Python
+    number); a moment of an integer leaf is float32 (it holds fractions of the gradient).
+    An array's sharding carries over, so a state built from sharded parameters is sharded
+    like them."""
+    dtype = dtype or update_dtype(dtype_of(p))
+    if isinstance(p, jax.Array):
+        return jnp.full_like(p, value, dtype)
+    return jnp.full(shape_of(p), value, dtype)
+
+
+def reject_complex(name: str, params: Any) -> None:
+    """``ValueError`` naming ``name`` when ``params`` holds a complex leaf: for optimizers
+    whose complex form is not defined (or not optax's)."""
+    if any(jnp.issubdtype(dtype_of(p), jnp.complexfloating) for p in jax.tree.leaves(params)):
+        raise ValueError(f"{name} does not support complex parameters; optimize the real and "
+                         "imaginary parts as separate real leaves")
 
 
 def increment_count(count: Array) -> Array:
@@ -107,12 +145,9 @@ def may_be_zero(eps: Any) -> bool:
 
 
 def weight_decay_parts(weight_decay: Any, mask: Any) -> list[optax.GradientTransformation]:
-    """``[add_decayed_weights(weight_decay, mask=mask)]``, or nothing for a known 0: adding
-    ``0·w`` would still read every parameter once more per step."""
-    value = concrete_value(weight_decay)
-    if value is not None and value == 0:
-        return []
-    return [add_decayed_weights(weight_decay, mask=mask)]
+    """``[add_decayed_weights(weight_decay, mask)]``, the part optax's chains always hold
+    (it reads no parameter for a known 0, and keeps optax's state layout)."""
+    return [add_decayed_weights(weight_decay, mask)]
 
 
 def needs_zero_guard(eps: Any, eps_root: Any = 0.0) -> bool:
@@ -182,11 +217,45 @@ def moment_corrections(b1: Any, b2: Any, count: Array, dtype: Any) -> tuple[Arra
             bias_correction_factor(b2, count, dtype))
 
 
+def abs_sq(x: Array) -> Array:
+    """``|x|²``: ``x²`` for a real ``x``, ``x·x̄`` (real) for a complex one (optax's rule
+    for second moments of complex parameters)."""
+    if jnp.iscomplexobj(x):
+        return jnp.real(x * jnp.conj(x))
+    return x * x
+
+
+def one_minus(decay: Any) -> Any:
+    """``1 − decay``, in float64 on the host for a known value (``1 − (1 − 1e-9)`` keeps its
+    digits), traced otherwise."""
+    value = concrete_value(decay)
+    return 1.0 - decay if value is None else 1.0 - value
+
+
+def ema_of_squares(v32: Array, g32: Array, decay: Any) -> Array:
+    """``decay·v + (1 − decay)·|g|²`` computed as ``decay·v + |√(1 − decay)·g|²``: the
+    square of a gradient near 1e20 overflows float32, the square of the scaled one does
+    not (``(1 − decay)·|g|²`` itself is finite)."""
+    weight = one_minus(decay)
+    root = math.sqrt(weight) if isinstance(weight, float) else jnp.sqrt(weight)
+    return decay * v32 + abs_sq(root * g32)
+
+
 def adam_moments(g, m, v, b1, b2) -> tuple[Array, Array, Array]:
     """``g`` in at least float32 and Adam's new moments ``b1·m + (1 − b1)·g`` and
-    ``b2·v + (1 − b2)·g²``, in the same dtype."""
+    ``b2·v + (1 − b2)·|g|²`` (without overflow: :func:`ema_of_squares`), same dtype."""
     g32 = upcast(g)
-    return g32, b1 * upcast(m) + (1.0 - b1) * g32, b2 * upcast(v) + (1.0 - b2) * (g32 * g32)
+    return g32, b1 * upcast(m) + (1.0 - b1) * g32, ema_of_squares(upcast(v), g32, b2)
+
+
+def root_of_corrected(v32: Array, correction: Array, eps_root: Any) -> Array:
+    """``√(v/c + eps_root)``; for a known ``eps_root = 0`` as ``√v/√c``, so that ``v/c``
+    (up to ``|g|²`` for a huge gradient on the first step) is never formed."""
+    correction = correction.astype(v32.dtype)
+    value = concrete_value(eps_root)
+    if value is not None and value == 0:
+        return jnp.sqrt(v32) / jnp.sqrt(correction)
+    return jnp.sqrt(v32 / correction + eps_root)
 
 
 def first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov: bool) -> Array:
@@ -258,7 +327,7 @@ def negate() -> optax.GradientTransformation:
 
 def exponential_average(decay: Any, accumulator_dtype: Any = None) -> optax.GradientTransformation:
     """``b ← decay·b + (1 − decay)·u``, the update being ``b`` (no debiasing); the state is
-    a :class:`TraceState` holding ``b``."""
+    an :class:`EmaState` (optax's ``ema(decay, debias=False)`` layout)."""
 
     def leaf(u, b):
         b32 = decay * upcast(b) + (1.0 - decay) * upcast(u)
@@ -267,11 +336,12 @@ def exponential_average(decay: Any, accumulator_dtype: Any = None) -> optax.Grad
     apply = per_leaf(leaf, 2)
 
     def init(params):
-        return TraceState(jax.tree.map(lambda p: full_like(p, dtype=accumulator_dtype), params))
+        return EmaState(jnp.zeros([], jnp.int32),
+                        jax.tree.map(lambda p: full_like(p, dtype=accumulator_dtype), params))
 
     def update(updates, state, params=None):
         del params
-        updates, new = apply((updates, state.trace))
-        return updates, TraceState(new)
+        updates, new = apply((updates, state.ema))
+        return updates, EmaState(increment_count(state.count), new)
 
     return optax.GradientTransformation(init, update)

@@ -23,13 +23,18 @@ import optax
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     compute_dtype,
+    dtype_of,
     full_like,
     increment_count,
     per_leaf,
+    reject_complex,
+    safe_div,
     scalar_dtype,
     scale_leaf,
     upcast,
+    without_float0,
 )
 from lossjax.optimizers._transforms import (
     scale_by_learning_rate,
@@ -66,7 +71,7 @@ def _total(tree: Any) -> Array:
 def _zero_moments(params: Any) -> dict[str, Any]:
     """``exp_avg``, ``exp_avg_sq`` and ``grad_sum``: zeros shaped like ``params``, in
     float32 at least."""
-    return {name: jax.tree.map(lambda p: full_like(p, dtype=compute_dtype(p.dtype)), params)
+    return {name: jax.tree.map(lambda p: full_like(p, dtype=compute_dtype(dtype_of(p))), params)
             for name in ("exp_avg", "exp_avg_sq", "grad_sum")}
 
 
@@ -183,6 +188,7 @@ def prodigy(
     steps = per_leaf(step_leaf, 1)
 
     def init(params):
+        reject_complex("prodigy", params)
         dtype = scalar_dtype(params)
         return ProdigyState(
             **_zero_moments(params), params0=_copy(params),
@@ -195,11 +201,14 @@ def prodigy(
         count, d, dlr = _adam_step_size(learning_rate, beta1, beta2, state.count,
                                         state.estim_lr)
         sum_scale = d if safeguard_warmup else dlr
+        # an integer leaf's float0 gradient counts as 0 (as in dadapt_adamw)
         m, v, s, numerators, abs_sums = moments(
-            (updates, params, state.params0, state.exp_avg, state.exp_avg_sq, state.grad_sum),
+            (without_float0(updates), params, state.params0, state.exp_avg, state.exp_avg_sq,
+             state.grad_sum),
             (d, sum_scale))
         numerator = b3 * state.numerator_weighted + (d / estim_lr0) * dlr * _total(numerators)
-        estimate = estim_lr_coef * numerator / _total(abs_sums)
+        # all-zero gradients so far: no estimate (0/0), d stays
+        estimate = estim_lr_coef * safe_div(numerator, _total(abs_sums), True)
         new_d = jnp.maximum(d, estimate).astype(d.dtype)
         (out,) = steps((params, m, v), (dlr, new_d * eps))
         return out, ProdigyState(m, v, s, state.params0, new_d,
@@ -280,7 +289,7 @@ def dadapt_adamw(
         g32, w32, v_old, s_old = upcast(g), upcast(w), upcast(v), upcast(s)
         numerator = jnp.sum(g32 * (s_old / (jnp.sqrt(v_old) + eps)))
         m32 = beta1 * upcast(m) + (1 - beta1) * dlr * g32
-        v32 = beta2 * v_old + (1 - beta2) * g32 * g32
+        v32 = beta2 * v_old + (1 - beta2) * abs_sq(g32)
         s32 = root_beta2 * s_old + (1 - root_beta2) * dlr * g32
         out = -weight_decay * dlr * w32 - m32 / (jnp.sqrt(v32) + eps)
         return (out.astype(w.dtype), m32.astype(m.dtype), v32.astype(v.dtype),
@@ -289,6 +298,7 @@ def dadapt_adamw(
     apply = per_leaf(leaf, 6)
 
     def init(params):
+        reject_complex("dadapt_adamw", params)
         dtype = scalar_dtype(params)
         return DAdaptAdamWState(
             **_zero_moments(params), estim_lr=jnp.asarray(estim_lr0, dtype),
@@ -299,11 +309,15 @@ def dadapt_adamw(
         _needs_params("dadapt_adamw", params)
         count, d, dlr = _adam_step_size(learning_rate, beta1, beta2, state.count,
                                         state.estim_lr)
+        # an integer leaf's float0 gradient counts as 0 (its update is then 0): the leaf
+        # function's outputs do not mirror its inputs, so per_leaf cannot skip it
         out, m, v, s, numerators, abs_sums = apply(
-            (updates, params, state.exp_avg, state.exp_avg_sq, state.grad_sum), (dlr,))
+            (without_float0(updates), params, state.exp_avg, state.exp_avg_sq, state.grad_sum),
+            (dlr,))
         numerator = (root_beta2 * state.numerator_weighted
                      + (1 - root_beta2) * dlr * _total(numerators))
-        estimate = numerator / ((1 - root_beta2) * _total(abs_sums))
+        # all-zero gradients so far: no estimate (0/0), d stays
+        estimate = safe_div(numerator, (1 - root_beta2) * _total(abs_sums), True)
         new_d = jnp.maximum(d, estimate).astype(d.dtype)
         return out, DAdaptAdamWState(m, v, s, new_d, numerator.astype(d.dtype), count)
 
@@ -360,7 +374,7 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
     def sums_leaf(g, w, w0):
         g32 = upcast(g)
         diff = upcast(w0) - upcast(w)
-        return jnp.sum(diff * diff), jnp.sum(g32 * g32)
+        return jnp.sum(abs_sq(diff)), jnp.sum(abs_sq(g32))
 
     sums = per_leaf(sums_leaf, 2)
     scale = per_leaf(scale_leaf, 1, trace_once=False)
@@ -370,7 +384,7 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
         if kind == "distance":
             r0 = jnp.asarray(value, dtype)
         elif kind == "heuristic":
-            squares = [jnp.sum(jnp.square(upcast(p))) for p in jax.tree.leaves(params)]
+            squares = [jnp.sum(abs_sq(upcast(p))) for p in jax.tree.leaves(params)]
             r0 = value * (1 + jnp.sqrt(_total(squares).astype(dtype)))
         else:
             r0 = jnp.zeros([], dtype)
@@ -438,11 +452,8 @@ def dog(
       Array(1.4223e-16, dtype=float32)
     """
     _check_multiplier(learning_rate)
-    parts = []
-    if weight_decay is not None:
-        parts.append(add_decayed_weights(weight_decay, mask=mask))
-    parts += [scale_by_dog(init_step, eps), scale_by_learning_rate(learning_rate)]
-    return optax.chain(*parts)
+    decay = optax.identity() if weight_decay is None else add_decayed_weights(weight_decay, mask)
+    return optax.chain(decay, scale_by_dog(init_step, eps), scale_by_learning_rate(learning_rate))
 
 
 # ------------------------------------------------------------------------------ DoWG
@@ -530,8 +541,6 @@ def dowg(
       Array([0.99..., 1.99..., 2.99...], dtype=float32)
     """
     _check_multiplier(learning_rate)
-    parts = []
-    if weight_decay is not None:
-        parts.append(add_decayed_weights(weight_decay, mask=mask))
-    parts += [scale_by_dowg(init_estim_sq_dist, eps), scale_by_learning_rate(learning_rate)]
-    return optax.chain(*parts)
+    decay = optax.identity() if weight_decay is None else add_decayed_weights(weight_decay, mask)
+    return optax.chain(decay, scale_by_dowg(init_estim_sq_dist, eps),
+                       scale_by_learning_rate(learning_rate))

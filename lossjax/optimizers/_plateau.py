@@ -13,6 +13,7 @@ from lossjax._validation import check_in_range, check_non_negative, concrete_val
 from lossjax.optimizers._machinery import (
     increment_count,
     per_leaf,
+    scalar_dtype,
     scale_leaf,
 )
 
@@ -100,8 +101,7 @@ def reduce_on_plateau(
     scale_updates = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        dtypes = [x.dtype for x in jax.tree.leaves(params)]
-        value_dtype = jnp.result_type(jnp.float32, *dtypes)
+        value_dtype = scalar_dtype(params)
         # a fresh buffer per field: a step that donates the state must not see one twice
         def zero():
             return jnp.zeros([], jnp.int32)

@@ -29,10 +29,18 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lossjax._validation import check_in_range, check_non_negative, check_positive
+from lossjax._validation import (
+    check_in_range,
+    check_non_negative,
+    check_positive,
+    concrete_value,
+)
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    bias_correction_factor,
     compute_dtype,
+    dtype_of,
+    ema_of_squares,
     full_like,
     increment_count,
     per_leaf,
@@ -40,27 +48,30 @@ from lossjax.optimizers._machinery import (
     upcast,
 )
 from lossjax.optimizers._transforms import (
-    LearningRateState,
+    ScaleByRmsWithCountState,
+    ScaleByScheduleState,
 )
 
 Array = jax.Array
 
 
 class ScheduleFreeAdamWState(NamedTuple):
-    """``nu``: AdamW's second moment of the gradients at ``y``; ``learning_rate``: the rate
-    (float rates are held here, so :func:`set_learning_rate` changes them)."""
+    """The state lossjax 0.x kept for :func:`schedule_free_adamw`'s base optimizer (no
+    longer built: the base state is now optax's, see :class:`ScheduleFreeState`)."""
 
     nu: Any
-    learning_rate: LearningRateState
+    learning_rate: Any
 
 
 class ScheduleFreeState(NamedTuple):
     """State of the schedule-free optimizers (optax's field names).
 
     ``b1``: β₁; ``weight_sum``: ``Σ w_i``; ``step_count``: steps taken + 1 (int32);
-    ``max_lr``: the largest rate so far; ``base_optimizer_state``: a
-    :class:`LearningRateState` (SGD) or :class:`ScheduleFreeAdamWState`; ``z``: the base
-    iterate.
+    ``max_lr``: the largest rate so far; ``base_optimizer_state``: the state optax keeps
+    for the base optimizer (``sgd(lr)``'s, after ``add_decayed_weights``' when
+    ``weight_decay`` is set; AdamW without momentum: ``(ScaleByRmsWithCountState(count,
+    nu), EmptyState(), lr)``), where ``lr`` is a ``ScaleByScheduleState(count)`` for a
+    schedule or a warm-up and empty for a float rate; ``z``: the base iterate.
     """
 
     b1: Array
@@ -101,7 +112,7 @@ def schedule_free_eval_params(state: Any, params: Any) -> Any:
 
 def _moment(p: Any) -> Array:
     """Zeros shaped like ``p``, stored in float32 at least (half params keep full moments)."""
-    return full_like(p, dtype=compute_dtype(p.dtype))
+    return full_like(p, dtype=compute_dtype(dtype_of(p)))
 
 
 def _find_state(state: Any) -> Any:
@@ -116,22 +127,25 @@ def _find_state(state: Any) -> Any:
 
 
 def _warmed_up(learning_rate: ScalarOrSchedule, warmup_steps: int | None):
-    """``rate(count, held)``: the rate at step ``count``; ``held`` is the state's float rate."""
+    """``rate(count)``, the rate at step ``count``, and whether it depends on ``count``."""
     if callable(learning_rate):
-        schedule = learning_rate
         if warmup_steps is not None:
             raise ValueError("warmup_steps needs a float learning_rate (put the warm-up in "
                              "the schedule instead)")
-        return lambda count, held: schedule(count)
+        return learning_rate, True
     if warmup_steps is None:
-        return lambda count, held: held
+        return (lambda count: learning_rate), False
 
-    def warm(count, held):
-        # optax's warmup_constant_schedule(0, held, warmup_steps), written the same way.
+    def warm(count):
+        # optax's warmup_constant_schedule(0, rate, warmup_steps), written the same way.
         fraction = 1.0 - jnp.clip(count, 0, warmup_steps) / warmup_steps
-        return (0.0 - held) * fraction + held
+        return (0.0 - learning_rate) * fraction + learning_rate
 
-    return warm
+    return warm, True
+
+
+def _is_schedule_state(node: Any) -> bool:
+    return isinstance(node, ScaleByScheduleState)
 
 
 def _check_common(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power) -> None:
@@ -150,17 +164,18 @@ def _schedule_free(
     learning_rate: ScalarOrSchedule,
     warmup_steps: int | None,
     b1: float,
-    weight_decay: float,
+    weight_decay: float | None,
     weight_lr_power: float,
     state_dtype: Any,
     adam: tuple[float, float] | None,
 ) -> optax.GradientTransformationExtraArgs:
     """Schedule-free with the SGD direction ``g`` (``adam=None``) or AdamW's ``g/(√v̂ + ε)``
     (``adam=(b2, eps)``); ``weight_decay`` adds ``wd·y`` to the direction."""
-    rate = _warmed_up(learning_rate, warmup_steps)
+    rate, scheduled = _warmed_up(learning_rate, warmup_steps)
+    decays = weight_decay is not None and concrete_value(weight_decay) != 0
 
     def step(u, y32, z, lr, ck):
-        if weight_decay:
+        if decays:
             u = u + weight_decay * y32
         z_new = upcast(z) + (-lr) * u
         x = (y32 - (1.0 - b1) * upcast(z)) / b1
@@ -176,25 +191,39 @@ def _schedule_free(
         assert adam is not None  # this leaf rule is chosen only when adam is set
         b2, eps = adam
         g32 = upcast(g)
-        v32 = (1.0 - b2) * (g32 * g32) + b2 * upcast(v)
+        v32 = ema_of_squares(upcast(v), g32, b2)
         direction = g32 * (1.0 / (jnp.sqrt(v32 / correction) + eps))
         update, z_new = step(direction, upcast(y), z, lr, ck)
         return update.astype(y.dtype), z_new.astype(z.dtype), v32.astype(v.dtype)
 
     apply = per_leaf(adam_leaf, 3) if adam else per_leaf(sgd_leaf, 2)
 
+    def base_state(count, nu):
+        """optax's state of the base optimizer after ``count`` steps (each count its own
+        buffer: a step that donates the state frees each leaf once)."""
+        lr_part = ScaleByScheduleState(jnp.array(count, copy=True)) if scheduled else \
+            optax.EmptyState()
+        if adam:
+            return (ScaleByRmsWithCountState(count, nu), optax.EmptyState(), lr_part)
+        sgd_part = (optax.EmptyState(), lr_part)
+        return sgd_part if weight_decay is None else (optax.EmptyState(), sgd_part)
+
+    def base_count(base):
+        if adam:
+            return base[0].count
+        found = [n for n in jax.tree.leaves(base, is_leaf=_is_schedule_state)
+                 if _is_schedule_state(n)]
+        return found[0].count if found else jnp.zeros([], jnp.int32)
+
     def init(params):
         dtype = scalar_dtype(params)
-        initial = 0.0 if callable(learning_rate) else learning_rate
-        lr_state = LearningRateState(jnp.zeros([], jnp.int32), jnp.asarray(initial, jnp.float32))
-        base = ScheduleFreeAdamWState(jax.tree.map(_moment, params), lr_state) if adam else \
-            lr_state
+        nu = jax.tree.map(_moment, params) if adam else None
         # a copy, never the caller's buffer: a step that donates params must not free z
-        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
+        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or dtype_of(p), copy=True), params)
         return ScheduleFreeState(
             b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros([], dtype),
             step_count=jnp.ones([], jnp.int32), max_lr=jnp.zeros([], dtype),
-            base_optimizer_state=base, z=z)
+            base_optimizer_state=base_state(jnp.zeros([], jnp.int32), nu), z=z)
 
     def update(updates, state, params=None, **extra_args):
         del extra_args
@@ -202,26 +231,23 @@ def _schedule_free(
             raise ValueError("schedule-free optimizers need the parameters: call "
                              "update(grads, state, params)")
         dtype = state.max_lr.dtype
-        lr_state = state.base_optimizer_state.learning_rate if adam else \
-            state.base_optimizer_state
-        held = lr_state.learning_rate
+        count = base_count(state.base_optimizer_state)
         # optax evaluates the base optimizer's rate at its own count (0, 1, ...) and the
         # averaging weight at step_count (1, 2, ...): with a warm-up they differ by a step.
-        lr = jnp.asarray(rate(lr_state.count, held), dtype)
-        max_lr = jnp.maximum(state.max_lr, jnp.asarray(rate(state.step_count, held), dtype))
+        lr = jnp.asarray(rate(count), dtype)
+        max_lr = jnp.maximum(state.max_lr, jnp.asarray(rate(state.step_count), dtype))
         weight = max_lr**weight_lr_power
         weight_sum = state.weight_sum + weight
         ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
                        jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
-        new_lr_state = LearningRateState(increment_count(lr_state.count), held)
         if adam:
-            correction = (1.0 - adam[0] ** state.step_count).astype(dtype)
-            updates, z, nu = apply((updates, params, state.z, state.base_optimizer_state.nu),
-                                   (lr, ck, correction))
-            base = ScheduleFreeAdamWState(nu, new_lr_state)
+            correction = bias_correction_factor(adam[0], state.step_count, dtype)
+            updates, z, nu = apply((updates, params, state.z,
+                                    state.base_optimizer_state[0].nu), (lr, ck, correction))
         else:
             updates, z = apply((updates, params, state.z), (lr, ck))
-            base = new_lr_state
+            nu = None
+        base = base_state(increment_count(count), nu)
         return updates, ScheduleFreeState(state.b1, weight_sum, increment_count(state.step_count),
                                           max_lr, base, z)
 
@@ -243,8 +269,8 @@ def schedule_free_sgd(
     linear warm-up: no decay schedule is needed, that is the point.
 
     Args:
-      learning_rate: ``γ >= 0``, a float (held in the state: :func:`set_learning_rate`
-        changes it) or a schedule.
+      learning_rate: ``γ >= 0``, a float (a constant of the compiled step; to change it
+        between steps, build through :func:`inject_hyperparams`) or a schedule.
       warmup_steps: linear warm-up from 0 to ``learning_rate`` over this many steps
         (float rates only).
       b1: interpolation ``β₁`` in ``(0, 1]`` (``y`` between ``z`` and ``x``).
@@ -272,7 +298,7 @@ def schedule_free_sgd(
       Array(0.00022956, dtype=float32)
     """
     _check_common(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power)
-    return _schedule_free(learning_rate, warmup_steps, b1, weight_decay or 0.0,
+    return _schedule_free(learning_rate, warmup_steps, b1, weight_decay,
                           weight_lr_power, state_dtype, adam=None)
 
 
@@ -295,8 +321,8 @@ def schedule_free_adamw(
     authors recommend a warm-up (``warmup_steps``) and tuning ``γ`` and ``β₁`` per problem.
 
     Args:
-      learning_rate: ``γ >= 0``, a float (held in the state: :func:`set_learning_rate`
-        changes it) or a schedule.
+      learning_rate: ``γ >= 0``, a float (a constant of the compiled step; to change it
+        between steps, build through :func:`inject_hyperparams`) or a schedule.
       warmup_steps: linear warm-up from 0 to ``learning_rate`` (float rates only).
       b1: interpolation ``β₁`` in ``(0, 1]``.
       b2: second-moment decay in ``[0, 1)``.

@@ -6,7 +6,7 @@ keep at most one moment: Lion's state is half of Adam's.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +31,8 @@ from lossjax.regularizers import add_decayed_weights
 Array = jax.Array
 
 
-class ScaleBySignState(NamedTuple):
-    """Taking signs keeps no state."""
+# optax's (empty) state: the same class, so states match optax's
+ScaleBySignState = optax.EmptyState
 
 
 def scale_by_sign() -> optax.GradientTransformation:
@@ -102,12 +102,23 @@ class ScaleByLionState(NamedTuple):
     mu: Any
 
 
-def scale_by_lion(
-    b1: float = 0.9, b2: float = 0.99, mu_dtype: Any = None
-) -> optax.GradientTransformation:
-    """Lion's direction: ``sign(b1·m + (1 − b1)·g)``, then ``m ← b2·m + (1 − b2)·g``.
+_LION_MODES = ("hard", "smooth", "refined")
 
-    ``mu_dtype`` stores ``m`` in another dtype (e.g. ``jnp.bfloat16``).
+
+def scale_by_lion(
+    b1: float = 0.9,
+    b2: float = 0.99,
+    mu_dtype: Any = None,
+    *,
+    mode: Literal["hard", "smooth", "refined"] = "hard",
+    smooth_beta: float = 1.0,
+) -> optax.GradientTransformation:
+    """Lion's direction: ``s(b1·m + (1 − b1)·g)``, then ``m ← b2·m + (1 − b2)·g``.
+
+    ``s`` is ``sign`` (``mode="hard"``, the paper's), ``tanh(smooth_beta·x)``
+    (``"smooth"``), or ``x`` where ``|x| < 1`` and ``sign(x)`` elsewhere (``"refined"``);
+    optax's variants. ``mu_dtype`` stores ``m`` in another dtype (e.g. ``jnp.bfloat16``).
+    Another ``mode`` raises ``ValueError``.
 
     References: Chen et al., "Symbolic Discovery of Optimization Algorithms" (2023).
 
@@ -120,10 +131,19 @@ def scale_by_lion(
     """
     check_in_range("b1", b1, 0.0, 1.0)
     check_in_range("b2", b2, 0.0, 1.0)
+    if mode not in _LION_MODES:
+        raise ValueError(f"mode must be one of {_LION_MODES}, got {mode!r}")
+
+    def shape(x):
+        if mode == "smooth":
+            return jnp.tanh(smooth_beta * x)
+        if mode == "refined":
+            return jnp.where(jnp.abs(x) < 1.0, x, jnp.sign(x))
+        return jnp.sign(x)
 
     def leaf(g, m):
         g32, m32 = upcast(g), upcast(m)
-        direction = jnp.sign(b1 * m32 + (1.0 - b1) * g32)
+        direction = shape(b1 * m32 + (1.0 - b1) * g32)
         new = b2 * m32 + (1.0 - b2) * g32
         return as_update(direction, g), new.astype(m.dtype)
 

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative, check_positive
@@ -23,10 +24,12 @@ from lossjax.optimizers._machinery import (
     Array,
     ScalarOrSchedule,
     TraceState,
+    abs_sq,
     adam_moments,
     as_update,
     bias_correction_factor,
     check_moment_hyperparameters,
+    ema_of_squares,
     first_moment_estimate,
     full_like,
     increment_count,
@@ -34,9 +37,11 @@ from lossjax.optimizers._machinery import (
     may_be_zero,
     moment_corrections,
     per_leaf,
+    root_of_corrected,
     safe_div,
     scalar_dtype,
     scalar_rate,
+    scale_by_constant,
     scale_leaf,
     upcast,
 )
@@ -99,7 +104,7 @@ def scale_by_adam(
     def leaf(g, m, v, c1, c1_next, c2):
         g32, m32, v32 = adam_moments(g, m, v, b1, b2)
         m_hat = first_moment_estimate(m32, g32, b1, c1, c1_next, nesterov)
-        denominator = jnp.sqrt(v32 / c2.astype(v32.dtype) + eps_root) + eps
+        denominator = root_of_corrected(v32, c2, eps_root) + eps
         direction = safe_div(m_hat, denominator, guard)
         return as_update(direction, g), m32.astype(m.dtype), v32.astype(v.dtype)
 
@@ -121,13 +126,14 @@ def scale_by_adam(
 
 
 def trace(
-    momentum: float, *, nesterov: bool = False, accumulator_dtype: Any = None
+    decay: float, nesterov: bool = False, accumulator_dtype: Any = None
 ) -> optax.GradientTransformation:
     """Heavy-ball momentum: ``b ← g + μ·b``; the update is ``b`` (Nesterov: ``g + μ·b``).
 
-    ``momentum`` is ``μ >= 0``; ``accumulator_dtype`` stores ``b`` in another dtype (e.g.
-    ``jnp.bfloat16``; ``None``: the parameters'). References: Polyak (1964); Sutskever et
-    al., "On the importance of initialization and momentum in deep learning" (2013).
+    ``decay`` is ``μ >= 0`` (optax's name and order); ``accumulator_dtype`` stores ``b`` in
+    another dtype (e.g. ``jnp.bfloat16``; ``None``: the parameters'). References: Polyak
+    (1964); Sutskever et al., "On the importance of initialization and momentum in deep
+    learning" (2013).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -138,12 +144,12 @@ def trace(
       >>> tx.update(jnp.array([1.0]), state)[0]
       Array([1.5], dtype=float32)
     """
-    check_non_negative("momentum", momentum)
+    check_non_negative("decay", decay)
 
     def leaf(g, b):
         g32 = upcast(g)
-        new = g32 + momentum * upcast(b)
-        out = g32 + momentum * new if nesterov else new
+        new = g32 + decay * upcast(b)
+        out = g32 + decay * new if nesterov else new
         return as_update(out, g), new.astype(b.dtype)
 
     apply = per_leaf(leaf, 2)
@@ -160,12 +166,31 @@ def trace(
 
 
 class ScaleByRmsState(NamedTuple):
-    """``mu``: running mean of ``g`` (``None`` unless centered); ``nu``: of ``g²``;
-    ``count``: steps taken (int32; ``None`` unless ``bias_correction``)."""
+    """``nu``: the running mean of ``|g|²`` (optax's layout)."""
+
+    nu: Any
+
+
+class ScaleByRmsWithCountState(NamedTuple):
+    """``count``: steps taken (int32); ``nu``: the running mean of ``|g|²``."""
+
+    count: Array
+    nu: Any
+
+
+class ScaleByRStdDevState(NamedTuple):
+    """``mu``, ``nu``: the running means of ``g`` and ``|g|²`` (centered RMSProp)."""
 
     mu: Any
     nu: Any
-    count: Any = None
+
+
+class ScaleByRStdDevWithCountState(NamedTuple):
+    """``count``: steps taken (int32); ``mu``, ``nu``: the running means of ``g``, ``|g|²``."""
+
+    count: Array
+    mu: Any
+    nu: Any
 
 
 def scale_by_rms(
@@ -177,12 +202,16 @@ def scale_by_rms(
     *,
     centered: bool = False,
 ) -> optax.GradientTransformation:
-    """RMSProp's direction: ``g / √(v + eps)`` with ``v ← d·v + (1 − d)·g²``.
+    """RMSProp's direction: ``g / √(v + eps)`` with ``v ← d·v + (1 − d)·|g|²``.
 
     ``eps_in_sqrt=False`` gives ``g / (√v + eps)``. ``centered`` also tracks
-    ``m ← d·m + (1 − d)·g`` and uses the variance ``v − m²`` in place of ``v``.
-    ``nu`` starts at ``initial_scale``; ``bias_correction`` divides ``v`` (and ``m``) by
-    ``1 − dᵗ`` as Adam does. With ``eps = 0`` a zero ``v`` gives a zero step, not NaN.
+    ``m ← d·m + (1 − d)·g`` and uses the variance ``v − |m|²`` in place of ``v`` (optax's
+    ``scale_by_stddev``). ``nu`` starts at ``initial_scale``; ``bias_correction`` divides
+    ``v`` (and ``m``) by ``1 − dᵗ`` as Adam does. With ``eps = 0`` a zero ``v`` gives a zero
+    step, not NaN. Complex gradients accumulate ``|g|²`` (as optax). The state is optax's:
+    :class:`ScaleByRmsState` (``nu``), with ``count`` when ``bias_correction``
+    (``ScaleByRmsWithCountState``), with ``mu`` when ``centered`` (``ScaleByRStdDevState``,
+    ``ScaleByRStdDevWithCountState``).
 
     References: Hinton, Lecture 6e of "Neural Networks for Machine Learning" (2012);
     Graves, "Generating Sequences With Recurrent Neural Networks" (2013) for centering.
@@ -209,23 +238,29 @@ def scale_by_rms(
 
     def leaf(g, v, correction):
         g32 = upcast(g)
-        v32 = decay * upcast(v) + (1.0 - decay) * (g32 * g32)
+        v32 = ema_of_squares(upcast(v), g32, decay)
         return as_update(scale(g32, corrected(v32, correction)), g), v32.astype(v.dtype)
 
     def centered_leaf(g, m, v, correction):
         g32 = upcast(g)
         m32 = decay * upcast(m) + (1.0 - decay) * g32
-        v32 = decay * upcast(v) + (1.0 - decay) * (g32 * g32)
-        variance = corrected(v32, correction) - corrected(m32, correction) ** 2
+        v32 = ema_of_squares(upcast(v), g32, decay)
+        variance = corrected(v32, correction) - abs_sq(corrected(m32, correction))
         return as_update(scale(g32, variance), g), m32.astype(m.dtype), v32.astype(v.dtype)
 
     apply = per_leaf(centered_leaf, 3) if centered else per_leaf(leaf, 2)
 
+    def make_state(count, mu, nu):
+        if centered:
+            if bias_correction:
+                return ScaleByRStdDevWithCountState(count, mu, nu)
+            return ScaleByRStdDevState(mu, nu)
+        return ScaleByRmsWithCountState(count, nu) if bias_correction else ScaleByRmsState(nu)
+
     def init(params):
         mu = jax.tree.map(full_like, params) if centered else None
-        count = jnp.zeros([], jnp.int32) if bias_correction else None
         nu = jax.tree.map(lambda p: full_like(p, initial_scale), params)
-        return ScaleByRmsState(mu, nu, count)
+        return make_state(jnp.zeros([], jnp.int32), mu, nu)
 
     def update(updates, state, params=None):
         del params
@@ -235,17 +270,21 @@ def scale_by_rms(
                       else jnp.ones([], dtype))
         if centered:
             updates, mu, nu = apply((updates, state.mu, state.nu), (correction,))
-            return updates, ScaleByRmsState(mu, nu, count)
+            return updates, make_state(count, mu, nu)
         updates, nu = apply((updates, state.nu), (correction,))
-        return updates, ScaleByRmsState(None, nu, count)
+        return updates, make_state(count, None, nu)
 
     return optax.GradientTransformation(init, update)
 
 
-class ScaleBySumOfSquaresState(NamedTuple):
-    """``sum_of_squares``: ``s``, the running sum of ``g²``."""
+class ScaleByRssState(NamedTuple):
+    """``sum_of_squares``: ``s``, the running sum of ``|g|²`` (optax's name and layout)."""
 
     sum_of_squares: Any
+
+
+# the name lossjax used first; the same class
+ScaleBySumOfSquaresState = ScaleByRssState
 
 
 def scale_by_sum_of_squares(
@@ -274,40 +313,51 @@ def scale_by_sum_of_squares(
 
     def leaf(g, s):
         g32 = upcast(g)
-        s32 = upcast(s) + g32 * g32
+        s32 = upcast(s) + abs_sq(g32)
         out = jnp.where(s32 > 0, g32 * jax.lax.rsqrt(s32 + eps), 0.0)
         return as_update(out, g), s32.astype(s.dtype)
 
     apply = per_leaf(leaf, 2)
 
     def init(params):
-        return ScaleBySumOfSquaresState(
+        return ScaleByRssState(
             jax.tree.map(lambda p: full_like(p, initial_accumulator_value), params))
 
     def update(updates, state, params=None):
         del params
         updates, sums = apply((updates, state.sum_of_squares))
-        return updates, ScaleBySumOfSquaresState(sums)
+        return updates, ScaleByRssState(sums)
 
     return optax.GradientTransformation(init, update)
 
 
 class LearningRateState(NamedTuple):
-    """``count``: steps taken (int32); ``learning_rate``: the rate applied when it is a float
-    (float32, float64 for float64 parameters; with a schedule it is not used, the schedule is
-    evaluated at ``count``)."""
+    """A learning rate held in a state (``count``: steps taken; ``learning_rate``: the rate).
+
+    Kept for states built by earlier lossjax versions and by :func:`muon` (for now); the
+    optimizers built by :func:`scale_by_learning_rate` hold no rate (optax's layout)."""
 
     count: Array
     learning_rate: Array
 
 
-def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTransformation:
+# optax's state for a scheduled rate: the class itself, so states (and checkpoints) match.
+ScaleByScheduleState = optax.ScaleByScheduleState
+
+
+def scale_by_learning_rate(
+    learning_rate: ScalarOrSchedule | None = None, *, flip_sign: bool = True
+) -> optax.GradientTransformation:
     """Descend: ``u ← −lr·u``, with ``lr`` a float or ``schedule(step)``, step = 0, 1, ...
 
-    A float rate lives in the state as a 0-d array (float32; float64 for float64
-    parameters): :func:`set_learning_rate` changes it between steps without recompiling
-    the jitted step. ``learning_rate`` must be >= 0 (``ValueError`` otherwise; a
-    schedule's values are not checked).
+    As in optax, a float rate is a constant of the compiled step (XLA folds it into the
+    neighbouring arithmetic; it is multiplied in the updates' dtype, so float64 updates
+    are scaled in float64) and the state is empty; a schedule keeps the step count in a
+    ``ScaleByScheduleState`` (optax's class). To change a rate between steps without
+    recompiling, wrap the optimizer with :func:`inject_hyperparams` and use
+    :func:`set_learning_rate`. ``flip_sign=False`` scales by ``+lr``; ``learning_rate=None``
+    leaves the updates as they are. A float rate must be >= 0 (``ValueError``); a
+    schedule's values are not checked.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -322,65 +372,28 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule) -> optax.GradientTra
       >>> u
       Array([-0.05,  0.1 ], dtype=float32)
     """
-    schedule = learning_rate if callable(learning_rate) else None
-    if schedule is None:
+    sign = -1.0 if flip_sign else 1.0
+    if learning_rate is None:
+        return optax.identity()
+    if not callable(learning_rate):
         check_non_negative("learning_rate", learning_rate)
-        scalar_rate(learning_rate)
+        return scale_by_constant(sign * scalar_rate(learning_rate)
+                                 if isinstance(learning_rate, jax.Array | np.ndarray)
+                                 else sign * learning_rate)
+    schedule = learning_rate
     apply = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        initial = 0.0 if schedule is not None else learning_rate
-        rate = jnp.asarray(initial, scalar_dtype(params))
-        return LearningRateState(jnp.zeros([], jnp.int32), scalar_rate(rate))
+        del params
+        return ScaleByScheduleState(jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None):
         del params
-        lr = state.learning_rate if schedule is None else schedule(state.count)
-        (updates,) = apply((updates,), (-scalar_rate(jnp.asarray(lr, scalar_dtype(updates))),))
-        return updates, LearningRateState(increment_count(state.count), state.learning_rate)
+        rate = scalar_rate(jnp.asarray(schedule(state.count), scalar_dtype(updates)))
+        (updates,) = apply((updates,), (sign * rate,))
+        return updates, ScaleByScheduleState(increment_count(state.count))
 
     return optax.GradientTransformation(init, update)
-
-
-def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
-    """Return ``opt_state`` with every held (non-schedule) learning rate replaced.
-
-    The rate is data in the state, not a constant in the compiled step, so the jitted step
-    does not recompile::
-
-        opt = lossjax.adam(1e-3)
-        state = opt.init(params)
-        ...
-        state = lossjax.set_learning_rate(state, 1e-4)   # then keep calling step(...)
-
-    Works on any state that contains a :class:`LearningRateState`, e.g. inside an
-    ``optax.chain``. A Flax ``nnx.Optimizer`` holds its state in variables: those are set
-    in place, so ``lossjax.set_learning_rate(optimizer.opt_state, 1e-4)`` is enough there.
-    ``learning_rate`` may be a traced value (inside ``jit``); a known negative value raises
-    ``ValueError``.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> import lossjax
-      >>> g = jnp.array([1.0, -2.0])
-      >>> opt = lossjax.sgd(0.1)
-      >>> state = lossjax.set_learning_rate(opt.init(g), 0.01)
-      >>> opt.update(g, state)[0]  # -0.01·g
-      Array([-0.01,  0.02], dtype=float32)
-    """
-    check_non_negative("learning_rate", learning_rate)
-    new_rate = scalar_rate(jnp.asarray(learning_rate, jnp.float32))
-
-    def replace(node):
-        if not isinstance(node, LearningRateState):
-            return node
-        held: Any = node.learning_rate
-        if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
-            held.set_value(new_rate.astype(held.get_value().dtype))
-            return node
-        return node._replace(learning_rate=new_rate.astype(held.dtype))
-
-    return jax.tree.map(replace, opt_state, is_leaf=lambda n: isinstance(n, LearningRateState))
 
 
 # optax's name for clip_by_global_norm's (empty) state: the same class, so states match.
@@ -391,7 +404,7 @@ def _scaled_norm(leaves: list[Array]) -> Array:
     """``s·√(Σ (x/s)²)`` with ``s = max |x|``: no ``x²`` overflows (or underflows)."""
     scale = jnp.max(jnp.stack([jnp.max(jnp.abs(x)) for x in leaves]))
     safe = jnp.where((scale > 0) & jnp.isfinite(scale), scale, 1)
-    return safe * jnp.sqrt(sum(jnp.sum(jnp.square(x / safe)) for x in leaves))
+    return safe * jnp.sqrt(sum(jnp.sum(abs_sq(x / safe)) for x in leaves))
 
 
 def global_norm(tree: Any) -> Array:
@@ -410,7 +423,7 @@ def global_norm(tree: Any) -> Array:
     leaves = [upcast(x) for x in jax.tree.leaves(tree) if not is_float0(x) and x.size]
     if not leaves:
         return jnp.zeros([], jnp.float32)
-    plain = jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in leaves))
+    plain = jnp.sqrt(sum(jnp.sum(abs_sq(x)) for x in leaves))
     return jax.lax.cond(jnp.isinf(plain), _scaled_norm, lambda _: plain, leaves)
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import optax
 
 from lossjax._mask import Mask, mask_flags
-from lossjax._validation import check_in_range
+from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     compute_dtype,
+    dtype_of,
     full_like,
     increment_count,
     nodes_of_type,
@@ -29,6 +30,7 @@ from lossjax.optimizers._machinery import (
     per_leaf,
     scalar_dtype,
     upcast,
+    without_float0,
 )
 from lossjax.optimizers._transforms import (
     LearningRateState,
@@ -145,6 +147,7 @@ def zero_nans() -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params, state
+        updates = without_float0(updates)
         found = jax.tree.map(lambda u: jnp.any(jnp.isnan(u)), updates)
         updates = jax.tree.map(lambda u: jnp.where(jnp.isnan(u), jnp.zeros_like(u), u), updates)
         return updates, ZeroNansState(found)
@@ -329,7 +332,7 @@ def multi_steps(
 def _zeros_sharded_like(p: Any, dtype: Any = None) -> Any:
     """Float32-at-least zeros shaped like ``p`` (or ``dtype``); an array's sharding
     carries over."""
-    dtype = dtype or compute_dtype(p.dtype)
+    dtype = dtype or compute_dtype(dtype_of(p))
     return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else full_like(p, dtype=dtype)
 
 
@@ -356,22 +359,24 @@ def multi_steps_has_updated(state: Any) -> Array:
 # ------------------------------------------------------------------------ parameter groups
 
 
-class MaskedNode(NamedTuple):
-    """Stands in for a leaf that a :func:`masked` transform does not see (an empty node:
-    tree maps skip it, and it costs no memory in the state)."""
-
-
-class MaskedState(NamedTuple):
-    """``inner_state``: the wrapped transform's state, built on the selected leaves only."""
-
-    inner_state: Any
+# optax's classes themselves: ``MaskedNode`` stands in for a leaf that a :func:`masked`
+# transform does not see (an empty node: tree maps skip it, it costs no memory), and
+# ``optax.tree_utils.tree_map_params`` recognises it; ``MaskedState.inner_state`` is the
+# wrapped transform's state, built on the selected leaves only.
+MaskedNode = optax.MaskedNode
+MaskedState = optax.MaskedState
 
 
 def _hide(tree: Any, flags: Any) -> Any:
     return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), flags, tree)
 
 
-def masked(inner: optax.GradientTransformation, mask: Mask) -> optax.GradientTransformation:
+def masked(
+    inner: optax.GradientTransformation,
+    mask: Mask,
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> optax.GradientTransformationExtraArgs:
     """Apply ``inner`` to the leaves ``mask`` selects; pass the others through unchanged.
 
     ``inner`` sees a tree in which unselected leaves are an empty :class:`MaskedNode`, so
@@ -383,6 +388,9 @@ def masked(inner: optax.GradientTransformation, mask: Mask) -> optax.GradientTra
         (``{"backbone": False, "head": True}``), a single bool, or a function
         ``params -> such a tree`` (called on the parameters in ``init`` and on the updates
         in ``update``). Non-bool leaves raise ``ValueError``.
+      mask_compatible_extra_args: also hide, as in the updates, the keyword arguments of
+        ``update`` that have the updates' structure (e.g. a per-parameter statistic); other
+        keyword arguments reach ``inner`` as they are (optax's option).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -396,21 +404,26 @@ def masked(inner: optax.GradientTransformation, mask: Mask) -> optax.GradientTra
     def init(params):
         return MaskedState(inner.init(_hide(params, mask_flags(mask, params))))
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        updates = without_float0(updates)
         flags = mask_flags(mask, updates)
         hidden_params = None if params is None else _hide(params, flags)
-        new, inner_state = inner.update(_hide(updates, flags), state.inner_state,
-                                        hidden_params)
+        if mask_compatible_extra_args:
+            structure = jax.tree.structure(updates)
+            extra_args = {k: _hide(v, flags) if jax.tree.structure(v) == structure else v
+                          for k, v in extra_args.items()}
+        new, inner_state = optax.with_extra_args_support(inner).update(
+            _hide(updates, flags), state.inner_state, hidden_params, **extra_args)
         merged = jax.tree.map(lambda keep, n, u: n if keep else u, flags, new, updates)
         return merged, MaskedState(inner_state)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 def _set_to_zero() -> optax.GradientTransformation:
     def update(updates, state, params=None):
         del params
-        return jax.tree.map(jnp.zeros_like, updates), state
+        return jax.tree.map(jnp.zeros_like, without_float0(updates)), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
@@ -444,7 +457,9 @@ class PartitionState(NamedTuple):
 def partition(
     transforms: Mapping[Hashable, optax.GradientTransformation],
     param_labels: Any,
-) -> optax.GradientTransformation:
+    *,
+    mask_compatible_extra_args: bool = False,
+) -> optax.GradientTransformationExtraArgs:
     """Optimize groups of parameters with different transforms.
 
     Each leaf of the parameters gets a label; leaves labelled ``name`` are updated by
@@ -456,6 +471,8 @@ def partition(
       param_labels: a pytree of labels with the parameters' structure or a prefix of it,
         or a function ``params -> such a tree`` (called on the updates in ``update``). A
         label with no transform raises ``ValueError`` naming it.
+      mask_compatible_extra_args: also mask the keyword arguments of ``update`` that have
+        the parameters' structure (as :func:`masked`); the others reach every group whole.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -481,34 +498,37 @@ def partition(
         return labels
 
     def group(labels, name):
-        return masked(transforms[name], jax.tree.map(lambda label: label == name, labels))
+        return masked(transforms[name], jax.tree.map(lambda label: label == name, labels),
+                      mask_compatible_extra_args=mask_compatible_extra_args)
 
     def init(params):
         labels = labels_of(params)
         return PartitionState({name: group(labels, name).init(params) for name in transforms})
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         labels = labels_of(updates)
         states = {}
         for name in transforms:
             updates, states[name] = group(labels, name).update(
-                updates, state.inner_states[name], params)
+                updates, state.inner_states[name], params, **extra_args)
         return updates, PartitionState(states)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
 # ---------------------------------------------------------------------- hyperparameters
 
 
-class InjectHyperparamsState(NamedTuple):
-    """``count``: updates applied (int32); ``hyperparams``: ``{name: value}`` as arrays,
-    the values the last update used (a schedule's value at its step); ``inner_state``:
-    the wrapped optimizer's state."""
+# optax's class itself (``count``, ``hyperparams``, ``hyperparams_states``,
+# ``inner_state``), so an injected state and its checkpoints are interchangeable with optax's.
+InjectHyperparamsState = optax.InjectStatefulHyperparamsState
+
+
+class WrappedScheduleState(NamedTuple):
+    """The state of a scheduled hyperparameter: ``count``, the steps taken (optax's
+    layout for a plain schedule inside ``inject_hyperparams``)."""
 
     count: Array
-    hyperparams: dict[str, Array]
-    inner_state: Any
 
 
 def _float_dtype(params: Any) -> Any:
@@ -529,12 +549,8 @@ def _as_state(nodes: list[Any]) -> Any:
 
 
 def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
-    """``inner_state`` with each held learning rate taken from ``fresh_state``'s.
-
-    lossjax optimizers hold a float learning rate in their state (so
-    ``set_learning_rate`` needs no retrace); the optimizer built from this step's
-    hyperparameters says what it is now.
-    """
+    """``inner_state`` with each held :class:`LearningRateState` rate taken from
+    ``fresh_state``'s (only states that still hold a rate, such as ``muon``'s, have one)."""
     fresh = iter(nodes_of_type(fresh_state, LearningRateState))
     is_lr = lambda n: isinstance(n, LearningRateState)  # noqa: E731
     return jax.tree.map(
@@ -543,7 +559,7 @@ def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
 
 
 _NEEDS_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
-                   jax.errors.TracerArrayConversionError)
+                   jax.errors.TracerArrayConversionError, jax.errors.TracerBoolConversionError)
 
 
 _PROBE = {"w": (3, 2), "b": (2,)}
@@ -599,42 +615,39 @@ def inject_hyperparams(
     an AdamW whose numeric arguments (and schedules' current values) live in
     ``state.hyperparams``; each update rebuilds ``inner_factory(**hyperparams)`` from
     them, so they are data, not constants compiled into the step. Change one between
-    jitted steps and the next update uses it without a retrace::
+    jitted steps and the next update uses it without a retrace: use
+    :func:`set_learning_rate` for the rate, or assign an array of the same dtype::
 
         state.hyperparams["learning_rate"] = jnp.asarray(1e-4, jnp.float32)
 
-    (assign an array of the same dtype: a Python float is a weakly typed argument to
-    ``jit`` and compiles the step once more). A schedule is evaluated at ``count`` (the
-    updates applied so far) before each update; assigning to a scheduled hyperparameter
-    has no effect. Bools, strings and ``static_args`` stay fixed Python values; any other
-    callable is taken as a schedule. A number the factory branches on while building the
-    optimizer (``lossjax.sgd``'s ``momentum``, which decides whether there is a momentum
-    buffer) is detected when the optimizer is built (the factory is traced once per number)
-    and is kept fixed too, so it is not in ``state.hyperparams`` (optax's would list it).
+    (a Python float is a weakly typed argument to ``jit`` and compiles the step once
+    more). A schedule is evaluated at its own step count (``state.hyperparams_states``)
+    before each update; assigning to a scheduled hyperparameter has no effect. Bools,
+    strings, ``None`` and ``static_args`` stay fixed Python values; any other callable is
+    taken as a schedule. A number the factory needs as a Python number while building the
+    optimizer (it branches on it) is detected when the optimizer is built (the factory is
+    traced once per number) and is kept fixed too, so it is not in ``state.hyperparams``.
     Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
-    parameters (float32 at least).
-
-    A lossjax optimizer keeps a float learning rate in its own state; this wrapper uses
-    the injected value instead, so for it ``state.hyperparams`` is the one place to change
-    the rate (:func:`set_learning_rate` does not reach it here).
+    parameters, float32 at least (optax stores them in the parameters' dtype, bfloat16
+    for bfloat16 parameters). The state is optax's ``InjectStatefulHyperparamsState``.
+    Keyword arguments of ``update`` beyond ``params`` reach the inner update.
 
     Numbers: while ``state.hyperparams`` holds the values given here, each update runs
-    the optimizer built from the given Python numbers, so the wrapped optimizer is bitwise
-    the unwrapped one (optax's drifts by an ulp a step: it rebuilds from float32 copies,
-    optax #1532); once one is changed, a ``lax.cond`` runs the optimizer rebuilt from the
-    held values. Either way the state keeps the dtypes ``init`` gave it. A number the
-    factory checks or branches on when building or running the optimizer (an integer
-    count, ``weight_decay=0`` dropping a chain element, ``lossjax.sgd``'s ``momentum``) is
-    detected on a small probe when the optimizer is built and kept fixed; a callable that
-    is the factory's default (e.g. ``adopt``'s ``clip_value_fn``) is not a schedule. Extra
-    keyword arguments of ``update`` (``value=``, ``obj_fn=``) go to the optimizer.
+    the optimizer built from the given Python numbers (and schedules), so the wrapped
+    optimizer is bitwise the unwrapped one (optax's drifts by an ulp a step: it rebuilds
+    from float32 copies, optax #1532); once one is changed, a ``lax.cond`` runs the
+    optimizer rebuilt from the held values. Either way the state keeps the dtypes ``init``
+    gave it (tunix #1880). A number the factory checks or branches on when building or
+    running the optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
+    ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the optimizer is
+    built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
+    ``clip_value_fn``) is not a schedule.
 
     Examples:
       >>> import jax.numpy as jnp
       >>> import lossjax
       >>> tx = lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=0.1)
-      >>> state = tx.init(jnp.zeros(1))
-      >>> state.hyperparams["learning_rate"] = jnp.asarray(0.5, jnp.float32)
+      >>> state = lossjax.set_learning_rate(tx.init(jnp.zeros(1)), 0.5)
       >>> tx.update(jnp.array([2.0]), state)[0]
       Array([-1.], dtype=float32)
     """
@@ -662,9 +675,10 @@ def inject_hyperparams(
         for name in [n for n in numbers if _branches_on(inner_factory, bound.arguments, n)]:
             fixed[name] = numbers.pop(name)
 
-        def current(held, count, dtype):
+        def current(held, schedule_states, dtype):
             values = {k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}
-            values.update({k: _as_hyperparam(f(count), dtype) for k, f in schedules.items()})
+            values.update({k: _as_hyperparam(f(schedule_states[k].count), dtype)
+                           for k, f in schedules.items()})
             return values
 
         # The optimizer exactly as built from the caller's numbers and schedules: while the
@@ -676,9 +690,11 @@ def inject_hyperparams(
 
         def init(params):
             dtype = hyperparam_dtype or _float_dtype(params)
-            count = jnp.zeros([], jnp.int32)
-            return InjectHyperparamsState(count, current(numbers, count, dtype),
-                                          as_built.init(params))
+            schedule_states = {k: WrappedScheduleState(jnp.zeros([], jnp.int32))
+                               for k in schedules}
+            return InjectHyperparamsState(
+                jnp.zeros([], jnp.int32), current(numbers, schedule_states, dtype),
+                schedule_states, as_built.init(params))
 
         def run_injected(inner, updates, inner_state, params, extra_args):
             held = nodes_of_type(inner_state, LearningRateState)
@@ -693,7 +709,8 @@ def inject_hyperparams(
 
         def update(updates, state, params=None, **extra_args):
             dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
-            hyperparams = current(state.hyperparams, state.count, dtype)
+            hyperparams = current(state.hyperparams, state.hyperparams_states, dtype)
+
             def built():
                 return as_built.update(updates, state.inner_state, params, **extra_args)
 
@@ -717,12 +734,80 @@ def inject_hyperparams(
                 new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
             else:
                 new_updates, inner_state = built()
-            return new_updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
+            schedule_states = {k: WrappedScheduleState(increment_count(v.count))
+                               for k, v in state.hyperparams_states.items()}
+            return new_updates, InjectHyperparamsState(increment_count(state.count),
+                                                       hyperparams, schedule_states,
                                                        inner_state)
 
         return optax.GradientTransformationExtraArgs(init, update)
 
     return build
+
+
+def set_learning_rate(opt_state: Any, learning_rate: float | Array) -> Any:
+    """Return ``opt_state`` with its injected learning rate replaced.
+
+    A learning rate is a constant of the compiled step unless the optimizer is wrapped with
+    :func:`inject_hyperparams` (as in optax), which holds it in the state; this sets it
+    there, and the jitted step does not recompile::
+
+        opt = lossjax.inject_hyperparams(lossjax.adam)(learning_rate=1e-3)
+        state = opt.init(params)
+        ...
+        state = lossjax.set_learning_rate(state, 1e-4)   # then keep calling step(...)
+
+    Every ``hyperparams["learning_rate"]`` in the state is set (e.g. each group of an
+    ``optax.chain`` or :func:`partition`), in the dtype it is held in. A Flax
+    ``nnx.Optimizer`` holds its state in variables: those are set in place, so
+    ``lossjax.set_learning_rate(optimizer.opt_state, 1e-4)`` is enough there.
+    ``learning_rate`` may be a traced value (inside ``jit``); a known negative value raises
+    ``ValueError``. A state with no injected rate raises ``ValueError`` (wrap the optimizer
+    with :func:`inject_hyperparams`), and so would a rate given as a schedule were it
+    detectable: setting one has no effect, the schedule decides.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> g = jnp.array([1.0, -2.0])
+      >>> opt = lossjax.inject_hyperparams(lossjax.sgd)(learning_rate=0.1)
+      >>> state = lossjax.set_learning_rate(opt.init(g), 0.01)
+      >>> opt.update(g, state)[0]  # -0.01·g
+      Array([-0.01,  0.02], dtype=float32)
+    """
+    check_non_negative("learning_rate", learning_rate)
+    new_rate = jnp.reshape(jnp.asarray(learning_rate), ())
+    is_node = lambda n: isinstance(n, (InjectHyperparamsState, LearningRateState))  # noqa: E731
+    found = []
+
+    def set_value(held: Any) -> Any:
+        if hasattr(held, "set_value"):  # a Flax nnx variable: nnx reads it back from there
+            held.set_value(new_rate.astype(held.get_value().dtype))
+            return held
+        return new_rate.astype(jnp.result_type(held))
+
+    def replace(node):
+        if isinstance(node, LearningRateState):
+            found.append(node)
+            return node._replace(learning_rate=set_value(node.learning_rate))
+        if not isinstance(node, InjectHyperparamsState) or "learning_rate" not in node.hyperparams:
+            return node
+        found.append(node)
+        hyperparams = node.hyperparams
+        if hasattr(hyperparams, "set_value") or not isinstance(hyperparams, dict):
+            hyperparams["learning_rate"] = set_value(hyperparams["learning_rate"])
+            return node
+        return node._replace(hyperparams={**hyperparams,
+                                          "learning_rate": set_value(hyperparams["learning_rate"])})
+
+    new_state = jax.tree.map(replace, opt_state, is_leaf=is_node)
+    if not found:
+        raise ValueError(
+            "set_learning_rate found no learning rate in this state: a learning rate is a "
+            "constant of the compiled step; to change it between steps, wrap with "
+            "lossjax.inject_hyperparams, e.g. lossjax.inject_hyperparams(lossjax.adam)"
+            "(learning_rate=1e-3)")
+    return new_state
 
 
 # ----------------------------------------------------------------------------- lookahead

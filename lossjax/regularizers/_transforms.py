@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._mask import Mask, mask_flags, masked_map
-from lossjax._validation import check_non_negative
+from lossjax._validation import check_non_negative, concrete_value
 
 
 def _map_selected(
@@ -29,13 +29,18 @@ def _map_selected(
     return masked_map(fn, mask_flags(mask, params), updates, params)
 
 
-def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.GradientTransformation:
+def add_decayed_weights(weight_decay: float = 0.0, mask: Mask = None
+                        ) -> optax.GradientTransformation:
     """``u ← u + wd·w`` on the selected leaves.
 
     Where it sits decides what it is: before the optimizer's scaling (first in the chain) it
     is L2 regularisation, the gradient of ``wd·l2_penalty(params)``; after the scaling and
     before the learning rate (as in AdamW) it is decoupled weight decay. Integer leaves
-    (and ``float0`` gradients) pass through: there is no weight to decay.
+    (and ``float0`` gradients) pass through: there is no weight to decay. A known
+    ``wd = 0`` leaves the updates as they are without reading the parameters. Same
+    signature, defaults and state as optax's (with a ``mask``, the state is
+    ``optax.MaskedState(EmptyState())``, so chains that hold one restore optax's
+    checkpoints).
 
     Args:
       weight_decay: ``wd >= 0`` (``ValueError`` otherwise, when built).
@@ -58,14 +63,25 @@ def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.Grad
 
     def step(u, w):
         # integer leaves (counters, indices; float0 gradients) are not weights to decay
-        if not jnp.issubdtype(w.dtype, jnp.inexact) or u.dtype == jax.dtypes.float0:
+        if u.dtype == jax.dtypes.float0:  # as the optimizers: a zero float32 update
+            return jnp.zeros(u.shape, jnp.float32)
+        if not jnp.issubdtype(jnp.result_type(w), jnp.inexact):
             return u
         return (u + weight_decay * w).astype(u.dtype)
 
+    value = concrete_value(weight_decay)
+    skip = value is not None and value == 0
+
+    def init(params):
+        del params
+        return optax.EmptyState() if mask is None else optax.MaskedState(optax.EmptyState())
+
     def update(updates, state, params=None):
+        if skip:
+            return updates, state
         return _map_selected("add_decayed_weights", step, mask, updates, params), state
 
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+    return optax.GradientTransformation(init, update)
 
 
 def add_l1(strength: float, *, mask: Mask = None) -> optax.GradientTransformation:

@@ -13,7 +13,9 @@ ENTRIES = [
     Entry("adan", lambda: lossjax.adan(1e-2, weight_decay=1e-3),
           lambda: optax.adan(1e-2, weight_decay=1e-3)),
     Entry("ademamix", lambda: lossjax.ademamix(1e-2), lambda: optax.contrib.ademamix(1e-2)),
-    Entry("adopt", lambda: lossjax.adopt(1e-2), lambda: optax.contrib.adopt(1e-2)),
+    Entry("adopt", lambda: lossjax.adopt(1e-2), lambda: optax.contrib.adopt(1e-2),
+          exempt={"inject": "clip_value_fn is a function, which inject_hyperparams (as "
+                            "optax's) takes for a schedule: pass static_args='clip_value_fn'"}),
     Entry("amsgrad", lambda: lossjax.amsgrad(1e-2), lambda: optax.amsgrad(1e-2)),
     Entry("nadam", lambda: lossjax.nadam(1e-2), lambda: optax.nadam(1e-2)),
     Entry("nadamw", lambda: lossjax.nadamw(1e-2), lambda: optax.nadamw(1e-2)),

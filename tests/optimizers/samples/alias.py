@@ -9,7 +9,10 @@ ENTRIES = [
     Entry("adagrad", lambda: lossjax.adagrad(1e-2), lambda: optax.adagrad(1e-2)),
     Entry("adam", lambda: lossjax.adam(1e-2), lambda: optax.adam(1e-2)),
     Entry("adam", lambda: lossjax.adam(1e-2, nesterov=True, mu_dtype="bfloat16"),
-          lambda: optax.adam(1e-2, nesterov=True, mu_dtype="bfloat16"), id="nesterov"),
+          lambda: optax.adam(1e-2, nesterov=True, mu_dtype="bfloat16"), id="nesterov",
+          exempt={"float64": "mu_dtype=bfloat16 rounds the first moment; optax also rounds "
+                             "b1·m before adding (1 − b1)·g, lossjax only the stored moment "
+                             "(documented in scale_by_adam)"}),
     Entry("adamw", lambda: lossjax.adamw(1e-2, weight_decay=1e-3),
           lambda: optax.adamw(1e-2, weight_decay=1e-3)),
     Entry("rmsprop", lambda: lossjax.rmsprop(1e-2), lambda: optax.rmsprop(1e-2)),
