@@ -213,9 +213,10 @@ def swa_params(swa_start: int = 0, swa_freq: int = 1) -> optax.GradientTransform
     apply = per_leaf(leaf, 1)
 
     def init(params):
+        # a copy, never the caller's buffer: a step that donates params must not free it
         return SwaParamsState(
             jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
-            jax.tree.map(lambda p: jnp.asarray(p, compute_dtype(p.dtype)), params))
+            jax.tree.map(lambda p: jnp.array(p, compute_dtype(p.dtype), copy=True), params))
 
     def update(updates, state, params=None):
         if params is None:

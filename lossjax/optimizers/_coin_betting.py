@@ -225,9 +225,11 @@ def mechanize(
 
     def init(params):
         dtype = scalar_dtype(params)
-        zeros = jnp.zeros([num_betas], dtype)
-        return MechanicState(base.init(params), jnp.zeros([], jnp.int32), zeros, zeros, zeros,
-                             jnp.full([num_betas], s_init, dtype), _copy(params))
+        def zeros():
+            return jnp.zeros([num_betas], dtype)
+
+        return MechanicState(base.init(params), jnp.zeros([], jnp.int32), zeros(), zeros(),
+                             zeros(), jnp.full([num_betas], s_init, dtype), _copy(params))
 
     def update(updates, state, params=None, **extra_args):
         _needs_params("mechanize", params)

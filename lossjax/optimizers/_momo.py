@@ -131,8 +131,8 @@ def momo(
 
     def init(params):
         dtype = _lowest_dtype(params)
-        zero = jnp.zeros([], dtype)
-        return MomoState(jax.tree.map(full_like, params), zero, zero,
+        return MomoState(jax.tree.map(full_like, params), jnp.zeros([], dtype),
+                         jnp.zeros([], dtype),
                          jnp.asarray(lower_bound, dtype), jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None, *, value=None, **extra_args):
@@ -232,9 +232,9 @@ def momo_adam(
 
     def init(params):
         dtype = _lowest_dtype(params)
-        zero = jnp.zeros([], dtype)
         return MomoAdamState(jax.tree.map(full_like, params), jax.tree.map(full_like, params),
-                             zero, zero, jnp.asarray(lower_bound, dtype),
+                             jnp.zeros([], dtype), jnp.zeros([], dtype),
+                             jnp.asarray(lower_bound, dtype),
                              jnp.zeros([], jnp.int32))
 
     def update(updates, state, params=None, *, value=None, **extra_args):

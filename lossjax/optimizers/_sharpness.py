@@ -167,8 +167,9 @@ def sam(
         raise ValueError(f"sync_period must be an integer >= 1, got {sync_period!r}")
 
     def init(params):
+        cache = None if opaque_mode else jax.tree.map(lambda p: jnp.array(p, copy=True), params)
         return SAMState(jnp.zeros([], jnp.int32), optimizer.init(params),
-                        adv_optimizer.init(params), None if opaque_mode else params)
+                        adv_optimizer.init(params), cache)
 
     def transparent_update(updates, state, params=None, *, grad_fn=None):
         del grad_fn

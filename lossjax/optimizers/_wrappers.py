@@ -285,10 +285,10 @@ def multi_steps(
 
     def init(params):
         acc = jax.tree.map(lambda p: _zeros_sharded_like(p, accumulator_dtype), params)
-        zero = jnp.zeros([], jnp.int32)
         skip_state = () if should_skip_update_fn is None else should_skip_update_fn(
-            jax.tree.map(jnp.zeros_like, params), zero, params)[1]
-        return MultiStepsState(zero, zero, inner.init(params), acc, skip_state)
+            jax.tree.map(jnp.zeros_like, params), jnp.zeros([], jnp.int32), params)[1]
+        return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
+                               inner.init(params), acc, skip_state)
 
     def update(updates, state, params=None, **extra_args):
         k = jnp.asarray(schedule(state.gradient_step), jnp.int32)
