@@ -83,6 +83,8 @@ def scale_by_amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """AMSGrad's direction: ``m̂ / (√(v_max + eps_root) + eps)``, ``v_max ← max(v_max, v̂)``.
 
@@ -115,7 +117,7 @@ def scale_by_amsgrad(
 
     def init(params):
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
-        return ScaleByAmsgradState(_zero_count(), mu, *_moments(params, 2))
+        return ScaleByAmsgradState(_zero_count(), mu, *_moments(params, 2, dtype=nu_dtype))
 
     def update(updates, state, params=None):
         del params
@@ -138,6 +140,8 @@ def amsgrad(
     mu_dtype: Any = None,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """AMSGrad: Adam with a non-decreasing second moment, ``w ← w − lr·m̂/(√v_max + eps)``.
 
@@ -153,7 +157,7 @@ def amsgrad(
     """
     return optax.chain(
         scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu,
-                         bias_correction_nu),
+                         bias_correction_nu, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate))
 
 
@@ -255,6 +259,7 @@ def nadam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = True,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """NAdam: Adam with Nesterov momentum,
     ``m̂ = b1·m/(1 − b1ᵗ⁺¹) + (1 − b1)·g/(1 − b1ᵗ)``, ``w ← w − lr·m̂/(√v̂ + eps)``.
@@ -272,7 +277,8 @@ def nadam(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(jnp.zeros(2)))[0]
       Array([-0.1,  0.1], dtype=float32)
     """
-    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
+                                     nu_dtype=nu_dtype),
                        scale_by_learning_rate(learning_rate))
 
 
@@ -287,6 +293,7 @@ def nadamw(
     mask: Mask = None,
     *,
     nesterov: bool = True,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """NAdamW: :func:`nadam` with decoupled weight decay, ``w ← w − lr·(m̂/(√v̂ + eps) + wd·w)``.
 
@@ -301,7 +308,8 @@ def nadamw(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(params), params)[0]
       Array([-0.1973...,  0.0973...], dtype=float32)
     """
-    return _with_decay(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+    return _with_decay(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
+                                     nu_dtype=nu_dtype),
                        weight_decay, mask, learning_rate)
 
 
@@ -670,6 +678,7 @@ def scale_by_adopt(
     nesterov: bool = False,
     use_clipping: bool = True,
     clip_value_fn: Callable[[Array], Array] = _quarter_power,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """ADOPT's direction: momentum of gradients normalised by the *previous* second moment.
 
@@ -709,7 +718,7 @@ def scale_by_adopt(
 
     def init(params):
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
-        return ScaleByAdamState(_zero_count(), mu, *_moments(params, 1))
+        return ScaleByAdamState(_zero_count(), mu, *_moments(params, 1, dtype=nu_dtype))
 
     def update(updates, state, params=None):
         del params
@@ -734,6 +743,7 @@ def adopt(
     nesterov: bool = False,
     use_clipping: bool = True,
     clip_value_fn: Callable[[Array], Array] = _quarter_power,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """ADOPT: ``w ← w − lr·m`` with ADOPT's momentum (:func:`scale_by_adopt`); optax has it
     as ``optax.contrib.adopt``.
@@ -752,7 +762,7 @@ def adopt(
     """
     return optax.chain(
         scale_by_adopt(b1, b2, eps, mu_dtype, nesterov=nesterov, use_clipping=use_clipping,
-                       clip_value_fn=clip_value_fn),
+                       clip_value_fn=clip_value_fn, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate))
 
 
@@ -782,12 +792,15 @@ def scale_by_ademamix(
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype: Any = None,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """AdEMAMix's direction: ``(m̂₁ + α·m₂) / (√(v̂ + eps_root) + eps)``.
 
     ``m₁ ← b1·m₁ + (1 − b1)·g`` (fast, bias-corrected), ``m₂ ← b3·m₂ + (1 − b3)·g`` (slow,
     not corrected), ``v`` as in Adam. ``b3`` and ``alpha`` may be schedules of
-    ``count_m2`` (the paper warms both up). ``mu_dtype`` stores all three moments.
+    ``count_m2`` (the paper warms both up). ``mu_dtype`` stores all three moments
+    unless ``nu_dtype`` is given for ``v``.
     Note the default ``alpha`` here is 6 and in :func:`ademamix` 5, as in optax.
 
     References: Pagliardini et al., "The AdEMAMix Optimizer: Better, Faster, Older" (2024).
@@ -825,7 +838,8 @@ def scale_by_ademamix(
 
     def init(params):
         return ScaleByAdemamixState(_zero_count(), _zero_count(),
-                                    *_moments(params, 3, dtype=mu_dtype))
+                                    *_moments(params, 2, dtype=mu_dtype),
+                                    *_moments(params, 1, dtype=nu_dtype or mu_dtype))
 
     def update(updates, state, params=None):
         del params
@@ -852,6 +866,8 @@ def ademamix(
     mu_dtype: Any = None,
     weight_decay: float = 0.0,
     mask: Mask = None,
+    *,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """AdEMAMix: ``w ← w − lr·((m̂₁ + α·m₂)/(√v̂ + eps) + wd·w)`` (:func:`scale_by_ademamix`);
     optax has it as ``optax.contrib.ademamix``.
@@ -865,5 +881,6 @@ def ademamix(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(jnp.zeros(2)), jnp.zeros(2))[0]
       Array([-0.1,  0.1], dtype=float32)
     """
-    return _with_decay(scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
+    return _with_decay(scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype,
+                                         nu_dtype=nu_dtype),
                        weight_decay, mask, learning_rate)

@@ -76,13 +76,15 @@ def adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """Adam: ``w ← w − lr·m̂/(√(v̂ + eps_root) + eps)`` (:func:`scale_by_adam` gives ``m̂``, ``v̂``).
 
     Under ``jit`` the whole step, ``optax.apply_updates`` included, fuses into elementwise
     loops over each leaf; ``mu_dtype`` (e.g. ``jnp.bfloat16``) halves the first moment's
-    memory; ``nesterov=True`` is NAdam (:func:`nadam`). Keras and PyTorch add ``eps``
-    (Keras: 1e-7) to ``√v`` before the bias correction; optax and lossjax after it.
+    memory and ``nu_dtype`` the second's; ``nesterov=True`` is NAdam (:func:`nadam`).
+    Keras and PyTorch add ``eps`` (Keras: 1e-7) to ``√v`` before the bias correction;
+    optax and lossjax after it.
     References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014).
 
     Examples:
@@ -92,7 +94,8 @@ def adam(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(jnp.zeros(2)))[0]
       Array([-0.1,  0.1], dtype=float32)
     """
-    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
+                                     nu_dtype=nu_dtype),
                        scale_by_learning_rate(learning_rate))
 
 
@@ -107,6 +110,7 @@ def adamw(
     mask: Mask = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """AdamW: ``w ← w − lr·(m̂/(√(v̂ + eps_root) + eps) + wd·w)``, decay decoupled from the
     moments.
@@ -123,7 +127,8 @@ def adamw(
       >>> opt.update(jnp.array([0.5, -2.0]), opt.init(params), params)[0]
       Array([-0.15,  0.05], dtype=float32)
     """
-    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov),
+    return optax.chain(scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
+                                     nu_dtype=nu_dtype),
                        add_decayed_weights(weight_decay, mask=mask),
                        scale_by_learning_rate(learning_rate))
 

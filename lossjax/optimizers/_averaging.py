@@ -1,5 +1,5 @@
-"""Exponential moving averages: of the updates (:func:`ema`) and of the parameters
-(:func:`ema_params`, read back with :func:`averaged_params`)."""
+"""Moving averages: of the updates (:func:`ema`) and of the parameters (:func:`ema_params`
+and stochastic weight averaging, :func:`swa_params`; read back with :func:`averaged_params`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from lossjax.optimizers._machinery import (
     dtype_of,
     full_like,
     increment_count,
-    only_node_of_type,
     per_leaf,
     scalar_dtype,
     upcast,
@@ -158,13 +157,95 @@ def ema_params(decay: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+class SwaParamsState(NamedTuple):
+    """``count``: updates seen (int32); ``n_averaged``: parameter snapshots in the average
+    (int32, PyTorch's ``n_averaged``); ``average``: their equal-weight mean (float32 at
+    least), the initial parameters before the first."""
+
+    count: Array
+    n_averaged: Array
+    average: Any
+
+
+def swa_params(swa_start: int = 0, swa_freq: int = 1) -> optax.GradientTransformation:
+    """Stochastic weight averaging: the equal-weight mean of the parameters after steps
+    ``swa_start + swa_freq``, ``swa_start + 2·swa_freq``, ... kept in the optimizer state.
+
+    Chain it last (after the learning rate); it passes the updates through unchanged.
+    With ``w_t = params + updates`` after step ``t = 1, 2, ...`` and ``n`` snapshots so
+    far, a snapshot step does ``n ← n + 1``, ``a ← a + (w_t − a)/n`` (PyTorch's
+    ``swa_utils.AveragedModel.update_parameters``, called every ``swa_freq`` steps from
+    ``swa_start`` on). Pair it with the :func:`lossjax.schedules.swalr` schedule (PyTorch's
+    ``SWALR``): anneal to a constant SWA rate at ``swa_start``. Read the average with
+    :func:`averaged_params`. Batch-norm statistics, if any, must be recomputed for the
+    averaged weights (PyTorch's ``update_bn``).
+
+    Args:
+      swa_start: ``>= 0``, the step after which averaging starts.
+      swa_freq: ``>= 1``, steps between snapshots.
+
+    References: Izmailov et al., "Averaging Weights Leads to Wider Optima and Better
+    Generalization" (2018).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> tx = optax.chain(lossjax.sgd(1.0), lossjax.swa_params(swa_start=1))
+      >>> params = jnp.array([0.0])
+      >>> state = tx.init(params)
+      >>> for g in (-1.0, -2.0, -4.0):  # parameters 1, 3, 7
+      ...     updates, state = tx.update(jnp.array([g]), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> lossjax.averaged_params(state)  # (3 + 7)/2: steps after swa_start = 1
+      Array([5.], dtype=float32)
+    """
+    if not isinstance(swa_start, int) or swa_start < 0:
+        raise ValueError(f"swa_start must be an integer >= 0, got {swa_start!r}")
+    if not isinstance(swa_freq, int) or swa_freq < 1:
+        raise ValueError(f"swa_freq must be an integer >= 1, got {swa_freq!r}")
+
+    def leaf(u, p, a, weight):
+        a32 = upcast(a)
+        new = (upcast(p) + upcast(u)).astype(p.dtype)  # the parameter apply_updates will give
+        return (a32 + (upcast(new) - a32) * weight.astype(a32.dtype)).astype(a.dtype),
+
+    apply = per_leaf(leaf, 1)
+
+    def init(params):
+        # a copy, never the caller's buffer: a step that donates params must not free it
+        return SwaParamsState(
+            jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
+            jax.tree.map(lambda p: jnp.array(p, compute_dtype(p.dtype), copy=True), params))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("swa_params needs the parameters: "
+                             "call update(updates, state, params) with params")
+        count = increment_count(state.count)
+        since = count - swa_start
+        snapshot = (since > 0) & (since % swa_freq == 0)
+        n = jnp.where(snapshot, increment_count(state.n_averaged), state.n_averaged)
+        weight = jnp.where(snapshot, 1.0 / jnp.maximum(n, 1).astype(scalar_dtype(updates)), 0.0)
+        (average,) = apply((updates, params, state.average), (weight,))
+        return updates, SwaParamsState(count, n, average)
+
+    return optax.GradientTransformation(init, update)
+
+
+def _is_average(node: Any) -> bool:
+    return isinstance(node, (EmaParamsState, SwaParamsState))
+
+
 def averaged_params(state: Any) -> Any:
-    """The parameters averaged by :func:`ema_params`, found anywhere inside ``state``.
+    """The parameters averaged by :func:`ema_params` or :func:`swa_params`, found anywhere
+    inside ``state``.
 
     ``state`` is the whole optimizer state (an ``optax.chain``'s tuple, a wrapper's state,
     or a Flax ``nnx.Optimizer``'s ``opt_state``); it must hold exactly one
-    :class:`EmaParamsState` (``ValueError`` otherwise). The average has the parameters'
-    structure, in float32 at least, as plain arrays (also from an ``nnx.Optimizer``).
+    :class:`EmaParamsState` or :class:`SwaParamsState` (``ValueError`` otherwise). The
+    average has the parameters' structure, in float32 at least, as plain arrays (also
+    from an ``nnx.Optimizer``).
 
     Examples:
       >>> import jax.numpy as jnp
@@ -174,7 +255,11 @@ def averaged_params(state: Any) -> Any:
       >>> lossjax.averaged_params(tx.init({"w": jnp.ones(2)}))  # before any step
       {'w': Array([1., 1.], dtype=float32)}
     """
-    average = only_node_of_type(state, EmaParamsState, "ema_params").average
+    found = [n for n in jax.tree.leaves(state, is_leaf=_is_average) if _is_average(n)]
+    if len(found) != 1:
+        raise ValueError("state must hold exactly one ema_params or swa_params state, "
+                         f"found {len(found)}")
+    average = found[0].average
     # A Flax nnx.Optimizer holds each array in a variable: hand back the arrays.
     is_variable = lambda x: hasattr(x, "get_value")  # noqa: E731
     return jax.tree.map(lambda x: x.get_value() if is_variable(x) else x, average,

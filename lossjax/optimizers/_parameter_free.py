@@ -454,3 +454,93 @@ def dog(
     _check_multiplier(learning_rate)
     decay = optax.identity() if weight_decay is None else add_decayed_weights(weight_decay, mask)
     return optax.chain(decay, scale_by_dog(init_step, eps), scale_by_learning_rate(learning_rate))
+
+
+# ------------------------------------------------------------------------------ DoWG
+
+
+class DoWGState(NamedTuple):
+    """``init_params``: ``w₀``; ``weighted_sq_norm_grads``: ``v_t = Σ r̄_k²·‖g_k‖²``;
+    ``estim_sq_dist``: ``r̄_t²`` (optax's fields)."""
+
+    init_params: Any
+    weighted_sq_norm_grads: Array
+    estim_sq_dist: Array
+
+
+def scale_by_dowg(
+    init_estim_sq_dist: float | None = None, eps: float = 1e-4
+) -> optax.GradientTransformation:
+    """DoWG's step size: ``u ← u · r̄_t²/(√v_t + eps)``, with ``r̄_t² = max(r̄²_{t−1},
+    ‖w_t − w₀‖²)`` and ``v_t = v_{t−1} + r̄_t²·‖g_t‖²``; ``r̄₀² = init_estim_sq_dist``
+    (``eps`` when ``None``). See :func:`dowg`.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.scale_by_dowg(init_estim_sq_dist=4.0, eps=0.0)
+      >>> w = jnp.zeros(2)
+      >>> tx.update(jnp.array([3.0, 4.0]), tx.init(w), w)[0]  # g · 4/(2·5)
+      Array([1.2, 1.6], dtype=float32)
+    """
+    check_non_negative("eps", eps)
+    if init_estim_sq_dist is not None:
+        check_non_negative("init_estim_sq_dist", init_estim_sq_dist)
+
+    def sums_leaf(g, w, w0):
+        g32 = upcast(g)
+        diff = upcast(w0) - upcast(w)
+        return jnp.sum(diff * diff), jnp.sum(g32 * g32)
+
+    sums = per_leaf(sums_leaf, 2)
+    scale = per_leaf(scale_leaf, 1, trace_once=False)
+
+    def init(params):
+        dtype = scalar_dtype(params)
+        r0 = eps if init_estim_sq_dist is None else init_estim_sq_dist
+        return DoWGState(_copy(params), jnp.zeros([], dtype), jnp.asarray(r0, dtype))
+
+    def update(updates, state, params=None):
+        _needs_params("dowg", params)
+        dist_sq, grad_sq = sums((updates, params, state.init_params))
+        dtype = state.estim_sq_dist.dtype
+        estim = jnp.maximum(state.estim_sq_dist, _total(dist_sq).astype(dtype))
+        weighted = estim * _total(grad_sq).astype(dtype) + state.weighted_sq_norm_grads
+        rate = estim / (jnp.sqrt(weighted) + eps)
+        (updates,) = scale((updates,), (rate,))
+        return updates, DoWGState(state.init_params, weighted, estim)
+
+    return optax.GradientTransformation(init, update)
+
+
+def dowg(
+    learning_rate: ScalarOrSchedule = 1.0,
+    init_estim_sq_dist: float | None = None,
+    eps: float = 1e-4,
+    weight_decay: float | None = None,
+    mask: Any | Callable[[Any], Any] | None = None,
+) -> optax.GradientTransformation:
+    """Distance over Weighted Gradients: ``w ← w − λ·r̄_t²/(√v_t + eps)·(g + wd·w)``.
+
+    Like :func:`dog`, but the gradient norms are weighted by the distance estimate
+    (:func:`scale_by_dowg`), which makes it adapt to smoothness too. Same arguments,
+    defaults and numbers as ``optax.contrib.dowg``.
+
+    References: Khaled, Mishchenko & Jin, "DoWG Unleashed: An Efficient Universal
+    Parameter-Free Gradient Descent Method" (2023).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import optax
+      >>> import lossjax
+      >>> opt = lossjax.dowg()
+      >>> w = jnp.array([1.0, 2.0, 3.0])
+      >>> state = opt.init(w)
+      >>> u, state = opt.update(2 * w, state, w)  # gradient of ‖w‖²
+      >>> optax.apply_updates(w, u)
+      Array([0.99..., 1.99..., 2.99...], dtype=float32)
+    """
+    _check_multiplier(learning_rate)
+    decay = optax.identity() if weight_decay is None else add_decayed_weights(weight_decay, mask)
+    return optax.chain(decay, scale_by_dowg(init_estim_sq_dist, eps),
+                       scale_by_learning_rate(learning_rate))

@@ -353,3 +353,89 @@ def schedule_free_adamw(
     check_non_negative("eps", eps)
     return _schedule_free(learning_rate, warmup_steps, b1, weight_decay, weight_lr_power,
                           state_dtype, adam=(b2, eps))
+
+
+def schedule_free(
+    base_optimizer: optax.GradientTransformation,
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    weight_lr_power: float = 2.0,
+    state_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Make any optimizer schedule-free: its updates move ``z``, and the parameters are
+    the interpolation ``y`` of ``z`` and the running average ``x`` (see the module notes)::
+
+        z_{t+1} = z_t + u_t          (u_t: base_optimizer's update at y_t, its −γ included)
+
+    ``learning_rate`` (the base optimizer's, a float or a schedule of the step 1, 2, ...)
+    only sets the averaging weights ``w_t = (max γ)^weight_lr_power``. Switch the base
+    optimizer's momentum off (``b1=0`` for Adam): the interpolation replaces it. Extra
+    keyword arguments of ``update`` go to ``base_optimizer``. Evaluate at
+    :func:`schedule_free_eval_params`. Same arguments, numbers and state as
+    ``optax.contrib.schedule_free``.
+
+    References: Defazio et al., "The Road Less Scheduled" (2024).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> import lossjax
+      >>> f = lambda w: jnp.sum(w**2)
+      >>> opt = lossjax.schedule_free(lossjax.sgd(0.1), learning_rate=0.1)
+      >>> params = jnp.array([1.0, 2.0, 3.0]); state = opt.init(params)
+      >>> for _ in range(20):
+      ...     updates, state = opt.update(jax.grad(f)(params), state, params)
+      ...     params = optax.apply_updates(params, updates)
+      >>> f(lossjax.schedule_free_eval_params(state, params))  # = schedule_free_sgd(0.1)
+      Array(0.00022956, dtype=float32)
+    """
+    if not callable(learning_rate):
+        check_non_negative("learning_rate", learning_rate)
+    check_in_range("b1", b1, 0.0, 1.0, high_inclusive=True)
+    check_positive("b1", b1)
+    check_non_negative("weight_lr_power", weight_lr_power)
+    base = optax.with_extra_args_support(base_optimizer)
+
+    def leaf(u, z, y, ck):
+        z_new = (upcast(z) + upcast(u)).astype(z.dtype)
+        y32, z_new32 = upcast(y), upcast(z_new)
+        ck = ck.astype(y32.dtype)
+        x = (y32 - (1.0 - b1) * upcast(z)) / b1
+        x = (1.0 - ck) * x + ck * z_new32
+        y_new = b1 * x + (1.0 - b1) * z_new32
+        return (y_new - y32).astype(y.dtype), z_new
+
+    apply = per_leaf(leaf, 2)
+
+    def init(params):
+        dtype = _lowest_float_dtype(params)
+        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
+        return ScheduleFreeState(
+            b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros([], dtype),
+            step_count=jnp.ones([], jnp.int32), max_lr=jnp.zeros([], dtype),
+            base_optimizer_state=base.init(params), z=z)
+
+    def update(updates, state, params=None, **extra_args):
+        if params is None:
+            raise ValueError("schedule_free needs the parameters: call "
+                             "update(grads, state, params)")
+        dtype = state.max_lr.dtype
+        lr = learning_rate(state.step_count) if callable(learning_rate) else learning_rate
+        max_lr = jnp.maximum(state.max_lr, jnp.asarray(lr, dtype))
+        weight = max_lr**weight_lr_power
+        weight_sum = state.weight_sum + weight
+        ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
+                       jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
+        base_updates, base_state = base.update(updates, state.base_optimizer_state, params,
+                                               **extra_args)
+        new_updates, z = apply((base_updates, state.z, params), (ck,))
+        return new_updates, ScheduleFreeState(state.b1, weight_sum,
+                                              increment_count(state.step_count), max_lr,
+                                              base_state, z)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _lowest_float_dtype(params: Any) -> Any:
+    """The narrowest float dtype among the parameters (optax keeps its scalars in it)."""
+    dtypes = [p.dtype for p in jax.tree.leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
+    return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else jnp.float32

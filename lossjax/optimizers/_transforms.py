@@ -63,6 +63,7 @@ def scale_by_adam(
     mu_dtype: Any = None,
     *,
     nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformation:
     """Adam's direction: ``m̂ / (√(v̂ + eps_root) + eps)``.
 
@@ -82,6 +83,9 @@ def scale_by_adam(
         stored moment and only the new stored copy is rounded (optax also rounds
         ``b1·m`` to ``mu_dtype`` first, so its numbers differ slightly here).
       nesterov: use Nesterov momentum (NAdam).
+      nu_dtype: dtype to store the second moment in (``None``: the parameters'); as for
+        ``mu_dtype``, the arithmetic runs in float32 and only the stored copy is rounded.
+        ``mu_dtype=nu_dtype=jnp.bfloat16`` stores 4 bytes of state per parameter.
 
     References: Kingma & Ba, "Adam: A Method for Stochastic Optimization" (2014); Dozat,
     "Incorporating Nesterov Momentum into Adam" (2016).
@@ -108,7 +112,7 @@ def scale_by_adam(
 
     def init(params):
         mu = jax.tree.map(lambda p: full_like(p, dtype=mu_dtype), params)
-        nu = jax.tree.map(full_like, params)
+        nu = jax.tree.map(lambda p: full_like(p, dtype=nu_dtype), params)
         return ScaleByAdamState(jnp.zeros([], jnp.int32), mu, nu)
 
     def update(updates, state, params=None):

@@ -162,8 +162,8 @@ class MultiStepsState(NamedTuple):
     """``mini_step``: micro-batches accumulated in the current window (0 right after an
     update); ``gradient_step``: updates applied so far; ``inner_opt_state``: the wrapped
     optimizer's state; ``acc_grads``: the running mean (or sum) of the window's gradients,
-    shaped like the parameters, in float32 at least; ``skip_state``: empty (optax's field
-    for its ``should_skip_update_fn``, kept so that the layout is optax's)."""
+    shaped like the parameters, in float32 at least (or ``accumulator_dtype``);
+    ``skip_state``: what ``should_skip_update_fn`` returned last (``()`` without one)."""
 
     mini_step: Array
     gradient_step: Array
@@ -172,12 +172,53 @@ class MultiStepsState(NamedTuple):
     skip_state: Any = ()
 
 
+def skip_not_finite(updates: Any, gradient_step: Array, params: Any) -> tuple[Array, Any]:
+    """A ``should_skip_update_fn`` for :func:`multi_steps`: skip a micro-batch whose
+    gradient holds a NaN or an infinity. Returns ``(skip, {"should_skip",
+    "num_not_finite"})`` (optax's).
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> lossjax.skip_not_finite({"w": jnp.array([1.0, jnp.nan])}, 0, None)[0]
+      Array(True, dtype=bool)
+    """
+    del gradient_step, params
+    counts = [jnp.sum(~jnp.isfinite(x)) for x in jax.tree.leaves(updates)]
+    num_not_finite = sum(counts[1:], counts[0]) if counts else jnp.zeros([], jnp.int32)
+    skip = num_not_finite > 0
+    return skip, {"should_skip": skip, "num_not_finite": num_not_finite}
+
+
+def skip_large_updates(
+    updates: Any, gradient_step: Array, params: Any, max_squared_norm: float
+) -> tuple[Array, Any]:
+    """A ``should_skip_update_fn`` for :func:`multi_steps` (bind ``max_squared_norm`` with
+    ``functools.partial``): skip a micro-batch whose gradient has ``‖g‖² >=
+    max_squared_norm`` (or a NaN). Returns ``(skip, {"should_skip", "norm_squared"})``.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> skip, info = lossjax.skip_large_updates(jnp.array([3.0, 4.0]), 0, None, 20.0)
+      >>> skip, info["norm_squared"]
+      (Array(True, dtype=bool), Array(25., dtype=float32))
+    """
+    del gradient_step, params
+    parts = [jnp.sum(jnp.square(upcast(x))) for x in jax.tree.leaves(updates)]
+    norm_sq = sum(parts[1:], parts[0]) if parts else jnp.zeros([], jnp.float32)
+    skip = ~(norm_sq < max_squared_norm)
+    return skip, {"should_skip": skip, "norm_squared": norm_sq}
+
+
 def multi_steps(
     inner: optax.GradientTransformation,
     every_k_schedule: int | Callable[[Array], Array],
     *,
     use_grad_mean: bool = True,
-) -> optax.GradientTransformation:
+    should_skip_update_fn: Callable[[Any, Array, Any], tuple[Array, Any]] | None = None,
+    accumulator_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
     """Gradient accumulation: the inner optimizer steps once every ``k`` micro-batches.
 
     Each call adds the gradient to one buffer per parameter; calls ``1 … k−1`` of a
@@ -203,6 +244,15 @@ def multi_steps(
       every_k_schedule: ``k >= 1`` (``ValueError`` otherwise), or a function of the
         number of updates applied so far returning ``k`` (to grow the batch).
       use_grad_mean: average the window's gradients (default) or sum them.
+      should_skip_update_fn: ``f(grads, gradient_step, params) -> (skip, skip_state)``,
+        ``skip`` a boolean scalar: a skipped micro-batch changes nothing but
+        ``skip_state`` (kept in the state) and returns zero updates; e.g.
+        :func:`skip_not_finite` or ``functools.partial(skip_large_updates,
+        max_squared_norm=...)``.
+      accumulator_dtype: dtype of ``acc_grads`` (``None``: the parameters', float32 at
+        least); the running mean is computed in float32 at least either way.
+
+    Extra keyword arguments of ``update`` go to ``inner`` on the ``k``-th call.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -231,21 +281,32 @@ def multi_steps(
 
     add = per_leaf(accumulate, 1)
 
-    def init(params):
-        acc = jax.tree.map(_zeros_sharded_like, params)
-        return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
-                               inner.init(params), acc)
+    inner_with_extra = optax.with_extra_args_support(inner)
 
-    def update(updates, state, params=None):
+    def init(params):
+        acc = jax.tree.map(lambda p: _zeros_sharded_like(p, accumulator_dtype), params)
+        skip_state = () if should_skip_update_fn is None else should_skip_update_fn(
+            jax.tree.map(jnp.zeros_like, params), jnp.zeros([], jnp.int32), params)[1]
+        return MultiStepsState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
+                               inner.init(params), acc, skip_state)
+
+    def update(updates, state, params=None, **extra_args):
         k = jnp.asarray(schedule(state.gradient_step), jnp.int32)
         emit = state.mini_step >= k - 1
+        skip, skip_state = jnp.asarray(False), state.skip_state
+        if should_skip_update_fn is not None:
+            skip, skip_state = should_skip_update_fn(updates, state.gradient_step, params)
+            if (jnp.result_type(skip), jnp.shape(skip)) != (jnp.bool_, ()):
+                raise ValueError("should_skip_update_fn must return a boolean scalar first, "
+                                 f"got {jnp.result_type(skip)} of shape {jnp.shape(skip)}")
 
         # Each branch accumulates for itself, so the new buffer is written straight into
         # its output (no gradient-sized temporary holds it across the cond).
         def step(_):
             (acc,) = add((updates, state.acc_grads), (state.mini_step,))
             grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
-            new_updates, inner_state = inner.update(grads, state.inner_opt_state, params)
+            new_updates, inner_state = inner_with_extra.update(
+                grads, state.inner_opt_state, params, **extra_args)
             return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
 
         def hold(_):
@@ -253,18 +314,25 @@ def multi_steps(
             zeros = _zeros_like_output(lambda: step(None)[:2])
             return zeros, state.inner_opt_state, acc
 
-        new_updates, inner_state, acc = jax.lax.cond(emit, step, hold, None)
+        def skipped(_):
+            zeros = _zeros_like_output(lambda: step(None)[:2])
+            return zeros, state.inner_opt_state, state.acc_grads
+
+        branch = jnp.where(skip, 2, jnp.where(emit, 0, 1))
+        new_updates, inner_state, acc = jax.lax.switch(branch, (step, hold, skipped), None)
+        emit = emit & ~skip
         return new_updates, MultiStepsState(
-            jnp.where(emit, 0, increment_count(state.mini_step)),
+            jnp.where(emit, 0, jnp.where(skip, state.mini_step, increment_count(state.mini_step))),
             jnp.where(emit, increment_count(state.gradient_step), state.gradient_step),
-            inner_state, acc)
+            inner_state, acc, skip_state)
 
-    return optax.GradientTransformation(init, update)
+    return optax.GradientTransformationExtraArgs(init, update)
 
 
-def _zeros_sharded_like(p: Any) -> Any:
-    """Float32-at-least zeros shaped like ``p``; an array's sharding carries over."""
-    dtype = compute_dtype(dtype_of(p))
+def _zeros_sharded_like(p: Any, dtype: Any = None) -> Any:
+    """Float32-at-least zeros shaped like ``p`` (or ``dtype``); an array's sharding
+    carries over."""
+    dtype = dtype or compute_dtype(dtype_of(p))
     return jnp.zeros_like(p, dtype) if isinstance(p, jax.Array) else full_like(p, dtype=dtype)
 
 
@@ -475,6 +543,11 @@ def _as_hyperparam(value: Any, dtype: Any) -> Array:
     return value
 
 
+def _as_state(nodes: list[Any]) -> Any:
+    """A stand-in state holding ``nodes`` (for :func:`_refresh_learning_rates`)."""
+    return tuple(nodes)
+
+
 def _refresh_learning_rates(inner_state: Any, fresh_state: Any) -> Any:
     """``inner_state`` with each held :class:`LearningRateState` rate taken from
     ``fresh_state``'s (only states that still hold a rate, such as ``muon``'s, have one)."""
@@ -489,19 +562,46 @@ _NEEDS_CONCRETE = (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerC
                    jax.errors.TracerArrayConversionError, jax.errors.TracerBoolConversionError)
 
 
+_PROBE = {"w": (3, 2), "b": (2,)}
+
+
+def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> Any:
+    """The state structure of ``factory(**arguments)`` on a small probe, after one update
+    (``None`` when the optimizer cannot run on the probe, e.g. it needs extra arguments)."""
+    opt = optax.with_extra_args_support(factory(**arguments))
+    params = {k: jnp.ones(shape, jnp.float32) for k, shape in _PROBE.items()}
+    try:
+        state = opt.init(params)
+        opt.update(params, state, params)
+    except _NEEDS_CONCRETE:
+        raise
+    except Exception:  # noqa: BLE001  (a probe the optimizer rejects says nothing)
+        return None
+    return jax.tree.structure(state)
+
+
 def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
-    """Whether ``factory`` needs ``arguments[name]`` as a Python number when it builds the
-    optimizer (it branches on it); only traced, never run."""
+    """Whether ``factory`` needs ``arguments[name]`` as a Python number (it branches on it
+    when it builds or runs the optimizer, e.g. ``lossjax.sgd``'s ``momentum``, or its state
+    has another structure, e.g. no weight-decay slot for ``weight_decay=0``); only traced,
+    never run."""
+    structures = []
 
     def build_with_traced(value):
-        factory(**{**arguments, name: value})
+        factory(**{**arguments, name: value})  # a ValueError: it checks a concrete value
+        structures.append(_probe_state(factory, {**arguments, name: value}))
+        return jnp.zeros(())
+
+    def build_as_given():
+        structures.append(_probe_state(factory, arguments))
         return jnp.zeros(())
 
     try:
         jax.eval_shape(build_with_traced, jnp.asarray(arguments[name]))
-    except _NEEDS_CONCRETE:
+        jax.eval_shape(build_as_given)
+    except (*_NEEDS_CONCRETE, ValueError):
         return True
-    return False
+    return structures[0] != structures[1]
 
 
 def inject_hyperparams(
@@ -532,6 +632,17 @@ def inject_hyperparams(
     for bfloat16 parameters). The state is optax's ``InjectStatefulHyperparamsState``.
     Keyword arguments of ``update`` beyond ``params`` reach the inner update.
 
+    Numbers: while ``state.hyperparams`` holds the values given here, each update runs
+    the optimizer built from the given Python numbers (and schedules), so the wrapped
+    optimizer is bitwise the unwrapped one (optax's drifts by an ulp a step: it rebuilds
+    from float32 copies, optax #1532); once one is changed, a ``lax.cond`` runs the
+    optimizer rebuilt from the held values. Either way the state keeps the dtypes ``init``
+    gave it (tunix #1880). A number the factory checks or branches on when building or
+    running the optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
+    ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the optimizer is
+    built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
+    ``clip_value_fn``) is not a schedule.
+
     Examples:
       >>> import jax.numpy as jnp
       >>> import lossjax
@@ -555,7 +666,7 @@ def inject_hyperparams(
         for name, value in bound.arguments.items():
             if name in static or isinstance(value, (bool, str)) or value is None:
                 fixed[name] = value
-            elif callable(value):
+            elif callable(value) and value is not signature.parameters[name].default:
                 schedules[name] = value
             elif isinstance(value, (int, float, np.ndarray, np.number, jax.Array)):
                 numbers[name] = value
@@ -570,29 +681,64 @@ def inject_hyperparams(
                            for k, f in schedules.items()})
             return values
 
+        # The optimizer exactly as built from the caller's numbers and schedules: while the
+        # hyperparameters in the state still hold those numbers, each update runs it, so the
+        # wrapped optimizer is bitwise the unwrapped one (optax #1532). Rebuilding it from
+        # the float32 copies would compute e.g. ``1 − b1`` in float32, not from the float64
+        # Python number, and drift by an ulp a step.
+        as_built = optax.with_extra_args_support(inner_factory(**fixed, **numbers, **schedules))
+
         def init(params):
             dtype = hyperparam_dtype or _float_dtype(params)
             schedule_states = {k: WrappedScheduleState(jnp.zeros([], jnp.int32))
                                for k in schedules}
-            hyperparams = current(numbers, schedule_states, dtype)
             return InjectHyperparamsState(
-                jnp.zeros([], jnp.int32), hyperparams, schedule_states,
-                inner_factory(**fixed, **hyperparams).init(params))
+                jnp.zeros([], jnp.int32), current(numbers, schedule_states, dtype),
+                schedule_states, as_built.init(params))
+
+        def run_injected(inner, updates, inner_state, params, extra_args):
+            held = nodes_of_type(inner_state, LearningRateState)
+            if held:
+                # Under jit the rest of this fresh state is dead code and is not computed.
+                inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
+            new_updates, new_state = inner.update(updates, inner_state, params, **extra_args)
+            if held:
+                # The state keeps the rate it was built with, which the unchanged path reads.
+                new_state = _refresh_learning_rates(new_state, _as_state(held))
+            return new_updates, new_state
 
         def update(updates, state, params=None, **extra_args):
             dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
             hyperparams = current(state.hyperparams, state.hyperparams_states, dtype)
-            inner = inner_factory(**fixed, **hyperparams)
-            inner_state = state.inner_state
-            if nodes_of_type(inner_state, LearningRateState):
-                # Under jit the rest of this fresh state is dead code and is not computed.
-                inner_state = _refresh_learning_rates(inner_state, inner.init(updates))
-            updates, inner_state = optax.with_extra_args_support(inner).update(
-                updates, inner_state, params, **extra_args)
+
+            def built():
+                return as_built.update(updates, state.inner_state, params, **extra_args)
+
+            if numbers:
+                shapes = jax.eval_shape(built)
+
+                def injected():
+                    inner = optax.with_extra_args_support(
+                        inner_factory(**fixed, **hyperparams))
+                    out = run_injected(inner, updates, state.inner_state, params, extra_args)
+                    # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+                    return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
+
+                unchanged = functools.reduce(jnp.logical_and, [
+                    jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
+                    for k, v in numbers.items()])
+                # Each path in its own branch: computed together, XLA would share and fuse
+                # their arithmetic and the unchanged path could round differently. The
+                # price on CPU: a conditional blocks fusing the step with apply_updates
+                # and updating in place (see bench/README.md).
+                new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
+            else:
+                new_updates, inner_state = built()
             schedule_states = {k: WrappedScheduleState(increment_count(v.count))
                                for k, v in state.hyperparams_states.items()}
-            return updates, InjectHyperparamsState(increment_count(state.count), hyperparams,
-                                                   schedule_states, inner_state)
+            return new_updates, InjectHyperparamsState(increment_count(state.count),
+                                                       hyperparams, schedule_states,
+                                                       inner_state)
 
         return optax.GradientTransformationExtraArgs(init, update)
 

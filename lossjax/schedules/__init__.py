@@ -3,7 +3,8 @@
 Any ``learning_rate`` argument in lossjax takes a float or one of these. They carry
 optax's ``*_schedule`` names without the suffix (``optax.linear_schedule`` ->
 ``lossjax.schedules.linear``), with the same arguments in the same order and the same
-values at every step; :func:`inverse_sqrt` and :func:`warmup_stable_decay` are extra.
+values at every step; :func:`inverse_sqrt` and :func:`warmup_stable_decay` are extra,
+and :func:`cyclic`, :func:`inverse_time_decay` and :func:`swalr` come from PyTorch and Keras.
 optax's own names are here too, as aliases of the same functions
 (``lossjax.schedules.linear_schedule is lossjax.schedules.linear``, also
 ``lossjax.linear_schedule``), so a port changes only the prefix ``optax.``.
@@ -21,6 +22,7 @@ from lossjax.schedules._core import (
     piecewise_interpolate,
     polynomial,
 )
+from lossjax.schedules._cyclic import cyclic, inverse_time_decay, swalr
 from lossjax.schedules._plot import plot, values
 from lossjax.schedules._warmup import (
     cosine_onecycle,
@@ -55,8 +57,10 @@ __all__ = [
     "cosine_decay_schedule",
     "cosine_onecycle",
     "cosine_onecycle_schedule",
+    "cyclic",
     "exponential_decay",
     "inverse_sqrt",
+    "inverse_time_decay",
     "join",
     "join_schedules",
     "linear",
@@ -73,6 +77,7 @@ __all__ = [
     "Schedule",
     "sgdr",
     "sgdr_schedule",
+    "swalr",
     "values",
     "warmup_constant",
     "warmup_constant_schedule",

@@ -1,0 +1,181 @@
+"""The rest of optax.contrib, the PyTorch/Keras optimizers and the precision controls:
+step time and state bytes vs optax, microbatching's memory.
+
+    python -m bench.bench_contrib [--quick]
+
+1. Step time: one donated jitted ``params, state <- step(params, state, grads)`` on 40
+   float32 matrices [256, 256] (2.6M parameters; quick: 8 of [64, 64]), lossjax and optax
+   timed in alternation in one process (``interleaved_medians``); ratio = lossjax / optax.
+   ``sophia`` gets ``obj_fn`` (½‖w‖², a Hessian-vector product every 10th step, inside
+   ``lax.cond``), ``momo*`` get ``value``. ``asgd`` and ``ftrl`` have no optax counterpart:
+   they are timed against optax's ``sgd`` and ``adagrad`` (the same memory traffic class).
+   State bytes: every leaf of ``jax.eval_shape(opt.init, params)``.
+2. ``inject_hyperparams(adamw)``, ``multi_steps(adamw, 4, should_skip_update_fn=
+   skip_not_finite)``, and ``adamw(mu_dtype=nu_dtype=bfloat16)`` (optax has no
+   ``nu_dtype``: its ``mu_dtype=bfloat16``), the same way.
+3. ``microbatch`` vs ``optax.microbatching.microbatch`` (MEAN) of ``jax.value_and_grad`` of
+   a 3-layer tanh MLP on 4096 examples: time and XLA's temporary bytes, k = 1, 4, 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+import optax.contrib
+
+import lossjax
+from bench._timing import interleaved_medians, print_table, temp_bytes
+
+
+def _half_square(params):
+    return sum(0.5 * jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params))
+
+
+CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax, extras)
+    "acprop": (lambda: lossjax.acprop(1e-3), lambda: optax.contrib.acprop(1e-3), ()),
+    "simplified_ademamix": (lambda: lossjax.simplified_ademamix(1e-3),
+                            lambda: optax.contrib.simplified_ademamix(1e-3), ()),
+    "cocob": (lossjax.cocob, optax.contrib.cocob, ()),
+    "mechanize(adam)": (lambda: lossjax.mechanize(lossjax.adam(1e-3)),
+                        lambda: optax.contrib.mechanize(optax.adam(1e-3)), ()),
+    "madgrad": (lambda: lossjax.madgrad(1e-2), lambda: optax.contrib.madgrad(1e-2), ()),
+    "dowg": (lossjax.dowg, optax.contrib.dowg, ()),
+    "sophia": (lambda: lossjax.sophia(1e-3), lambda: optax.contrib.sophia(1e-3), ("obj_fn",)),
+    "sam(sgd, normalize+sgd)": (
+        lambda: lossjax.sam(lossjax.sgd(1e-2), optax.chain(lossjax.normalize(),
+                                                           lossjax.sgd(5e-2))),
+        lambda: optax.contrib.sam(optax.sgd(1e-2), optax.chain(optax.contrib.normalize(),
+                                                               optax.sgd(5e-2))), ()),
+    "schedule_free(adam)": (
+        lambda: lossjax.schedule_free(lossjax.adam(1e-3, b1=0.0), 1e-3),
+        lambda: optax.contrib.schedule_free(optax.adam(1e-3, b1=0.0), 1e-3), ()),
+    "momo": (lossjax.momo, optax.contrib.momo, ("value",)),
+    "momo_adam": (lossjax.momo_adam, optax.contrib.momo_adam, ("value",)),
+    "galore(rank=32)": (lambda: lossjax.galore(1e-3, rank=32),
+                        lambda: optax.contrib.galore(1e-3, rank=32), ()),
+    "asgd (vs optax sgd)": (lambda: lossjax.asgd(1e-2), lambda: optax.sgd(1e-2), ()),
+    "ftrl (vs optax adagrad)": (lambda: lossjax.ftrl(1e-1), lambda: optax.adagrad(1e-1), ()),
+    "inject_hyperparams(adamw)": (
+        lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3),
+        lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), ()),
+    "multi_steps(adamw, 4, skip)": (
+        lambda: lossjax.multi_steps(lossjax.adamw(1e-3), 4,
+                                    should_skip_update_fn=lossjax.skip_not_finite),
+        lambda: optax.MultiSteps(optax.adamw(1e-3), 4,
+                                 should_skip_update_fn=optax.skip_not_finite
+                                 ).gradient_transformation(), ()),
+    "adamw bf16 mu+nu (optax: bf16 mu)": (
+        lambda: lossjax.adamw(1e-3, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
+        lambda: optax.adamw(1e-3, mu_dtype=jnp.bfloat16), ()),
+}
+
+
+def make_params(matrices: int, size: int) -> dict[str, jax.Array]:
+    keys = jax.random.split(jax.random.key(0), matrices)
+    return {f"w{i:03d}": jax.random.normal(k, (size, size), jnp.float32) * 0.05
+            for i, k in enumerate(keys)}
+
+
+def make_step(opt: optax.GradientTransformation, extras: tuple[str, ...]):
+    def step(params, state, grads):
+        kwargs = {"obj_fn": _half_square, "value": _half_square(params)}
+        updates, state = opt.update(grads, state, params, **{k: kwargs[k] for k in extras})
+        return optax.apply_updates(params, updates), state
+
+    return jax.jit(step, donate_argnums=(0, 1))
+
+
+def _donated(step, params, state, grads):
+    holder = {"params": jax.tree.map(jnp.copy, params), "state": jax.tree.map(jnp.copy, state)}
+
+    def call():
+        holder["params"], holder["state"] = step(holder["params"], holder["state"], grads)
+        return holder["params"]
+
+    return call, ()
+
+
+def state_bytes(opt: optax.GradientTransformation, params: Any) -> int:
+    shapes = jax.eval_shape(opt.init, params)
+    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(shapes))
+
+
+def step_times(quick: bool) -> list[dict[str, Any]]:
+    matrices, size = (8, 64) if quick else (40, 256)
+    params = make_params(matrices, size)
+    grads = jax.tree.map(lambda p: 0.01 * jnp.cos(p), params)
+    n = sum(p.size for p in jax.tree.leaves(params))
+    rows = []
+    for name, (ours, theirs, extras) in CASES.items():
+        calls = []
+        opts = (ours(), theirs())
+        for opt in opts:
+            calls.append(_donated(make_step(opt, extras), params, opt.init(params), grads))
+        t_ours, t_theirs = interleaved_medians(calls, repeats=5 if quick else 20)
+        rows.append({"name": name, "lossjax_ms": 1e3 * t_ours, "optax_ms": 1e3 * t_theirs,
+                     "ratio": t_ours / t_theirs,
+                     "lossjax_state_bytes_per_param": state_bytes(opts[0], params) / n,
+                     "optax_state_bytes_per_param": state_bytes(opts[1], params) / n})
+    return rows
+
+
+def _mlp_problem(batch: int, width: int):
+    params = {"w1": jnp.ones((16, width)) / 4, "b1": jnp.zeros(width),
+              "w2": jnp.ones((width, width)) / width, "w3": jnp.ones((width, 1))}
+    kx, ky = jax.random.split(jax.random.key(0))
+    data = (jax.random.normal(kx, (batch, 16)), jax.random.normal(ky, (batch, 1)))
+
+    def loss(p, d):
+        h = jnp.tanh(d[0] @ p["w1"] + p["b1"])
+        h = jnp.tanh(h @ p["w2"])
+        return jnp.mean(jnp.square(h @ p["w3"] - d[1]))
+
+    return params, data, jax.value_and_grad(loss)
+
+
+def microbatch_rows(quick: bool) -> list[dict[str, Any]]:
+    params, data, value_and_grad = _mlp_problem(1024 if quick else 4096, 128)
+    batch = data[0].shape[0]
+    full = temp_bytes(value_and_grad, params, data)
+    rows = []
+    for k in (4, 8):
+        ours = lossjax.microbatch(value_and_grad, k)
+        theirs = optax.microbatching.microbatch(
+            value_and_grad, argnums=1, microbatch_size=batch // k,
+            accumulator=optax.microbatching.AccumulationType.MEAN)
+        t_ours, t_theirs, t_full = interleaved_medians(
+            [(jax.jit(f), (params, data)) for f in (ours, theirs, value_and_grad)],
+            repeats=5 if quick else 20)
+        rows.append({"name": f"microbatch k={k}", "lossjax_ms": 1e3 * t_ours,
+                     "optax_ms": 1e3 * t_theirs, "ratio": t_ours / t_theirs,
+                     "full_batch_ms": 1e3 * t_full, "full_temp_bytes": full,
+                     "lossjax_temp_bytes": temp_bytes(ours, params, data),
+                     "optax_temp_bytes": temp_bytes(theirs, params, data)})
+    return rows
+
+
+def main(quick: bool = False) -> list[dict[str, Any]]:
+    rows = step_times(quick)
+    print_table("contrib optimizers: step time and state", [
+        "optimizer", "lossjax ms", "optax ms", "ratio", "state B/param lossjax",
+        "state B/param optax"], [[r["name"], r["lossjax_ms"], r["optax_ms"], r["ratio"],
+                                 r["lossjax_state_bytes_per_param"],
+                                 r["optax_state_bytes_per_param"]] for r in rows])
+    micro = microbatch_rows(quick)
+    print_table("microbatch (value_and_grad of an MLP, mean over k slices)", [
+        "case", "lossjax ms", "optax ms", "ratio", "full batch ms", "temp bytes full",
+        "temp bytes lossjax", "temp bytes optax"],
+        [[r["name"], r["lossjax_ms"], r["optax_ms"], r["ratio"], r["full_batch_ms"],
+          r["full_temp_bytes"], r["lossjax_temp_bytes"], r["optax_temp_bytes"]]
+         for r in micro])
+    return rows + micro
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    main(parser.parse_args().quick)
