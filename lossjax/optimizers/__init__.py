@@ -128,6 +128,11 @@ from lossjax.optimizers._sign import (
     sign_sgd,
     signum,
 )
+from lossjax.optimizers._soap import (
+    ScaleBySoapState,
+    scale_by_soap,
+    soap,
+)
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
     LearningRateState,
@@ -254,6 +259,7 @@ __all__ = [
     "scale_by_rms",
     "scale_by_rprop",
     "scale_by_sign",
+    "scale_by_soap",
     "scale_by_sum_of_squares",
     "scale_by_trust_ratio",
     "scale_by_yogi",
@@ -271,6 +277,7 @@ __all__ = [
     "ScaleByRmsState",
     "ScaleByRpropState",
     "ScaleBySignState",
+    "ScaleBySoapState",
     "ScaleBySumOfSquaresState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -283,6 +290,7 @@ __all__ = [
     "sgd",
     "sign_sgd",
     "signum",
+    "soap",
     "trace",
     "TraceState",
     "value_and_grad_from_state",

@@ -1,0 +1,175 @@
+"""SOAP, Shampoo and PSGD Kron: float64 trajectories equal independent NumPy references
+(``_precond_reference.py``) over 120 steps of a small MLP, with the expensive step every
+step and every 10 steps; N-D and bf16 leaves, ``inject_hyperparams`` and an orbax round
+trip; bad hyperparameters raise ``ValueError`` naming the argument."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import lossjax
+from tests.optimizers._contrib_reference import assert_checkpoint_continues_bit_for_bit
+from tests.optimizers._precond_reference import (
+    SoapReference,
+    mlp_problem,
+    run_reference,
+)
+
+STEPS = 120
+
+
+def _mlp_loss(params, x, y):
+    h = jnp.tanh(x @ params["w1"] + params["b1"])
+    return jnp.mean((h @ params["w2"] + params["b2"] - y) ** 2)
+
+
+def _trajectory(opt, params, xs, ys):
+    """Final parameters and every step's update: one jitted ``lax.scan``."""
+
+    def body(carry, batch):
+        p, s = carry
+        u, s = opt.update(jax.grad(_mlp_loss)(p, *batch), s, p)
+        return (optax.apply_updates(p, u), s), u
+
+    @jax.jit
+    def run(p, xs, ys):
+        (p, _), us = jax.lax.scan(body, (p, opt.init(p)), (xs, ys))
+        return p, us
+
+    return run(params, xs, ys)
+
+
+def assert_matches_reference(opt, reference, lr, *, tol=1e-10):
+    """lossjax in float64 against the NumPy reference: final parameters and every update."""
+    params, xs, ys = mlp_problem(STEPS)
+    mine, updates = _trajectory(opt, params, xs, ys)
+    theirs, their_updates = run_reference(reference, params, xs, ys, lr)
+    for name in params:
+        np.testing.assert_allclose(np.asarray(mine[name]), theirs[name], rtol=0, atol=tol)
+        np.testing.assert_allclose(np.asarray(updates[name]),
+                                   np.stack([u[name] for u in their_updates]), rtol=0,
+                                   atol=tol)
+    moved = max(np.max(np.abs(theirs[k] - params[k])) for k in params)
+    assert moved > 0.3, "the trajectory barely moved: the comparison proves nothing"
+
+
+SOAP_CASES = {
+    # (frequency, hyperparameters): the basis refreshed every step with the defaults, and
+    # every 10 steps with the other options
+    "every-step": (1, dict(weight_decay=0.01)),
+    "every-10": (10, dict(b1=0.9, b2=0.99, shampoo_beta=0.8, weight_decay=0.05,
+                          correct_bias=False)),
+}
+
+
+@pytest.mark.parametrize("case", SOAP_CASES)
+def test_soap_equals_numpy_reference(x64, case):
+    frequency, kw = SOAP_CASES[case]
+    lr = 3e-2
+    assert_matches_reference(lossjax.soap(lr, precondition_frequency=frequency, **kw),
+                             SoapReference(frequency=frequency, **kw), lr)
+
+
+# ----------------------------------------------------------------------------- all three
+
+# small instances whose expensive step runs often, for the checks below
+BUILDERS = {
+    "soap": lambda lr=1e-2: lossjax.soap(lr, precondition_frequency=2),
+}
+
+
+def _steps(opt, params, grads):
+    """The updates (stacked over steps) and final state of one jitted ``lax.scan`` over
+    ``grads`` (leaves stacked over steps)."""
+
+    def body(carry, g):
+        p, s = carry
+        u, s = opt.update(g, s, p)
+        return (optax.apply_updates(p, u), s), u
+
+    @jax.jit
+    def run(params, grads):
+        (_, state), updates = jax.lax.scan(body, (params, opt.init(params)), grads)
+        return updates, state
+
+    return run(params, grads)
+
+
+def _random_like(params, seed, steps=4):
+    """Gradients for ``steps`` steps: leaves shaped ``[steps, *param.shape]``."""
+    keys = jax.random.split(jax.random.PRNGKey(seed), len(jax.tree.leaves(params)))
+    leaves = [jax.random.normal(k, (steps, *p.shape), jnp.float32).astype(p.dtype)
+              for k, p in zip(keys, jax.tree.leaves(params), strict=True)]
+    return jax.tree.unflatten(jax.tree.structure(params), leaves)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_bf16_params_give_bf16_updates_close_to_float32(name):
+    params = {"w": jnp.ones((6, 4), jnp.float32) * 0.3, "b": jnp.zeros((4,), jnp.float32)}
+    grads = _random_like(params, 0)
+    as_bf16 = lambda t: jax.tree.map(lambda x: x.astype(jnp.bfloat16), t)  # noqa: E731
+    opt = BUILDERS[name]()
+    half, state = _steps(opt, as_bf16(params), as_bf16(grads))
+    # float32 from the same (bf16-rounded) gradients and start
+    full, _ = _steps(opt, jax.tree.map(lambda x: x.astype(jnp.float32), as_bf16(params)),
+                     jax.tree.map(lambda x: x.astype(jnp.float32), as_bf16(grads)))
+    assert all(x.dtype == jnp.bfloat16 for x in jax.tree.leaves(half))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(
+        np.asarray(a, np.float32), np.asarray(b), rtol=0.05, atol=3e-4), half, full)
+    # statistics and factors stay in float32
+    matrices = [x for x in jax.tree.leaves(state) if x.ndim == 2 and x.shape[0] == x.shape[1]]
+    assert matrices and all(x.dtype == jnp.float32 for x in matrices)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_under_inject_hyperparams_equals_plain(name):
+    params = {"w": jnp.ones((5, 3), jnp.float32) * 0.2, "b": jnp.zeros((3,), jnp.float32)}
+    grads = _random_like(params, 1)
+    plain, _ = _steps(BUILDERS[name](1e-2), params, grads)
+    injected_opt = lossjax.inject_hyperparams(BUILDERS[name])(lr=1e-2)
+    injected, state = _steps(injected_opt, params, grads)
+    assert "lr" in state.hyperparams
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 injected, plain)
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_checkpoint_continues_bit_for_bit(name, tmp_path):
+    assert_checkpoint_continues_bit_for_bit(BUILDERS[name](), tmp_path, steps=3)
+
+
+def test_soap_n_d_rule_and_merge_dims_equals_the_merged_matrix():
+    # per axis by default; merged axes equal SOAP on the reshaped matrix
+    params = {"conv": jnp.full((2, 2, 3, 4), 0.1, jnp.float32), "b": jnp.zeros(4)}
+    state = lossjax.scale_by_soap(max_precond_dim=3).init(params)
+    assert [s.shape for s in state.stats["conv"]] == [(2, 2), (2, 2), (3, 3)]   # 4 > 3
+    assert state.stats["b"] == ()                                             # Adam
+    assert [s.shape for s in lossjax.scale_by_soap(precondition_1d=True).init(
+        params).stats["b"]] == [(4, 4)]
+    grads = _random_like(params, 2)
+    merged_opt = lossjax.soap(1e-2, merge_dims=True, max_precond_dim=12,
+                              precondition_frequency=2)
+    merged, state = _steps(merged_opt, params, grads)
+    assert [s.shape for s in state[0].stats["conv"]] == [(12, 12), (4, 4)]
+    flat_params = {"conv": params["conv"].reshape(12, 4), "b": params["b"]}
+    flat_grads = {"conv": grads["conv"].reshape(4, 12, 4), "b": grads["b"]}
+    flat, _ = _steps(lossjax.soap(1e-2, precondition_frequency=2), flat_params, flat_grads)
+    np.testing.assert_allclose(merged["conv"].reshape(4, 12, 4), flat["conv"], rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: lossjax.soap(-1.0), "learning_rate"),
+    (lambda: lossjax.soap(0.1, b1=1.0), "b1"),
+    (lambda: lossjax.soap(0.1, b2=-0.1), "b2"),
+    (lambda: lossjax.soap(0.1, shampoo_beta=1.5), "shampoo_beta"),
+    (lambda: lossjax.soap(0.1, eps=-1.0), "eps"),
+    (lambda: lossjax.soap(0.1, weight_decay=-1.0), "weight_decay"),
+    (lambda: lossjax.soap(0.1, precondition_frequency=0), "precondition_frequency"),
+    (lambda: lossjax.soap(0.1, max_precond_dim=2.5), "max_precond_dim"),
+])
+def test_bad_hyperparameters_raise(build, name):
+    with pytest.raises(ValueError, match=name):
+        build()
