@@ -119,6 +119,11 @@ from lossjax.optimizers._schedule_free import (
     schedule_free_eval_params,
     schedule_free_sgd,
 )
+from lossjax.optimizers._shampoo import (
+    ScaleByShampooState,
+    scale_by_shampoo,
+    shampoo,
+)
 from lossjax.optimizers._sign import (
     ScaleByLionState,
     ScaleBySignState,
@@ -258,6 +263,7 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_soap",
     "scale_by_sum_of_squares",
@@ -276,6 +282,7 @@ __all__ = [
     "ScaleByParamBlockRmsState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleByShampooState",
     "ScaleBySignState",
     "ScaleBySoapState",
     "ScaleBySumOfSquaresState",
@@ -288,6 +295,7 @@ __all__ = [
     "ScheduleFreeState",
     "set_learning_rate",
     "sgd",
+    "shampoo",
     "sign_sgd",
     "signum",
     "soap",

@@ -139,3 +139,129 @@ class SoapReference:
             out[name] = -lr * (size * direction + self.wd * w)
             self.update_preconditioner(g, st)
         return out
+
+
+# ----------------------------------------------------------------------------- Shampoo
+
+
+def _merge_small_dims(shape, max_dim):
+    """``merge_small_dims`` of distributed_shampoo: collapse runs of axes whose product
+    stays within ``max_dim``; an all-ones shape is ``[1]``."""
+    if shape and all(d == 1 for d in shape):
+        return [1]
+    out, product = [], 1
+    for d in shape:
+        if product * d <= max_dim:
+            product *= d
+        else:
+            if product > 1:
+                out.append(product)
+            product = d
+    if product > 1:
+        out.append(product)
+    return out
+
+
+def _split_blocks(x, block_size):
+    """Blocks of at most ``block_size`` along each axis, row-major (BlockPartitioner)."""
+    parts = [x]
+    for axis, n in enumerate(x.shape):
+        if 0 < block_size < n:
+            cuts = list(range(block_size, n, block_size))
+            parts = [piece for part in parts for piece in np.split(part, cuts, axis=axis)]
+    return parts
+
+
+def _merge_blocks(parts, shape, block_size):
+    for axis in reversed(range(len(shape))):
+        n = shape[axis]
+        if 0 < block_size < n:
+            count = len(range(block_size, n, block_size)) + 1
+            parts = [np.concatenate(parts[i:i + count], axis=axis)
+                     for i in range(0, len(parts), count)]
+    return parts[0]
+
+
+class ShampooReference:
+    """``distributed_shampoo`` (google-research/precondition) transcribed for the options
+    lossjax offers: statistics from ``matrix_epsilon·I``, inverse ``p``-th roots by
+    ``eigh`` with the ridge relative to the largest eigenvalue, grafting, separate momenta
+    for the grafted and the Shampoo updates, Nesterov, coupled weight decay."""
+
+    def __init__(self, block_size=128, beta1=0.9, beta2=0.999, diagonal_epsilon=1e-10,
+                 matrix_epsilon=1e-6, weight_decay=0.0, start_preconditioning_step=5,
+                 preconditioning_compute_steps=1, graft_type="sgd", nesterov=True,
+                 best_effort_shape_interpretation=True):
+        self.block, self.b1, self.b2 = block_size, beta1, beta2
+        self.deps, self.meps, self.wd = diagonal_epsilon, matrix_epsilon, weight_decay
+        self.start, self.every = start_preconditioning_step, preconditioning_compute_steps
+        self.graft, self.nesterov = graft_type, nesterov
+        self.merge = best_effort_shape_interpretation
+        self.t = 0
+        self.state = {}
+
+    def shape(self, g):
+        return _merge_small_dims(list(g.shape), 4096) if self.merge else list(g.shape)
+
+    def root(self, stat, p):
+        values, vectors = np.linalg.eigh(stat)
+        ridge = self.meps * max(values[-1], 1e-6)
+        values = values + ridge
+        powers = np.where(values == 0, 0.0, np.maximum(values, ridge) ** (-1.0 / p))
+        return (vectors * powers) @ vectors.T
+
+    def graft_step(self, g, st):
+        w2 = 1.0 if self.b2 == 1.0 else 1.0 - self.b2
+        if self.graft == "sgd":
+            return g
+        if self.graft == "adagrad":
+            st["v"] = st["v"] + g * g
+            return g / (np.sqrt(st["v"]) + self.deps)
+        if self.graft == "rmsprop_normalized":
+            g = g / (np.linalg.norm(g) + 1e-25)
+            st["v"] = self.b2 * st["v"] + w2 * g * g
+            return g / (np.sqrt(st["v"]) + self.deps)
+        st["v"] = self.b2 * st["v"] + w2 * g * g   # adam grafting, bias-corrected
+        return g / (np.sqrt(st["v"] / (1 - self.b2 ** (self.t + 1))) + self.deps)
+
+    def step(self, params, grads, lr):
+        out = {}
+        w2 = 1.0 if self.b2 == 1.0 else 1.0 - self.b2
+        for name, g in grads.items():
+            shape = self.shape(g)
+            blocks = _split_blocks(g.reshape(shape), self.block)
+            rank = len(shape)
+            st = self.state.get(name)
+            if st is None:
+                sizes = [b.shape[k] for b in blocks for k in range(rank)]
+                st = self.state[name] = {
+                    "L": [self.meps * np.eye(n) for n in sizes],
+                    "P": [np.eye(n) for n in sizes], "v": np.zeros_like(g),
+                    "md": np.zeros_like(g), "ms": np.zeros_like(g)}
+            for i, b in enumerate(blocks):
+                for k in range(rank):
+                    others = [a for a in range(rank) if a != k]
+                    j = i * rank + k
+                    st["L"][j] = self.b2 * st["L"][j] + w2 * np.tensordot(b, b, (others,
+                                                                                  others))
+            if self.t % self.every == 0:
+                st["P"] = [self.root(s, 2 * rank) for s in st["L"]]
+            grafted = self.graft_step(g, st)
+            pre = []
+            for i, b in enumerate(blocks):
+                for k in range(rank):
+                    b = np.moveaxis(np.tensordot(st["P"][i * rank + k], b, ([0], [k])), 0, k)
+                pre.append(b)
+            shampoo = _merge_blocks(pre, shape, self.block).reshape(g.shape)
+            shampoo = shampoo * np.linalg.norm(grafted) / (np.linalg.norm(shampoo) + 1e-25)
+            shampoo = shampoo + self.wd * params[name]
+            grafted = grafted + self.wd * params[name]
+            st["ms"] = self.b1 * st["ms"] + shampoo
+            st["md"] = self.b1 * st["md"] + grafted
+            run = self.t >= self.start
+            momentum = st["ms"] if run else st["md"]
+            if self.nesterov:
+                momentum = (shampoo if run else grafted) + self.b1 * momentum
+            out[name] = -lr * momentum
+        self.t += 1
+        return out

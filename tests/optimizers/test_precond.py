@@ -12,6 +12,7 @@ import pytest
 import lossjax
 from tests.optimizers._contrib_reference import assert_checkpoint_continues_bit_for_bit
 from tests.optimizers._precond_reference import (
+    ShampooReference,
     SoapReference,
     mlp_problem,
     run_reference,
@@ -77,6 +78,9 @@ def test_soap_equals_numpy_reference(x64, case):
 # small instances whose expensive step runs often, for the checks below
 BUILDERS = {
     "soap": lambda lr=1e-2: lossjax.soap(lr, precondition_frequency=2),
+    "shampoo": lambda lr=1e-2: lossjax.shampoo(lr, block_size=4, graft_type="adam",
+                                               start_preconditioning_step=1,
+                                               preconditioning_compute_steps=2),
 }
 
 
@@ -169,7 +173,52 @@ def test_soap_n_d_rule_and_merge_dims_equals_the_merged_matrix():
     (lambda: lossjax.soap(0.1, weight_decay=-1.0), "weight_decay"),
     (lambda: lossjax.soap(0.1, precondition_frequency=0), "precondition_frequency"),
     (lambda: lossjax.soap(0.1, max_precond_dim=2.5), "max_precond_dim"),
+    (lambda: lossjax.shampoo(-1.0), "learning_rate"),
+    (lambda: lossjax.shampoo(0.1, beta1=1.0), "beta1"),
+    (lambda: lossjax.shampoo(0.1, beta2=1.5), "beta2"),
+    (lambda: lossjax.shampoo(0.1, matrix_epsilon=-1.0), "matrix_epsilon"),
+    (lambda: lossjax.shampoo(0.1, diagonal_epsilon=-1.0), "diagonal_epsilon"),
+    (lambda: lossjax.shampoo(0.1, block_size=-1), "block_size"),
+    (lambda: lossjax.shampoo(0.1, preconditioning_compute_steps=0),
+     "preconditioning_compute_steps"),
+    (lambda: lossjax.shampoo(0.1, start_preconditioning_step=-1), "start_preconditioning_step"),
+    (lambda: lossjax.shampoo(0.1, graft_type="lion"), "graft_type"),
 ])
 def test_bad_hyperparameters_raise(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+SHAMPOO_CASES = {
+    # the roots every step, matrices cut into 2 x 2 blocks, Adam grafting, weight decay
+    "every-step": dict(preconditioning_compute_steps=1, block_size=2, graft_type="adam",
+                       best_effort_shape_interpretation=False, weight_decay=1e-3,
+                       beta2=0.99),
+    # every 10 steps, small axes merged (each 4 x 4 weight is one 16-vector), AdaGrad
+    "every-10": dict(preconditioning_compute_steps=10, graft_type="adagrad",
+                     start_preconditioning_step=3, nesterov=False),
+    "rmsprop-normalized": dict(preconditioning_compute_steps=10, graft_type="rmsprop_normalized",
+                               best_effort_shape_interpretation=False, beta2=0.95),
+    "sgd": dict(preconditioning_compute_steps=2, best_effort_shape_interpretation=False),
+}
+
+
+@pytest.mark.parametrize("case", SHAMPOO_CASES)
+def test_shampoo_equals_numpy_reference(x64, case):
+    kw = SHAMPOO_CASES[case]
+    lr = 3e-2 if kw.get("graft_type", "sgd") != "sgd" else 0.3
+    assert_matches_reference(lossjax.shampoo(lr, **kw), ShampooReference(**kw), lr)
+
+
+def test_shampoo_n_d_blocks_and_skipped_leaves():
+    params = {"conv": jnp.zeros((3, 3, 4, 6)), "emb": jnp.zeros((50, 2)),
+              "b": jnp.zeros(6), "s": jnp.zeros(())}
+    state = lossjax.scale_by_shampoo(block_size=4, merge_small_dims_block_size=36,
+                                     skip_preconditioning_dim_size_gt=40).init(params)
+    # conv (3, 3, 4, 6) merges to (36, 6): 9 x 2 blocks, two statistics each
+    assert [s.shape for s in state.statistics["conv"][:2]] == [(4, 4), (4, 4)]
+    assert len(state.statistics["conv"]) == 9 * 2 * 2
+    assert state.statistics["conv"][-1].shape == (2, 2)   # the last 36 x 6 corner block
+    assert state.statistics["emb"] == () and state.statistics["s"] == ()   # grafted only
+    assert [s.shape for s in state.statistics["b"]] == [(4, 4), (2, 2)]
+    assert state.diagonal_statistics["b"] == ()   # "sgd" grafting keeps no second moment
