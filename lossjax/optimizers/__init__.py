@@ -71,6 +71,12 @@ from lossjax.optimizers._factored import (
     scale_by_factored_rms,
     scale_by_param_block_rms,
 )
+from lossjax.optimizers._kron import (
+    ScaleByKronState,
+    kron,
+    kron_update_probability,
+    scale_by_kron,
+)
 from lossjax.optimizers._large_batch import (
     ScaleByTrustRatioState,
     lamb,
@@ -211,6 +217,8 @@ __all__ = [
     "global_norm",
     "inject_hyperparams",
     "InjectHyperparamsState",
+    "kron",
+    "kron_update_probability",
     "lamb",
     "lars",
     "lbfgs",
@@ -254,6 +262,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_dog",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -276,6 +285,7 @@ __all__ = [
     "ScaleByAdemamixState",
     "ScaleByAmsgradState",
     "ScaleByBeliefState",
+    "ScaleByKronState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByNovogradState",

@@ -177,7 +177,8 @@ def scale_by_shampoo(
     State for an ``m × n`` matrix (one block): momenta ``2mn``, statistics and
     preconditioners ``2m² + 2n²``, plus ``mn`` for a grafting second moment. Sharding:
     the parameter-shaped leaves shard like the parameters; statistics and preconditioners
-    are replicated.
+    are replicated (give the jitted step these as ``out_shardings``; meshes
+    with explicit axes are not supported yet).
 
     Differences from ``distributed_shampoo`` (google-research/precondition): the largest
     eigenvalue for the relative ε is ``eigh``'s, not a power iteration's estimate; the

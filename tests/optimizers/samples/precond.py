@@ -14,4 +14,13 @@ ENTRIES = [
     Entry("scale_by_shampoo", build=lambda: lossjax.scale_by_shampoo(
         block_size=4, graft_type="adagrad", start_preconditioning_step=1,
         preconditioning_compute_steps=2), kind="transform"),
+    Entry("kron", build=lambda: lossjax.kron(1e-2, preconditioner_update_probability=0.5)),
+    Entry("scale_by_kron", build=lambda: lossjax.scale_by_kron(
+        preconditioner_update_probability=lossjax.kron_update_probability(flat_start=2)),
+        kind="transform"),
 ]
+
+EXEMPT = {
+    "kron_update_probability": "a schedule of the preconditioner-update probability "
+                               "(a function of the step), not a transformation",
+}
