@@ -8,6 +8,7 @@ heavy-ball momentum.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 from typing import Any, Literal, NamedTuple
@@ -309,7 +310,8 @@ def scale_by_shampoo(
         return as_update(momentum, g), v, new_m_d, new_m_s
 
     statistics_fn = jax.jit(statistics_leaf)
-    direction_fns = {d: jax.jit(lambda *a, d=d: direction_leaf(*a, d)) for d in (False, True)}
+    direction_fns = {d: jax.jit(functools.partial(direction_leaf, decay=d))
+                     for d in (False, True)}
 
     def compute_roots(plans, stats):
         flat, exps = [], []
