@@ -272,3 +272,6 @@ def test_kron_factor_rule_and_key_in_state():
     assert [q.ndim for q in one["conv"]] == [2, 2, 2, 1]              # the largest axis
     np.testing.assert_array_equal(lossjax.scale_by_kron(seed=7).init(params).key,
                                   jax.random.PRNGKey(7))
+    half = lossjax.scale_by_kron(precond_dtype=jnp.bfloat16, mu_dtype=jnp.bfloat16).init(params)
+    assert {q.dtype for q in jax.tree.leaves(half.preconditioners)} == {jnp.dtype(jnp.bfloat16)}
+    assert {m.dtype for m in jax.tree.leaves(half.mu)} == {jnp.dtype(jnp.bfloat16)}
