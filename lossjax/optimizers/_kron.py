@@ -20,7 +20,7 @@ import optax
 
 from lossjax._mask import Mask
 from lossjax._validation import check_in_range, check_non_negative
-from lossjax.optimizers._kronecker import along_axis
+from lossjax.optimizers._kronecker import along_axis, serialized_after
 from lossjax.optimizers._machinery import (
     Array,
     ScalarOrSchedule,
@@ -343,14 +343,18 @@ def scale_by_kron(
             key_ = (h.shape, str(h.dtype), tuple((q.shape, str(q.dtype)) for q in qs))
             groups.setdefault(key_, []).append(i)
         new: list[Any] = [None] * len(inputs)
+        previous = None
         for members in groups.values():
             stack = lambda xs: jnp.stack(xs)  # noqa: E731
             qs = tuple(stack([qs_list[i][k] for i in members])
                        for k in range(len(qs_list[members[0]])))
             hs = stack([damped[i].astype(qs[0].dtype) for i in members])
             vs = stack([probes[i].astype(qs[0].dtype) for i in members])
+            # one group's triangular solves after another's (see serialized_after)
+            previous, (qs, hs, vs) = serialized_after(previous, (qs, hs, vs))
             out = jax.vmap(lambda q, h, v: _updated_factors(q, h, v, preconditioner_lr))(
                 qs, hs, vs)
+            previous = out
             for j, i in enumerate(members):
                 new[i] = tuple(o[j].astype(qs_list[i][k].dtype) for k, o in enumerate(out))
         return new

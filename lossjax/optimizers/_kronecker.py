@@ -9,7 +9,8 @@ what lives here, is generic per-leaf machinery with no optimizer's arithmetic in
 - :func:`axis_gram`: ``G_(k) G_(k)ᵀ``, the gradient's second moment along one axis;
 - :func:`along_axis`: multiply a tensor by a matrix along one axis;
 - :func:`batched`: run a function on square matrices grouped by shape, so one batched
-  ``eigh`` (or QR, or matrix product) serves every same-sized factor of the model.
+  ``eigh`` (or QR, or matrix product) serves every same-sized factor of the model, the
+  groups one after another (:func:`serialized_after`).
 
 Like :mod:`lossjax.optimizers._machinery`, this module imports no optimizer family.
 """
@@ -17,6 +18,7 @@ Like :mod:`lossjax.optimizers._machinery`, this module imports no optimizer fami
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +65,19 @@ def along_axis(x: Array, matrix: Array, axis: int, *, transpose: bool = False) -
     return jnp.moveaxis(jnp.tensordot(matrix, x, axes=([contracted], [axis])), 0, axis)
 
 
+def serialized_after(previous: Any, inputs: Any) -> tuple[Any, Any]:
+    """``(previous, inputs)`` unchanged, but ``inputs`` now wait for ``previous``.
+
+    XLA's CPU runtime may run two independent LAPACK calls (``eigh``, QR) at once, and
+    jaxlib's batched LAPACK kernels wait on the same intra-op thread pool that runs them:
+    two at once on a 2-thread pool (a 2-core machine) deadlock. Chaining each group's
+    inputs to the previous group's results makes them run one after another.
+    """
+    if previous is None:
+        return previous, inputs
+    return jax.lax.optimization_barrier((previous, inputs))
+
+
 def batched(
     fn: Callable[..., tuple[Array, ...]], columns: Sequence[Sequence[Array]]
 ) -> list[tuple[Array, ...]]:
@@ -80,9 +95,12 @@ def batched(
         key = tuple((c[i].shape, str(c[i].dtype)) for c in columns)
         groups.setdefault(key, []).append(i)
     results: list[tuple[Array, ...]] = [()] * count
+    previous: tuple[Array, ...] | None = None
     for members in groups.values():
         stacked = [jnp.stack([c[i] for i in members]) for c in columns]
+        previous, stacked = serialized_after(previous, stacked)
         outs = fn(*stacked)
+        previous = tuple(outs)
         for j, i in enumerate(members):
             results[i] = tuple(o[j] for o in outs)
     return results
