@@ -78,6 +78,18 @@ def serialized_after(previous: Any, inputs: Any) -> tuple[Any, Any]:
     return jax.lax.optimization_barrier((previous, inputs))
 
 
+def _one_by_one(fn: Callable[..., tuple[Array, ...]], stacked: Sequence[Array]
+                ) -> tuple[Array, ...]:
+    """``fn`` on one matrix at a time (a ``lax.map`` loop), for the CPU: jaxlib's LAPACK
+    kernels spread a batch over the intra-op thread pool and wait for it from a thread of
+    that pool, which can deadlock a 2-core machine; one matrix per call runs inline. The
+    same numbers: LAPACK treats each matrix of a batch on its own anyway."""
+    def one(xs):
+        return tuple(o[0] for o in fn(*(x[None] for x in xs)))
+
+    return jax.lax.map(one, tuple(stacked))
+
+
 def batched(
     fn: Callable[..., tuple[Array, ...]], columns: Sequence[Sequence[Array]]
 ) -> list[tuple[Array, ...]]:
@@ -99,7 +111,7 @@ def batched(
     for members in groups.values():
         stacked = [jnp.stack([c[i] for i in members]) for c in columns]
         previous, stacked = serialized_after(previous, stacked)
-        outs = fn(*stacked)
+        outs = _one_by_one(fn, stacked) if jax.default_backend() == "cpu" else fn(*stacked)
         previous = tuple(outs)
         for j, i in enumerate(members):
             results[i] = tuple(o[j] for o in outs)
