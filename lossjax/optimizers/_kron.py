@@ -426,10 +426,10 @@ def kron(
       >>> import lossjax
       >>> opt = lossjax.kron(0.05)
       >>> params = {"w": jnp.ones((4, 3)), "b": jnp.zeros(3)}
-      >>> state = opt.init(params)
+      >>> state, step = opt.init(params), jax.jit(opt.update)   # one compiled step
       >>> loss = lambda p: jnp.sum((jnp.arange(4.0) @ p["w"] + p["b"] - 1.0) ** 2)
       >>> for _ in range(5):
-      ...     updates, state = opt.update(jax.grad(loss)(params), state, params)
+      ...     updates, state = step(jax.grad(loss)(params), state, params)
       ...     params = optax.apply_updates(params, updates)
       >>> bool(loss(params) < 75.0)   # from 75 at the start
       True
