@@ -105,6 +105,12 @@ from lossjax.optimizers._factored import (
     scale_by_factored_rms,
     scale_by_param_block_rms,
 )
+from lossjax.optimizers._kron import (
+    ScaleByKronState,
+    kron,
+    kron_update_probability,
+    scale_by_kron,
+)
 from lossjax.optimizers._large_batch import (
     ScaleByTrustRatioState,
     lamb,
@@ -129,6 +135,7 @@ from lossjax.optimizers._mars import (
     ScaleByMarsState,
     mars,
     scale_by_mars,
+)
 from lossjax.optimizers._microbatching import (
     microbatch,
 )
@@ -191,6 +198,11 @@ from lossjax.optimizers._schedule_free import (
     schedule_free_eval_params,
     schedule_free_sgd,
 )
+from lossjax.optimizers._shampoo import (
+    ScaleByShampooState,
+    scale_by_shampoo,
+    shampoo,
+)
 from lossjax.optimizers._sharpness import (
     SAMState,
     normalize,
@@ -205,6 +217,11 @@ from lossjax.optimizers._sign import (
     scale_by_sign,
     sign_sgd,
     signum,
+)
+from lossjax.optimizers._soap import (
+    ScaleBySoapState,
+    scale_by_soap,
+    soap,
 )
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
@@ -300,6 +317,8 @@ __all__ = [
     "HutchinsonState",
     "inject_hyperparams",
     "InjectHyperparamsState",
+    "kron",
+    "kron_update_probability",
     "lamb",
     "lars",
     "lbfgs",
@@ -367,6 +386,7 @@ __all__ = [
     "scale_by_dowg",
     "scale_by_factored_rms",
     "scale_by_galore",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -379,9 +399,11 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shampoo",
     "scale_by_sign",
     "scale_by_simplified_ademamix",
     "scale_by_sophia",
+    "scale_by_soap",
     "scale_by_sum_of_squares",
     "scale_by_trust_ratio",
     "scale_by_yogi",
@@ -393,6 +415,7 @@ __all__ = [
     "ScaleByAdemamixState",
     "ScaleByAmsgradState",
     "ScaleByBeliefState",
+    "ScaleByKronState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByMarsState",
@@ -401,8 +424,10 @@ __all__ = [
     "ScaleByParamBlockRmsState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleByShampooState",
     "ScaleBySignState",
     "ScaleBySimplifiedAdEMAMixState",
+    "ScaleBySoapState",
     "ScaleBySumOfSquaresState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -415,6 +440,7 @@ __all__ = [
     "scion",
     "set_learning_rate",
     "sgd",
+    "shampoo",
     "sign_sgd",
     "signum",
     "simplified_ademamix",
@@ -424,6 +450,7 @@ __all__ = [
     "SophiaState",
     "swa_params",
     "SwaParamsState",
+    "soap",
     "trace",
     "TraceState",
     "value_and_grad_from_state",
