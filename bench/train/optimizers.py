@@ -6,8 +6,10 @@ missing instead of failing), how to build it from a learning-rate schedule, and 
 of its learning-rate grid. Every optimizer keeps its library defaults except the learning
 rate: no hand-written parameter labels (Muon and its variants sort parameters with their
 own default rule), no tuned betas, weight decays or preconditioner settings. One
-exception: Shampoo is grafted onto Adam (``graft_type="adam"``, its default is SGD
-grafting), so that its learning rate lives on AdamW's scale as in the AlgoPerf entry.
+exception: Shampoo is grafted onto Adam (``graft_type="adam"``; its default is SGD
+grafting), so that its learning rate lives on AdamW's scale as in the AlgoPerf entry, and
+recomputes its inverse roots every 10 steps (``preconditioning_compute_steps=10``; its
+default is every step), as SOAP's basis refresh (``precondition_frequency=10``, default).
 
 Grid centres: the Adam-scale methods 1e-2 (AdamW's best on these small models in a pilot
 run lay between 3e-3 and 3e-2), Muon 2e-2 (its usual rate; its AdamW fallback uses the
@@ -67,7 +69,8 @@ SPECS: tuple[OptimizerSpec, ...] = (
     OptimizerSpec("adamw", "AdamW", ("adamw",), lambda s: _get("adamw")(s), 1e-2),
     OptimizerSpec("soap", "SOAP", ("soap",), lambda s: _get("soap")(s), 1e-2),
     OptimizerSpec("shampoo", "Shampoo (Adam grafting)", ("shampoo",),
-                  lambda s: _get("shampoo")(s, graft_type="adam"), 1e-2),
+                  lambda s: _get("shampoo")(s, graft_type="adam", preconditioning_compute_steps=10),
+                  1e-2),
     OptimizerSpec("kron", "PSGD Kron", ("kron",), lambda s: _get("kron")(s), 3e-3),
     OptimizerSpec("muon", "Muon (default labels)", ("muon",), lambda s: _get("muon")(s), 2e-2),
     OptimizerSpec("normuon", "NorMuon", ("normuon",), lambda s: _get("normuon")(s), 1e-2),
