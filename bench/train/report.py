@@ -119,6 +119,40 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+GOALS = {"soap": (0.8, 2.0), "kron": (0.8, 2.0), "muon": (0.8, None)}
+"""Char-LM goals: (steps ratio, amortised step-time ratio) to AdamW; ``None``: no goal."""
+
+
+def _verdict(value: float | None, goal: float) -> str:
+    if value is None:
+        return "not reached: missed"
+    return f"{value:.2f}x ({'met' if value <= goal else 'missed'})"
+
+
+def goals(results: dict[str, Any], workload: str = "charlm") -> list[str]:
+    """One line per optimizer with a char-LM goal: its steps and time ratios to AdamW."""
+    if workload not in results["workloads"]:
+        return []
+    rows = {r["name"]: r for r in summarize(results["workloads"][workload])}
+    lines = []
+    for name, (steps_goal, time_goal) in GOALS.items():
+        row = rows.get(name)
+        if row is None:
+            lines.append(f"- {name}: not in this run")
+            continue
+        if row["error"]:
+            lines.append(f"- {row['label']}: failed ({row['error'].splitlines()[0][:100]})")
+            continue
+        line = (f"- {row['label']}: steps to AdamW's final loss "
+                f"{_verdict(row['steps_ratio'], steps_goal)} against <= {steps_goal}x")
+        if time_goal is not None:
+            line += (f"; step time {_verdict(row['ms_ratio'], time_goal)} in alternation, "
+                     f"{_verdict(row['in_run_ratio'], time_goal)} in the runs, "
+                     f"against <= {time_goal}x")
+        lines.append(line)
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     """Every workload's table with its description, and the optimizers that were missing."""
     parts = []
@@ -126,6 +160,8 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(f"### {name}\n\n{workload['description']}; {workload['steps']} steps, "
                      f"validation every {workload['eval_every']}.\n")
         parts.append(markdown_table(summarize(workload)) + "\n")
+    if "charlm" in results["workloads"]:
+        parts.append("Goals on the char-LM:\n\n" + "\n".join(goals(results)) + "\n")
     missing = results.get("missing") or []
     parts.append("Missing from this lossjax: " + (", ".join(missing) if missing else "none")
                  + ".\n")
