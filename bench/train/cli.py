@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="with --resume: train these again even if present")
     parser.add_argument("--report-only", action="store_true",
                         help="only print the table (and --plot) from --output")
+    parser.add_argument("--include", nargs="+", default=(),
+                        help="with --report-only: add the workloads of these result files "
+                             "(runs split over several processes)")
     parser.add_argument("--plot", nargs="?", const=os.path.join(RESULTS, "train.png"),
                         default=None, help="write the curves to this PNG")
     return parser
@@ -121,6 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
     results = _load(args.output) if args.report_only else train(args)
+    for path in args.include:
+        other = _load(path)
+        results["workloads"].update(other["workloads"])
+        results["missing"] = sorted(set(results.get("missing") or [])
+                                    & set(other.get("missing") or []))
     table = report.markdown(results)
     print(table)
     if not args.report_only:
