@@ -14,10 +14,10 @@ Protocol (the same for every optimizer, AdamW included):
    diverged, final loss +inf).
 3. Seeds 1 .. S-1 at the chosen rate (seed 0 is the grid run). Seeds change the
    initialisation and the batches; for one seed every optimizer sees the same batches.
-4. Step time: after training, every optimizer's compiled chunk is run again from its last
-   state, all optimizers in alternation in one process (``interleaved_medians``), so the
-   ratio to AdamW shares the machine's load. The in-run time (all chunks of every seed,
-   compile excluded) is recorded too.
+4. Step time: right after an optimizer trains, its compiled chunk (from its last state) and
+   AdamW's are timed in alternation in one process (``interleaved_medians``), so the ratio
+   to AdamW shares the machine's load. The in-run time (all chunks of every seed, compile
+   excluded) is recorded too.
 5. State bytes: ``jax.eval_shape(optimizer.init, params)``, summed over leaves.
 """
 
@@ -223,32 +223,33 @@ def run_workload(workload: Workload, specs: Sequence[OptimizerSpec], *, seeds: i
                  ) -> dict[str, dict[str, Any]]:
     """Train every spec on ``workload``; ``{name: entry}`` with each entry's timing.
 
-    ``baseline``: AdamW's spec, timed beside the others even when it is not among
-    ``specs`` (a resumed run), so every time ratio comes from one process.
-    ``on_entry(name, entry)`` is called after each optimizer (e.g. to save progress).
+    ``baseline`` (AdamW's spec; default the first spec) is timed in alternation with each
+    other optimizer right after that one trains, even when it is not among ``specs`` (a
+    resumed run), so every time ratio comes from one process and a run stopped early
+    keeps the ratios of what finished. ``on_entry(name, entry)`` is called after each
+    optimizer (e.g. to save progress).
     """
+    baseline = baseline or specs[0]
     entries: dict[str, dict[str, Any]] = {}
-    timed: dict[str, tuple[Compiled, Any, float]] = {}
+    base: tuple[Compiled, Any, float] | None = None
+    if baseline.name not in {s.name for s in specs}:
+        compiled = compile_for(workload, baseline)
+        base = (compiled, compiled.init(jnp.int32(0)), baseline.center_lr * workload.lr_scale)
     for spec in specs:
         log(f"[{workload.name}] {spec.label}")
-        entries[spec.name], timing = run_optimizer(workload, spec, seeds=seeds,
-                                                   grid_factors=grid_factors, log=log)
-        if timing is not None:
-            timed[spec.name] = timing
+        entry, timing = run_optimizer(workload, spec, seeds=seeds, grid_factors=grid_factors,
+                                      log=log)
+        entries[spec.name] = entry
+        if spec.name == baseline.name:
+            base = timing
+        if timing is not None and base is not None:
+            pair = {baseline.name: base, spec.name: timing}
+            ms = time_chunks(workload, pair, repeats=timing_repeats)
+            entry.update(ms_per_step=ms[spec.name], adamw_ms_per_step=ms[baseline.name],
+                         in_run_ms_per_step=1e3 * statistics.median(
+                             r["seconds_per_step"] for r in entry["runs"]))
+            log(f"  {spec.name} {ms[spec.name]:.2f} ms/step, {baseline.name} "
+                f"{ms[baseline.name]:.2f} (in alternation)")
         if on_entry is not None:
-            on_entry(spec.name, entries[spec.name])
-    if baseline is not None and baseline.name not in timed:
-        compiled = compile_for(workload, baseline)
-        timed[baseline.name] = (compiled, compiled.init(jnp.int32(0)),
-                                baseline.center_lr * workload.lr_scale)
-    if timed:
-        ms = time_chunks(workload, timed, repeats=timing_repeats)
-        base = ms.get(baseline.name if baseline else "adamw")
-        for name, entry in entries.items():
-            if name in ms:
-                entry["ms_per_step"] = ms[name]
-                entry["adamw_ms_per_step"] = base
-                entry["in_run_ms_per_step"] = 1e3 * statistics.median(
-                    r["seconds_per_step"] for r in entry["runs"])
-        log(f"[{workload.name}] ms/step: " + ", ".join(f"{n} {v:.2f}" for n, v in ms.items()))
+            on_entry(spec.name, entry)
     return entries
