@@ -119,14 +119,18 @@ def scale_by_factored_rms(
     def init(params):
         def statistics(p):
             dtype = update_dtype(p.dtype)
-            placeholder = jnp.zeros((1,), dtype)
+            # a fresh array per unused slot: no two state leaves may share a buffer (a step
+            # jitted with the state donated would donate it twice)
+            def placeholder():
+                return jnp.zeros((1,), dtype)
+
             axes = dims(p)
             if axes is None:
-                return placeholder, placeholder, jnp.zeros(p.shape, dtype)
+                return placeholder(), placeholder(), jnp.zeros(p.shape, dtype)
             second, largest = axes
             row_shape = tuple(n for i, n in enumerate(p.shape) if i != largest)
             col_shape = tuple(n for i, n in enumerate(p.shape) if i != second)
-            return jnp.zeros(row_shape, dtype), jnp.zeros(col_shape, dtype), placeholder
+            return jnp.zeros(row_shape, dtype), jnp.zeros(col_shape, dtype), placeholder()
 
         treedef = jax.tree.structure(params)
         columns = list(zip(*[statistics(p) for p in jax.tree.leaves(params)], strict=True))
@@ -244,7 +248,7 @@ def adafactor(
       Array([-0.1,  0.1], dtype=float32)
     """
     if clipping_threshold is not None:
-        check_in_range("clipping_threshold", clipping_threshold, 1.0, float("inf"))
+        check_positive("clipping_threshold", clipping_threshold)
     if momentum is not None:
         check_in_range("momentum", momentum, 0.0, 1.0)
     parts = [scale_by_factored_rms(factored, decay_rate, decay_offset, min_dim_size_to_factor,

@@ -590,17 +590,10 @@ class LookaheadState(NamedTuple):
     steps_since_sync: Array
 
 
-class LookaheadParams(NamedTuple):
-    """The two copies of the parameters :func:`lookahead` updates: take gradients at
-    ``fast``; evaluate with ``slow``."""
-
-    fast: Any
-    slow: Any
-
-    @classmethod
-    def init_synced(cls, params: Any) -> LookaheadParams:
-        """Both copies equal to ``params``."""
-        return cls(fast=params, slow=params)
+# optax's class itself, so a script that builds ``optax.LookaheadParams`` (or a checkpoint
+# of one) works unchanged: ``fast`` holds the parameters gradients are taken at, ``slow``
+# the ones to evaluate with; ``LookaheadParams.init_synced(params)`` makes both ``params``.
+LookaheadParams = optax.LookaheadParams
 
 
 def lookahead(

@@ -3,6 +3,7 @@
 from lossjax.regularizers._dropout import dropout
 from lossjax.regularizers._penalties import l1_penalty, l2_penalty
 from lossjax.regularizers._transforms import (
+    add_cautious_decayed_weights,
     add_decayed_weights,
     add_l1,
     proximal_l1,
@@ -10,6 +11,7 @@ from lossjax.regularizers._transforms import (
 )
 
 __all__ = [
+    "add_cautious_decayed_weights",
     "add_decayed_weights",
     "add_l1",
     "dropout",

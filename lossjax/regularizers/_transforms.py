@@ -68,6 +68,39 @@ def add_decayed_weights(weight_decay: float, *, mask: Mask = None) -> optax.Grad
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
+def add_cautious_decayed_weights(weight_decay: float, *, mask: Mask = None
+                                 ) -> optax.GradientTransformation:
+    """Cautious weight decay: ``u ← u + wd·w·𝟙[u·w > 0]`` on the selected leaves.
+
+    Placed where decoupled weight decay goes (after the optimizer's scaling, before the
+    learning rate), it decays only the coordinates whose step already moves the weight
+    towards 0 (the direction ``u`` and ``w`` agree in sign), so the decay never pushes
+    against the optimizer's step. Integer leaves and ``float0`` gradients pass through.
+
+    References: Chen et al., "Cautious Weight Decay" (2025), arXiv:2510.12402.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> import lossjax
+      >>> tx = lossjax.add_cautious_decayed_weights(0.5)
+      >>> w = jnp.array([1.0, 1.0])
+      >>> tx.update(jnp.array([2.0, -2.0]), tx.init(w), w)[0]
+      Array([ 2.5, -2. ], dtype=float32)
+    """
+    check_non_negative("weight_decay", weight_decay)
+
+    def step(u, w):
+        if not jnp.issubdtype(w.dtype, jnp.inexact) or u.dtype == jax.dtypes.float0:
+            return u
+        agree = u * w > 0
+        return (u + jnp.where(agree, weight_decay * w, 0)).astype(u.dtype)
+
+    def update(updates, state, params=None):
+        return _map_selected("add_cautious_decayed_weights", step, mask, updates, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def add_l1(strength: float, *, mask: Mask = None) -> optax.GradientTransformation:
     """L1 subgradient: ``u ← u + λ·sign(w)`` on the selected leaves (``sign(0) = 0``).
 

@@ -30,6 +30,8 @@ Entry format::
                                                    # value=..., value_fn=... for line searches)
         exempt={"complex": "reason"},              # contract check -> why it does not apply
         id="",                                     # suffix for a second entry of one name
+        params=None,                               # params -> what init/update take (e.g.
+                                                   # LookaheadParams.init_synced), or None
     )
 """
 
@@ -41,6 +43,8 @@ import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import optax
 
 import lossjax
@@ -60,6 +64,7 @@ class Entry:
     update_kwargs: Callable[[Any, Any], Mapping[str, Any]] | None = None
     exempt: Mapping[str, str] = dataclasses.field(default_factory=dict)
     id: str = ""
+    params: Callable[[Any], Any] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -76,8 +81,31 @@ class Entry:
     def fn(self) -> Callable[..., Any]:
         return getattr(lossjax.optimizers, self.name)
 
+    def wrap(self, params: Any) -> Any:
+        """``params`` as ``init`` and ``update`` take them."""
+        return params if self.params is None else self.params(params)
+
     def kwargs(self, grads: Any, params: Any) -> Mapping[str, Any]:
         return {} if self.update_kwargs is None else self.update_kwargs(grads, params)
+
+
+def half_squared_norm(params: Any) -> Any:
+    """``½ Σ |p|²`` over the float leaves: the objective that entries needing ``value`` or
+    ``value_fn`` (line searches, Polyak, plateau) are given."""
+    leaves = [x for x in jax.tree.leaves(params) if jnp.issubdtype(jnp.result_type(x),
+                                                                   jnp.inexact)]
+    return sum(0.5 * jnp.sum(jnp.abs(x) ** 2) for x in leaves)
+
+
+def value_kwargs(grads: Any, params: Any) -> dict[str, Any]:
+    """``value=`` for :func:`half_squared_norm` at ``params``."""
+    del grads
+    return {"value": half_squared_norm(params)}
+
+
+def line_search_kwargs(grads: Any, params: Any) -> dict[str, Any]:
+    """``value=``, ``grad=`` and ``value_fn=`` for :func:`half_squared_norm` at ``params``."""
+    return {"value": half_squared_norm(params), "grad": grads, "value_fn": half_squared_norm}
 
 
 def _modules():
@@ -94,3 +122,4 @@ EXEMPT: dict[str, str] = {
 def entries_with(check: str) -> list[Entry]:
     """The entries that do not exempt ``check``, for ``pytest.mark.parametrize``."""
     return [entry for entry in ENTRIES if check not in entry.exempt]
+

@@ -1,5 +1,8 @@
-"""muon: trajectories equal optax.contrib.muon's, the matrix update is orthogonal (its
-singular values are near 1), non-matrix leaves go to the AdamW fallback."""
+"""muon and its relatives: optax.contrib.muon's trajectories and state layout, float64 NumPy
+references over 100 steps (Muon, NorMuon, AdaMuon, cautious decay, Polar Express with the
+Gram iteration, Scion), labels read from Flax NNX paths, QK-clip, the published Polar
+Express table, and the failures the optimizer issues found (integer leaves, b2 near 1,
+complex leaves, a 100x100 Frobenius start)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,6 +11,7 @@ import optax
 import pytest
 
 import lossjax
+from tests.optimizers import _muon_reference as ref
 from tests.optimizers._contrib_reference import (
     assert_checkpoint_continues_bit_for_bit,
     assert_same_trajectory,
@@ -37,78 +41,217 @@ def test_trajectory_equals_optax_contrib(name):
     assert_same_trajectory(CASES[name](lossjax), CASES[name](optax.contrib))
 
 
-def _first_update(opt, params, grads):
-    updates, state = jax.jit(opt.update)(grads, opt.init(params), params)
-    return updates, state
+def _layout(state):
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return [(jax.tree_util.keystr(path), jnp.shape(x), jnp.result_type(x))
+            for path, x in leaves]
 
 
-@jax.jit  # one compilation, not one per operation
-def _spread_gradient():
-    """Orthonormal ``u [64, 32]``, ``v [32, 32]`` and the gradients ``{"w": u Σ vᵀ, "b"}``,
-    Σ's singular values spread over a factor 10."""
-    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
-    u, _ = jnp.linalg.qr(jax.random.normal(k1, (64, 32), jnp.float32))
-    v, _ = jnp.linalg.qr(jax.random.normal(k2, (32, 32), jnp.float32))
-    sigma = jnp.geomspace(1.0, 0.1, 32).astype(jnp.float32)
-    grads = {"w": (u * sigma) @ v.T, "b": jnp.linspace(-1.0, 1.0, 32, dtype=jnp.float32)}
-    return u, v, grads
+@pytest.mark.parametrize("kwargs", [{}, {"weight_decay": 0.1, "ns_coeffs": "dion"}])
+def test_state_has_optax_contribs_layout(kwargs):
+    params = {"w": jnp.zeros((6, 4)), "b": jnp.zeros(4)}
+    ours = jax.eval_shape(lossjax.muon(1e-2, **kwargs).init, params)
+    theirs = jax.eval_shape(optax.contrib.muon(1e-2, **kwargs).init, params)
+    # the held learning rates (the last state of each chain) are the one addition
+    held = (".inner_states['adam'].inner_state[2].", ".inner_states['muon'].inner_state[3].")
+    assert [x for x in _layout(ours) if not x[0].startswith(held)] == _layout(theirs)
 
 
-def test_matrix_update_is_orthogonal_and_vectors_go_to_adamw():
-    params = {"w": jnp.zeros((64, 32), jnp.float32), "b": jnp.zeros((32,), jnp.float32)}
-    # singular values spread over a factor 10: Newton-Schulz still maps all of them near 1
-    u, v, grads = _spread_gradient()
-    lr = 0.1
-    updates, state = _first_update(lossjax.muon(lr), params, grads)
-    singular = np.linalg.svd(np.asarray(updates["w"]) / -lr, compute_uv=False)
-    assert singular.min() > 0.6 and singular.max() < 1.25, singular   # polar factor ≈ U Vᵀ
-    # the same singular vectors as the gradient: the update is ≈ −lr·U Vᵀ
-    polar = np.asarray(u @ v.T)
-    cosine = np.sum(np.asarray(updates["w"]) / -lr * polar) / (
-        np.linalg.norm(np.asarray(updates["w"]) / lr) * np.linalg.norm(polar))
-    assert cosine > 0.98
-    # the bias took AdamW's (Nesterov) step, the same as optax.adamw's
-    reference = optax.adamw(lr, eps=1e-8, weight_decay=0.0, nesterov=True)
-    expected, _ = jax.jit(lambda g, p: reference.update(g, reference.init(p), p))(
-        grads["b"], params["b"])
-    np.testing.assert_allclose(updates["b"], expected, rtol=1e-6, atol=1e-7)
-    assert state.nu["w"] == lossjax.optimizers._orthogonal._NotAdam()   # no Adam moment
-    assert state.nu["b"].shape == (32,)
+# ------------------------------------------------------------ float64 NumPy references
+
+SHAPES = {"w": (6, 4), "wide": (3, 8), "qkv": (4, 2, 3), "b": (4,)}
+DIMS = {"w": ((0,), (1,)), "wide": ((0,), (1,)), "qkv": ((0,), (1, 2)), "b": None}
+STEPS = 100
+
+VARIANTS = {
+    "muon": (lambda: lossjax.muon(0.02, weight_decay=0.1, adam_weight_decay=0.01),
+             lambda: ref.muon_reference(0.02, DIMS, wd=0.1, adam_wd=0.01)),
+    "polar-express-gram": (
+        lambda: lossjax.muon(0.02, "polar_express", newton_schulz_method="gram"),
+        lambda: ref.muon_reference(0.02, DIMS, coeffs=lossjax.NS_COEFFS_PRESETS[
+            "polar_express"][:5])),
+    "normuon-cautious": (
+        lambda: lossjax.normuon(0.02, weight_decay=0.5, cautious_weight_decay=True),
+        lambda: ref.muon_reference(0.02, DIMS, second_moment="normuon", wd=0.5,
+                                   cautious=True)),
+    "adamuon": (lambda: lossjax.adamuon(0.02, b2=0.9),
+                lambda: ref.muon_reference(0.02, DIMS, second_moment="adamuon", nb2=0.9)),
+    "scion-constrained": (
+        lambda: lossjax.scion(0.02, momentum=0.2, spectral_radius=3.0, sign_radius=0.5,
+                              constrained=True),
+        lambda: ref.scion_reference(0.02, DIMS, alpha=0.2, rho_spectral=3.0, rho_sign=0.5,
+                                    constrained=True)),
+}
 
 
-def test_n_d_weights_as_matrices_and_batched_equals_unbatched():
-    params = {"conv": jnp.zeros((3, 3, 4, 8), jnp.float32),
-              "heads": jnp.zeros((2, 16, 8), jnp.float32),
-              "w1": jnp.zeros((16, 8), jnp.float32), "w2": jnp.zeros((16, 8), jnp.float32)}
-    dims = {"conv": lossjax.MuonDimensionNumbers((0, 1, 2), 3),
-            "heads": lossjax.MuonDimensionNumbers(1, 2),
-            "w1": lossjax.MuonDimensionNumbers(), "w2": lossjax.MuonDimensionNumbers()}
-    batched_opt, single_opt = (lossjax.muon(1.0, muon_weight_dimension_numbers=dims,
-                                            batch_newton_schulz=batch) for batch in (True, False))
+@pytest.mark.parametrize("name", VARIANTS)
+def test_equals_float64_numpy_reference_over_100_steps(name, x64):
+    build, reference = VARIANTS[name]
+    rng = np.random.default_rng(1)
+    params = {k: rng.normal(size=s) for k, s in SHAPES.items()}
+    grads = ref.random_gradients(SHAPES, STEPS)
+    ours = ref.run_lossjax(build(), params, grads)
+    expected = ref.run_reference(reference(), params, grads)
+    ref.assert_close_to_reference(ours, expected, rtol=1e-9, atol=1e-12)
 
-    @jax.jit  # the gradients and both first updates: one compilation
-    def both(params):
-        keys = jax.random.split(jax.random.PRNGKey(2), 4)
-        grads = {name: jax.random.normal(k, p.shape, jnp.float32)
-                 for k, (name, p) in zip(keys, params.items(), strict=True)}
-        return tuple(opt.update(grads, opt.init(params), params)[0]
-                     for opt in (batched_opt, single_opt))
 
-    batched, single = both(params)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
-                 batched, single)
-    conv = -np.asarray(batched["conv"]).reshape(36, 8)
-    assert np.all(np.abs(np.linalg.svd(conv, compute_uv=False) - 1) < 0.35)
-    for head in -np.asarray(batched["heads"]):   # each batch slice on its own
-        assert np.all(np.abs(np.linalg.svd(head, compute_uv=False) - 1) < 0.35)
-    # by default only 2-D leaves are matrices: the 3-D and 4-D ones get Adam moments
-    nu = lossjax.muon(1.0).init(params).nu
-    assert nu["conv"].shape == (3, 3, 4, 8) and nu["heads"].shape == (2, 16, 8)
-    assert nu["w1"] == lossjax.optimizers._orthogonal._NotAdam()
+def test_polar_express_preset_is_the_published_table():
+    # Amsel et al. (2025), Algorithm 1: the table, then all rows but the last divided by
+    # the safety factor 1.01 as (a/1.01, b/1.01^3, c/1.01^5)
+    table = [(8.28721201814563, -23.595886519098837, 17.300387312530933),
+             (4.107059111542203, -2.9478499167379106, 0.5448431082926601),
+             (3.9486908534822946, -2.908902115962949, 0.5518191394370137),
+             (3.3184196573706015, -2.488488024314874, 0.51004894012372),
+             (2.300652019954817, -1.6689039845747493, 0.4188073119525673),
+             (1.891301407787398, -1.2679958271945868, 0.37680408948524835),
+             (1.8750014808534479, -1.2500016453999487, 0.3750001645474248),
+             (1.875, -1.25, 0.375)]
+    damped = [(a / 1.01, b / 1.01**3, c / 1.01**5) for a, b, c in table[:-1]] + table[-1:]
+    np.testing.assert_array_equal(np.array(lossjax.NS_COEFFS_PRESETS["polar_express"]),
+                                  np.array(damped))
+    # every polynomial but the last maps [0.001, 1] close to 1 (the point of the table)
+    x = np.geomspace(1e-3, 1.0, 200)
+    for a, b, c in damped:
+        x = a * x + b * x**3 + c * x**5
+    assert np.all(np.abs(x - 1) < 0.05)
+
+
+# ------------------------------------------------------------------------- the labels
+
+
+def test_labels_fit_a_flax_nnx_transformer():
+    from flax import nnx
+
+    class Model(nnx.Module):
+        def __init__(self, rngs):
+            self.embed = nnx.Embed(11, 8, rngs=rngs)
+            self.attn = nnx.MultiHeadAttention(2, 8, decode=False, rngs=rngs)
+            self.norm = nnx.LayerNorm(8, rngs=rngs)
+            self.mlp = nnx.Linear(8, 16, rngs=rngs)
+            self.conv = nnx.Conv(16, 16, (3,), rngs=rngs)
+            self.lm_head = nnx.Linear(16, 11, rngs=rngs)
+
+    model = nnx.eval_shape(lambda: Model(nnx.Rngs(0)))   # shapes are all the labels need
+    labels = lossjax.muon_labels(nnx.state(model, nnx.Param))
+    flat = {jax.tree_util.keystr(path).replace(".value", ""): d for path, d in
+            jax.tree_util.tree_flatten_with_path(labels, is_leaf=lambda x: x is None
+                                                 or isinstance(x, tuple))[0]}
+    dims = lossjax.MuonDimensionNumbers
+    assert flat["['attn']['query']['kernel']"] == dims(0, (1, 2))   # [d, heads, head_dim]
+    assert flat["['attn']['out']['kernel']"] == dims((0, 1), 2)     # [heads, head_dim, d]
+    assert flat["['mlp']['kernel']"] == dims(0, 1)
+    assert flat["['conv']['kernel']"] == dims((0, 1), 2)            # [width, c_in, c_out]
+    for fallback in ("['attn']['query']['bias']", "['embed']['embedding']",
+                     "['lm_head']['kernel']", "['norm']['scale']", "['mlp']['bias']"):
+        assert flat[fallback] is None, fallback
+    overridden = lossjax.muon_labels(nnx.state(model, nnx.Param), overrides={"conv": None})
+    assert jax.tree.leaves(overridden["conv"], is_leaf=lambda x: x is None) == [None, None]
+
+    # one step traces on the NNX state (shapes only: a cheap check)
+    state = nnx.state(model, nnx.Param)
+    tx = lossjax.muon(0.02)
+    opt_state = jax.eval_shape(tx.init, state)
+    updates, _ = jax.eval_shape(tx.update, state, opt_state, state)
+    assert jax.tree.map(jnp.shape, updates) == jax.tree.map(jnp.shape, state)
+    mu = opt_state.inner_states["muon"].inner_state[0].mu
+    assert mu["attn"]["query"]["kernel"].get_value().shape == (8, 2, 4)   # a Muon moment
+
+
+# ------------------------------------------------------------------------ known failures
+
+
+def test_integer_leaves_b2_near_one_and_complex_leaves():
+    params = {"w": jnp.ones((3, 4)) + jnp.eye(3, 4), "b": jnp.ones(4),
+              "steps": jnp.array([1, 2], jnp.int32)}
+    opt = lossjax.muon(0.1, adam_b2=1 - 1e-9)
+
+    @jax.jit
+    def two_steps(params):
+        grads = jax.grad(lambda p: jnp.sum(p["w"] ** 2) + jnp.sum(p["b"]), allow_int=True)(
+            params)
+        u1, state = opt.update(grads, opt.init(params), params)
+        u2, _ = opt.update(grads, state, optax.apply_updates(params, u1))
+        return optax.apply_updates(params, u1), u2
+
+    new, u2 = two_steps(params)
+    assert new["steps"].dtype == jnp.int32
+    np.testing.assert_array_equal(new["steps"], params["steps"])
+    # adam(b2=1 - 1e-9, Nesterov)'s first step: -lr·(b1(1 - b1)/(1 - b1²) + 1)·sign(g),
+    # and not 0 afterwards
+    np.testing.assert_allclose(new["b"], params["b"] - 0.1 * (0.09 / 0.19 + 1), rtol=1e-6)
+    assert np.all(np.abs(np.asarray(u2["b"])) > 0.05)
+    complex_params = {"w": jnp.ones((3, 4), jnp.complex64)}
+    with pytest.raises(ValueError, match="complex"):
+        lossjax.muon(0.1, muon_weight_dimension_numbers=lossjax.MuonDimensionNumbers()
+                     ).init(complex_params)
+    # by default a complex leaf is a fallback (AdamW) leaf: finite steps, no NaN
+    default = lossjax.muon(0.1)
+    updates, _ = default.update(complex_params, default.init(complex_params), complex_params)
+    assert np.all(np.isfinite(np.asarray(updates["w"])))
+
+
+def test_inject_hyperparams_builds_muon_and_normuon_inside_the_step():
+    # the optimizer is rebuilt inside the jitted update: its coefficient table and counts
+    # must stay Python constants there
+    params = {"w": jnp.ones((3, 4)) + jnp.eye(3, 4), "b": jnp.ones(4)}
+
+    @jax.jit
+    def first_updates(params):
+        out = []
+        for build in (lossjax.muon, lossjax.normuon):
+            for opt in (lossjax.inject_hyperparams(build)(learning_rate=0.1), build(0.1)):
+                out.append(opt.update(params, opt.init(params), params)[0])
+        return out
+
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6)  # noqa: E731
+    injected, plain, injected_nor, plain_nor = first_updates(params)
+    jax.tree.map(close, injected, plain)   # traced hyperparameters fuse differently
+    jax.tree.map(close, injected_nor, plain_nor)
+
+
+def test_frobenius_start_orthogonalises_a_100x100_gaussian_as_optax_wants():
+    params = {"w": jax.random.normal(jax.random.key(42), (100, 100))}
+    opt = lossjax.muon(1.0)
+    updates = jax.jit(lambda p: opt.update(p, opt.init(p), p)[0])(params)
+    singular = np.linalg.svd(np.asarray(updates["w"]), compute_uv=False)
+    assert singular.min() > 0.1 and singular.max() < 2.0
+
+
+def test_gram_iteration_equals_the_standard_one(x64):
+    x = jax.random.normal(jax.random.key(3), (2, 5, 40), jnp.float64)
+    coeffs = lossjax.NS_COEFFS_PRESETS["polar_express"][:5]
+    standard, gram = jax.jit(lambda x: [lossjax.newton_schulz(x, coeffs, method=m)
+                                        for m in ("standard", "gram")])(x)
+    np.testing.assert_allclose(gram, standard, rtol=1e-9, atol=1e-11)
+
+
+def test_qk_clip_shrinks_each_heads_logit_to_the_threshold(x64):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 4))
+    wq, wk = rng.normal(size=(4, 3, 2)), rng.normal(size=(4, 3, 2))   # [d, heads, head_dim]
+
+    def logits(wq, wk):   # [heads, tokens, tokens]
+        return np.einsum("ihd,jhd->hij", np.einsum("td,dhk->thk", x, wq),
+                         np.einsum("td,dhk->thk", x, wk))
+
+    maxima = np.abs(logits(wq, wk)).max(axis=(1, 2))
+    threshold = float(np.median(maxima))
+    params = {"q": jnp.asarray(wq), "k": jnp.asarray(wk), "b": jnp.ones(3)}
+    zero = jax.tree.map(jnp.zeros_like, params)
+    tx = lossjax.qk_clip(threshold, alpha=0.3, key_mask={"q": False, "k": True, "b": False})
+    per_head = jnp.asarray(maxima.reshape(1, 3, 1))
+    updates, _ = tx.update(zero, tx.init(params), params, attention_logit_max={
+        "q": per_head, "k": per_head, "b": None})
+    new = optax.apply_updates(params, updates)
+    clipped = np.abs(logits(np.asarray(new["q"]), np.asarray(new["k"]))).max(axis=(1, 2))
+    np.testing.assert_allclose(clipped, np.minimum(maxima, threshold), rtol=1e-12)
+    np.testing.assert_array_equal(new["b"], params["b"])
+    with pytest.raises(ValueError, match="key_mask"):
+        lossjax.qk_clip(10.0, alpha=0.3)
 
 
 def test_checkpoint_continues_bit_for_bit(tmp_path):
-    assert_checkpoint_continues_bit_for_bit(lossjax.muon(1e-2), tmp_path)
+    assert_checkpoint_continues_bit_for_bit(lossjax.normuon(1e-2), tmp_path)
 
 
 @pytest.mark.parametrize("build, name", [
@@ -121,10 +264,16 @@ def test_checkpoint_continues_bit_for_bit(tmp_path):
     (lambda: lossjax.muon(0.1, eps=-1.0), "eps"),
     (lambda: lossjax.muon(0.1, weight_decay=-1.0), "weight_decay"),
     (lambda: lossjax.muon(0.1, preconditioning="qr"), "preconditioning"),
+    (lambda: lossjax.muon(0.1, newton_schulz_method="qr"), "newton_schulz_method"),
+    (lambda: lossjax.muon(0.1, second_moment="adam"), "second_moment"),
     (lambda: lossjax.muon(0.1, adam_b1=1.0), "adam_b1"),
     (lambda: lossjax.muon(0.1, adam_b2=-0.1), "adam_b2"),
     (lambda: lossjax.muon(0.1, adam_learning_rate=-1.0), "adam_learning_rate"),
     (lambda: lossjax.muon(0.1, consistent_rms=-1.0), "consistent_rms"),
+    (lambda: lossjax.normuon(0.1, b2=1.0), "b2"),
+    (lambda: lossjax.scion(0.1, momentum=0.0), "momentum"),
+    (lambda: lossjax.scion(0.1, spectral_radius=-1.0), "spectral_radius"),
+    (lambda: lossjax.qk_clip(0.0), "threshold"),
 ])
 def test_bad_hyperparameters_raise(build, name):
     with pytest.raises(ValueError, match=name):

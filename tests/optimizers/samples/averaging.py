@@ -1,0 +1,13 @@
+"""Entries for ``lossjax/optimizers/_averaging.py``."""
+
+import optax
+
+import lossjax
+from tests.optimizers._registry import Entry
+
+EXEMPT = {"averaged_params": "reads the average out of an ema_params state"}
+
+ENTRIES = [
+    Entry("ema", lambda: lossjax.ema(0.9), lambda: optax.ema(0.9), kind="transform"),
+    Entry("ema_params", lambda: lossjax.ema_params(0.9), None, kind="transform"),
+]
