@@ -72,6 +72,12 @@ from lossjax.optimizers._factored import (
     scale_by_factored_rms,
     scale_by_param_block_rms,
 )
+from lossjax.optimizers._kron import (
+    ScaleByKronState,
+    kron,
+    kron_update_probability,
+    scale_by_kron,
+)
 from lossjax.optimizers._large_batch import (
     ScaleByTrustRatioState,
     lamb,
@@ -135,6 +141,11 @@ from lossjax.optimizers._schedule_free import (
     schedule_free_eval_params,
     schedule_free_sgd,
 )
+from lossjax.optimizers._shampoo import (
+    ScaleByShampooState,
+    scale_by_shampoo,
+    shampoo,
+)
 from lossjax.optimizers._sign import (
     ScaleByLionState,
     ScaleBySignState,
@@ -143,6 +154,11 @@ from lossjax.optimizers._sign import (
     scale_by_sign,
     sign_sgd,
     signum,
+)
+from lossjax.optimizers._soap import (
+    ScaleBySoapState,
+    scale_by_soap,
+    soap,
 )
 from lossjax.optimizers._transforms import (
     ClipByGlobalNormState,
@@ -219,6 +235,8 @@ __all__ = [
     "global_norm",
     "inject_hyperparams",
     "InjectHyperparamsState",
+    "kron",
+    "kron_update_probability",
     "lamb",
     "lars",
     "lbfgs",
@@ -269,6 +287,7 @@ __all__ = [
     "scale_by_belief",
     "scale_by_dog",
     "scale_by_factored_rms",
+    "scale_by_kron",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
@@ -280,7 +299,9 @@ __all__ = [
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
+    "scale_by_shampoo",
     "scale_by_sign",
+    "scale_by_soap",
     "scale_by_sum_of_squares",
     "scale_by_trust_ratio",
     "scale_by_yogi",
@@ -291,6 +312,7 @@ __all__ = [
     "ScaleByAdemamixState",
     "ScaleByAmsgradState",
     "ScaleByBeliefState",
+    "ScaleByKronState",
     "ScaleByLBFGSState",
     "ScaleByLionState",
     "ScaleByMarsState",
@@ -299,7 +321,9 @@ __all__ = [
     "ScaleByParamBlockRmsState",
     "ScaleByRmsState",
     "ScaleByRpropState",
+    "ScaleByShampooState",
     "ScaleBySignState",
+    "ScaleBySoapState",
     "ScaleBySumOfSquaresState",
     "ScaleByTrustRatioState",
     "ScaleByZoomLinesearchState",
@@ -311,8 +335,10 @@ __all__ = [
     "scion",
     "set_learning_rate",
     "sgd",
+    "shampoo",
     "sign_sgd",
     "signum",
+    "soap",
     "trace",
     "TraceState",
     "value_and_grad_from_state",

@@ -10,12 +10,15 @@ import pytest
 import lossjax.optimizers
 
 PACKAGE = pathlib.Path(lossjax.optimizers.__file__).parent
-SHARED = {"_machinery", "_transforms"}
+# _kronecker: the Kronecker-factor machinery SOAP, Shampoo and Kron share (axis merging,
+# per-axis Gram matrices and products, batched eigh/QR by shape); no optimizer arithmetic
+SHARED = {"_machinery", "_transforms", "_kronecker"}
 # what a family module may import from lossjax, by module: None means any name
 ALLOWED = {
     "lossjax._validation": None,
     "lossjax._mask": None,
     "lossjax.optimizers._machinery": None,
+    "lossjax.optimizers._kronecker": None,
     "lossjax.regularizers": None,
     "lossjax.schedules": None,
 }
