@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--report-only", action="store_true",
                         help="only print the table (and --plot) from --output")
     parser.add_argument("--include", nargs="+", default=(),
-                        help="with --report-only: add the workloads of these result files "
-                             "(runs split over several processes)")
+                        help="with --report-only: add the workloads and optimizers of these "
+                             "result files that --output lacks (runs split over processes)")
     parser.add_argument("--plot", nargs="?", const=os.path.join(RESULTS, "train.png"),
                         default=None, help="write the curves to this PNG")
     return parser
@@ -126,7 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = _load(args.output) if args.report_only else train(args)
     for path in args.include:
         other = _load(path)
-        results["workloads"].update(other["workloads"])
+        for name, workload in other["workloads"].items():
+            mine = results["workloads"].setdefault(name, workload)
+            if mine is not workload:
+                for optimizer, entry in workload["optimizers"].items():
+                    mine["optimizers"].setdefault(optimizer, entry)
         results["missing"] = sorted(set(results.get("missing") or [])
                                     & set(other.get("missing") or []))
     table = report.markdown(results)
