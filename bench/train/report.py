@@ -211,8 +211,13 @@ def plot(results: dict[str, Any], path: str) -> str:
             ax.set_ylim(low - 0.05 * abs(low), float(np.quantile(finite, 0.9)))
         ax.set(title=wname, xlabel="step", ylabel="validation loss (mean of seeds)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    labels: dict[str, Any] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labels.setdefault(label, handle)
+    fig.legend(list(labels.values()), list(labels), loc="lower center", fontsize=8,
+               ncol=min(6, len(labels)), frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * math.ceil(len(labels) / 6), 1, 1))
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
