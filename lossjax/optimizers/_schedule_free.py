@@ -37,6 +37,7 @@ from lossjax._validation import (
 )
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    bias_correction_factor,
     compute_dtype,
     dtype_of,
     ema_of_squares,
@@ -240,8 +241,9 @@ def _schedule_free(
         ck = jnp.where(jnp.isnan(weight) | jnp.isnan(weight_sum), jnp.nan,
                        jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
         if adam:
-            # optax's scale_by_rms(bias_correction=True): 1 − b2ᵗ as written
-            correction = (1.0 - adam[0] ** state.step_count).astype(dtype)
+            # 1 − b2ᵗ without cancellation (optax forms it in float32, where it is 0 for a
+            # b2 within 6e-8 of 1: its steps are then 0)
+            correction = bias_correction_factor(adam[0], state.step_count, dtype)
             updates, z, nu = apply((updates, params, state.z,
                                     state.base_optimizer_state[0].nu), (lr, ck, correction))
         else:

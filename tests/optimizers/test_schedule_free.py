@@ -37,7 +37,9 @@ def test_eval_params_equal_optax_and_read_either_state():
     theirs, their_state, _ = trajectory(build(optax.contrib), params, loss, steps=100)
     x = lossjax.schedule_free_eval_params(state, ours)
     x_ref = optax.contrib.schedule_free_eval_params(their_state, theirs)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), x, x_ref)
+    # 100 float32 steps apart: optax forms 1 − b2ᵗ in float32 (a few ulps off), lossjax
+    # without cancellation; the two drift by 2e-6
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5), x, x_ref)
     # optax's helper reads our state too (same field names), and ours reads optax's.
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6),
                  optax.contrib.schedule_free_eval_params(state, ours), x)
