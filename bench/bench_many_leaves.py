@@ -2,6 +2,7 @@
 
     python -m bench.bench_many_leaves [--quick] [--tries N]
     python -m bench.bench_many_leaves --profile flat lossjax   # where one compile's time goes
+    python -m bench.bench_many_leaves --model-gradient         # a flat layout's cost to the model
 
 Trees (float32), each with the optimizer the issue names:
 
@@ -27,7 +28,9 @@ trace + lower + compile of the step in a fresh Python process (nothing warm), be
 ``--tries``, contenders taking turns; it is given in CPU seconds of that process (all its
 threads), which a loaded machine stretches much less than wall time, and in wall seconds.
 ``--profile`` prints one contender's trace / lower / compile CPU seconds and the size of
-its program before and after XLA's passes (instructions, fusions).
+its program before and after XLA's passes (instructions, fusions). ``--model-gradient``
+measures what a flat-parameter layout costs the model instead: the gradient of a toy loss
+on the ``flat`` tree with its parameters held as the tree or sliced from one vector.
 """
 
 from __future__ import annotations
@@ -46,10 +49,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 import lossjax
 from bench._timing import interleaved_medians, print_table
 
+Array = jax.Array
 REPO = Path(__file__).resolve().parents[1]
 CONTENDERS = ("lossjax", "optax", "optax.flatten", "lossjax, one leaf")
 D_MODEL = 128
@@ -176,6 +181,39 @@ def profile(tree: str, contender: str, quick: bool) -> None:
           f"{sum(entry.values())} instructions there")
 
 
+def _toy_loss(params: Any) -> Array:
+    return sum(jnp.sum(jnp.sin(x) * x) for x in jax.tree.leaves(params))
+
+
+def _child_model_gradient(layout: str, quick: bool) -> None:
+    """Print compile CPU seconds and step ms of a toy model's gradient on ``flat``, its
+    parameters held as the tree (``layout = "tree"``) or as one vector they are sliced from
+    (``"vector"``, ``jax.flatten_util.ravel_pytree``)."""
+    params = _random_like(tree_shapes("flat", quick), 0)
+    vector, unravel = ravel_pytree(params)
+    grad, arg = ((jax.jit(jax.grad(_toy_loss)), params) if layout == "tree"
+                 else (jax.jit(jax.grad(lambda v: _toy_loss(unravel(v)))), vector))
+    jax.devices()
+    cpu = time.process_time()
+    compiled = grad.lower(arg).compile()
+    cpu = time.process_time() - cpu
+    (ms,) = interleaved_medians([(compiled, (arg,))], repeats=5 if quick else 20)
+    print(cpu, 1e3 * ms)
+
+
+def model_gradient(quick: bool) -> None:
+    """What a flat-parameter layout costs the model: its gradient, tree against vector."""
+    rows = []
+    for layout in ("tree", "vector"):
+        command = [sys.executable, "-m", "bench.bench_many_leaves", "--model-gradient", layout]
+        out = subprocess.run(command + (["--quick"] if quick else []), cwd=REPO,
+                             capture_output=True, text=True, check=True)
+        cpu, ms = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
+        rows.append([layout, cpu, ms])
+    print_table(f"Gradient of sum(sin(x)·x) over {describe('flat', quick).split(',')[0]}",
+                ["parameters held as", "compile CPU s", "step ms"], rows)
+
+
 def _case(tree: str, quick: bool, repeats: int, tries: int,
           contenders: tuple[str, ...]) -> dict[str, Any]:
     calls = [_donated_call(tree, who, quick) for who in contenders]
@@ -226,11 +264,19 @@ if __name__ == "__main__":
                         help="leave out optax.flatten (its 1000-leaf compile takes minutes)")
     parser.add_argument("--profile", nargs=2, metavar=("TREE", "CONTENDER"),
                         help="phases and program size of one cold compile")
+    parser.add_argument("--model-gradient", nargs="?", const="both",
+                        choices=("both", "tree", "vector"),
+                        help="a toy model's gradient with its parameters as the tree or as "
+                             "one vector (what a flat-parameter layout costs the model)")
     parser.add_argument("--cold-compile", nargs=2, metavar=("TREE", "CONTENDER"),
                         help="(internal) print one cold compile's CPU and wall seconds")
     args = parser.parse_args()
     if args.cold_compile:
         _child_compile(*args.cold_compile, args.quick)
+    elif args.model_gradient == "both":
+        model_gradient(args.quick)
+    elif args.model_gradient:
+        _child_model_gradient(args.model_gradient, args.quick)
     elif args.profile:
         profile(*args.profile, args.quick)
     else:
