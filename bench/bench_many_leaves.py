@@ -1,4 +1,4 @@
-"""Many-leaf models: compile and step time of the update, lossjax vs optax (issue 28).
+"""Many-leaf models: compile and step time of the update, lossjax vs optax.
 
     python -m bench.bench_many_leaves [--quick] [--tries N]
     python -m bench.bench_many_leaves --profile flat lossjax   # where one compile's time goes
