@@ -35,7 +35,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BENCHMARKS = ("losses", "zoo", "optimizers", "ctc", "linear_ce", "tasks", "rl", "wrappers",
-              "line_search", "adaptive", "muon", "contrib")
+              "line_search", "adaptive", "muon", "contrib", "many_leaves")
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 _MAIN_COLUMNS = ("name", "lossjax_ms", "optax_ms", "ratio")
 
