@@ -129,16 +129,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _OUTCOMES.setdefault(report.nodeid, "skipped" if report.skipped else "passed")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Record every collected case; with ``LOSSJAX_COMPAT_RUN`` (file paths, comma
-    separated) run only the cases of those files (the others are only collected)."""
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Record every collected case (a pattern of the table must name one)."""
     _COLLECTED.extend(item.nodeid for item in items)
-    run = os.environ.get("LOSSJAX_COMPAT_RUN")
-    if run:
-        files = set(run.split(","))
-        kept = [item for item in items if item.nodeid.split("::", 1)[0] in files]
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        items[:] = kept
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
