@@ -20,8 +20,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from tests.compat.run import KINDS, classify, run_files
-from tests.compat.table import TEST_FILES
+from tests.compat.run import KINDS, classify, matching, run_files
+from tests.compat.table import DIFFERENCES, TEST_FILES
 
 
 def run_file(path: str) -> dict:
@@ -75,8 +75,13 @@ def failure_report(rows: Sequence[dict]) -> str:
             if kind in ("failed", "optimizer-side"):
                 key = (kind, _error_kind(row["errors"].get(nodeid, "")))
                 groups.setdefault(key, []).append(nodeid.split("::", 1)[1])
-        if groups:
+        stale = [nodeid.split("::", 1)[1] for nodeid, kind in sorted(row["kinds"].items())
+                 if kind == "passed" and matching(nodeid, DIFFERENCES)]
+        if groups or stale:
             lines.append(f"\n### `{row['file']}`")
+        if stale:
+            lines.append(f"- {len(stale)} documented differences pass now (remove them): "
+                         + ", ".join(f"`{c}`" for c in stale))
         for (kind, error), cases in sorted(groups.items(), key=lambda kv: -len(kv[1])):
             shown = ", ".join(f"`{c}`" for c in cases[:3]) + (" ..." if len(cases) > 3 else "")
             lines.append(f"- {len(cases)} [{kind}] {error}: {shown}")

@@ -10,8 +10,10 @@ name of :data:`tests.compat.table.SUBSTITUTIONS` before the test modules are imp
   optax function that lossjax does not provide keeps optax's arithmetic); called from
   anywhere else (the test modules, chex, ``jax.jit``, lossjax's wrappers) it calls lossjax's.
   ``inspect.signature`` of the dispatcher is lossjax's.
-* Classes (state NamedTuples, ``MaskedNode``, ``LookaheadParams``): replaced everywhere, as
-  a class cannot tell who builds it.
+* Classes (state NamedTuples, ``MaskedNode``, ``LookaheadParams``): replaced in the public
+  namespaces (``optax``, ``optax.contrib``, ``optax.transforms`` ...), not in optax's
+  private modules: a class cannot tell who builds it, and optax's own code that lossjax
+  does not replace (``optax.MultiSteps``) must keep building optax's states.
 
 Nothing leaks: the child process ends with its test files.
 """
@@ -97,6 +99,9 @@ def install() -> dict[str, int]:
             replacement = _dispatcher(original, _with_defaults(lossjax_object, dict(sub.kwargs)))
         count = 0
         for module in modules:
+            if isinstance(original, type) and any(
+                    part.startswith("_") for part in module.__name__.split(".")):
+                continue  # optax's own code keeps building its own states (MultiSteps)
             for attr, value in list(vars(module).items()):
                 if value is original:
                     setattr(module, attr, replacement)
@@ -129,16 +134,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _OUTCOMES.setdefault(report.nodeid, "skipped" if report.skipped else "passed")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Record every collected case; with ``LOSSJAX_COMPAT_RUN`` (file paths, comma
-    separated) run only the cases of those files (the others are only collected)."""
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Record every collected case (a pattern of the table must name one)."""
     _COLLECTED.extend(item.nodeid for item in items)
-    run = os.environ.get("LOSSJAX_COMPAT_RUN")
-    if run:
-        files = set(run.split(","))
-        kept = [item for item in items if item.nodeid.split("::", 1)[0] in files]
-        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
-        items[:] = kept
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:

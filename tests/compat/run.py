@@ -38,17 +38,14 @@ class FileResult:
 
 
 def run_files(paths: list[str] | tuple[str, ...], *, substitute: bool,
-              extra_args: tuple[str, ...] = (),
-              run_only: list[str] | tuple[str, ...] | None = None) -> FileResult:
-    """Run test files (paths relative to site-packages) in one child pytest; with
-    ``run_only``, collect all of them but run only the cases of those files."""
+              extra_args: tuple[str, ...] = ()) -> FileResult:
+    """Run test files (paths relative to site-packages) in one child pytest."""
     with tempfile.TemporaryDirectory() as tmp:
         out = pathlib.Path(tmp) / "outcomes.json"
         env = {**os.environ,
                "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
                "LOSSJAX_COMPAT_OUTCOMES": str(out),
-               "LOSSJAX_COMPAT_SUBSTITUTE": "1" if substitute else "0",
-               "LOSSJAX_COMPAT_RUN": ",".join(run_only or ())}
+               "LOSSJAX_COMPAT_SUBSTITUTE": "1" if substitute else "0"}
         command = [sys.executable, "-m", "pytest", "-p", "tests.compat.plugin",
                    "-p", "no:cacheprovider", "-q", "--no-header", "-c", os.devnull,
                    "--rootdir", str(SITE_PACKAGES), "--confcutdir", str(SITE_PACKAGES),

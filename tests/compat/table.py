@@ -293,8 +293,9 @@ TEST_FILES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# The groups that run inside the test suite (the rest only in ``python -m bench.compat``).
-FAST_GROUPS = ("losses", "rlax", "schedules")
+# The groups that run inside the test suite (the rest only in ``python -m bench.compat``,
+# to keep the suite's cost near a CPU-minute).
+FAST_GROUPS = ("losses", "rlax")
 
 # Reasons of the documented differences (each also in docs/coming_from.md, verbatim).
 AXIS = ("optax's `axis` may be a tuple of axes, flattened into one class axis, and may be "
