@@ -251,10 +251,16 @@ def _gram_newton_schulz(x, coeffs, preconditioning, eps):
     a = _gram(x)
     x, a = _precondition(x, a, preconditioning, eps)
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-    p = None
-    for c0, c1, c2 in coeffs:
-        q = c0 * eye + c1 * a + c2 * (a @ a)
-        p = q if p is None else q @ p
+
+    def polynomial(a, row):
+        c0, c1, c2 = row
+        return c0 * eye + c1 * a + c2 * (a @ a)
+
+    p = polynomial(a, coeffs[0])
+    a = p @ a @ p
+    for row in coeffs[1:]:
+        q = polynomial(a, row)
+        p = q @ p
         a = q @ a @ q
     return p @ x
 
@@ -297,6 +303,8 @@ def _explicit_spec(x: Array) -> Any:
     """The partition spec of an explicitly sharded array (``jax.make_mesh(...,
     axis_types=Explicit)``), or ``None``: its matmuls would need an output sharding."""
     sharding = getattr(jax.typeof(x), "sharding", None)
+    if sharding is None:
+        return None
     mesh = getattr(sharding, "mesh", None)
     types = getattr(mesh, "axis_types", ()) or ()
     if not any(t == jax.sharding.AxisType.Explicit for t in types):
@@ -333,7 +341,8 @@ def _cumsum(sizes: list[int]) -> list[int]:
 
 
 def _orthogonalize(hats: list[Array], plan: list[_Matrix], coeffs, preconditioning: str,
-                   eps: float, method: str, batched: bool | None) -> list[Array]:
+                   eps: float, method: Literal["standard", "gram", "auto"],
+                   batched: bool | None) -> list[Array]:
     """Newton–Schulz on every leaf, same-shaped matrices stacked into one batched call.
 
     An explicitly sharded leaf is gathered (``reshard`` to replicated), orthogonalised and
@@ -840,7 +849,8 @@ def _dims_or_labels(dims_spec: Any) -> Any:
     return muon_labels if dims_spec is None else dims_spec
 
 
-def _second_moment_muon(kind: str) -> Callable[..., optax.GradientTransformation]:
+def _second_moment_muon(kind: Literal["normuon", "adamuon"]
+                        ) -> Callable[..., optax.GradientTransformation]:
     def build(
         learning_rate: ScalarOrSchedule,
         beta: float = 0.95,
