@@ -33,9 +33,11 @@ from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_in_range, check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    abs_sq,
     as_update,
     bias_correction_factor,
     compute_dtype,
+    dtype_of,
     exponential_average,
     full_like,
     increment_count,
@@ -43,7 +45,9 @@ from lossjax.optimizers._machinery import (
     per_leaf,
     scalar_dtype,
     scale_by_constant,
+    shape_of,
     upcast,
+    without_float0,
 )
 from lossjax.optimizers._transforms import scale_by_adam, scale_by_learning_rate
 from lossjax.regularizers import add_cautious_decayed_weights, add_decayed_weights
@@ -173,7 +177,8 @@ def _matrix_layout(shape: tuple[int, ...], dims: Any) -> _Matrix:
 
 
 def _gram(x: Array) -> Array:
-    return x @ jnp.swapaxes(x, -1, -2)
+    """``X Xᴴ`` (the conjugate transpose: a complex matrix's polar factor needs it)."""
+    return x @ jnp.conj(jnp.swapaxes(x, -1, -2))
 
 
 def _precondition(x: Array, a: Array, preconditioning: str, eps: float):
@@ -183,7 +188,7 @@ def _precondition(x: Array, a: Array, preconditioning: str, eps: float):
         s = jax.lax.rsqrt(jnp.maximum(jnp.sum(jnp.abs(a), axis=-1, keepdims=True), eps))
         return x * s, a * s * jnp.swapaxes(s, -1, -2)
     if preconditioning == "schatten":
-        norm = jnp.sqrt(jnp.sum(a * a, axis=(-2, -1), keepdims=True))
+        norm = jnp.sqrt(jnp.sum(abs_sq(a), axis=(-2, -1), keepdims=True))
         s = jax.lax.rsqrt(jnp.maximum(norm, eps))
         return x * s, a * s * s
     return x, a
@@ -229,7 +234,7 @@ def newton_schulz(
     """
     x = upcast(x)
     if preconditioning == "frobenius":
-        x = x / (jnp.sqrt(jnp.sum(x * x, axis=(-2, -1), keepdims=True)) + eps)
+        x = x / (jnp.sqrt(jnp.sum(abs_sq(x), axis=(-2, -1), keepdims=True)) + eps)
     elif preconditioning == "spectral":
         x = x / (jnp.linalg.norm(x, ord=2, axis=(-2, -1), keepdims=True) + eps)
     if _use_gram(x.shape, method):
@@ -246,10 +251,16 @@ def _gram_newton_schulz(x, coeffs, preconditioning, eps):
     a = _gram(x)
     x, a = _precondition(x, a, preconditioning, eps)
     eye = jnp.eye(a.shape[-1], dtype=a.dtype)
-    p = None
-    for c0, c1, c2 in coeffs:
-        q = c0 * eye + c1 * a + c2 * (a @ a)
-        p = q if p is None else q @ p
+
+    def polynomial(a, row):
+        c0, c1, c2 = row
+        return c0 * eye + c1 * a + c2 * (a @ a)
+
+    p = polynomial(a, coeffs[0])
+    a = p @ a @ p
+    for row in coeffs[1:]:
+        q = polynomial(a, row)
+        p = q @ p
         a = q @ a @ q
     return p @ x
 
@@ -292,6 +303,8 @@ def _explicit_spec(x: Array) -> Any:
     """The partition spec of an explicitly sharded array (``jax.make_mesh(...,
     axis_types=Explicit)``), or ``None``: its matmuls would need an output sharding."""
     sharding = getattr(jax.typeof(x), "sharding", None)
+    if sharding is None:
+        return None
     mesh = getattr(sharding, "mesh", None)
     types = getattr(mesh, "axis_types", ()) or ()
     if not any(t == jax.sharding.AxisType.Explicit for t in types):
@@ -328,7 +341,8 @@ def _cumsum(sizes: list[int]) -> list[int]:
 
 
 def _orthogonalize(hats: list[Array], plan: list[_Matrix], coeffs, preconditioning: str,
-                   eps: float, method: str, batched: bool | None) -> list[Array]:
+                   eps: float, method: Literal["standard", "gram", "auto"],
+                   batched: bool | None) -> list[Array]:
     """Newton–Schulz on every leaf, same-shaped matrices stacked into one batched call.
 
     An explicitly sharded leaf is gathered (``reshard`` to replicated), orthogonalised and
@@ -360,11 +374,9 @@ def _orthogonalize(hats: list[Array], plan: list[_Matrix], coeffs, preconditioni
 
 
 def _check_muon_leaf(x: Any) -> None:
-    if jnp.issubdtype(x.dtype, jnp.complexfloating):
-        raise ValueError(f"muon_weight_dimension_numbers: a complex leaf (shape {x.shape}) "
-                         "cannot be orthogonalised here; give it None (AdamW)")
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        raise ValueError(f"muon_weight_dimension_numbers: an integer leaf (shape {x.shape}) "
+    if not jnp.issubdtype(dtype_of(x), jnp.inexact):
+        raise ValueError(f"muon_weight_dimension_numbers: an integer leaf (shape "
+                         f"{shape_of(x)}) "
                          "cannot be a Muon matrix; give it None")
 
 
@@ -467,7 +479,7 @@ def scale_by_muon(
 
     def update(updates, state, params=None):
         del params
-        dtype = scalar_dtype(updates)
+        dtype = jnp.finfo(scalar_dtype(updates)).dtype   # real, for complex leaves too
         count = increment_count(state.count)
         c1 = bias_correction_factor(beta, count, dtype)
         c1_next = bias_correction_factor(beta, increment_count(count), dtype)
@@ -481,10 +493,12 @@ def scale_by_muon(
         inputs = [jnp.sign(leaves[i]) if sign_momentum else leaves[i] for i in live]
         orthogonal = _orthogonalize(inputs, plan, coeffs, preconditioning, eps,
                                     newton_schulz_method, batch_newton_schulz)
-        out = [g if d is None else h for g, h, d in zip(grads, leaves, dims, strict=True)]
+        # a leaf that is no matrix passes through (a float0 one as per_leaf's zero update)
+        out = [h if d is not None else jnp.zeros(g.shape, jnp.float32) if is_float0(g) else g
+               for g, h, d in zip(grads, leaves, dims, strict=True)]
         for i, x, o in zip(live, inputs, orthogonal, strict=True):
             if adaptive:
-                o = jnp.sum(x * o) * o
+                o = jnp.sum(jnp.conj(x) * o) * o
             out[i] = as_update(o, grads[i])
         return treedef.unflatten(out), MuonState(count, mu, state.ns_coeffs)
 
@@ -530,17 +544,20 @@ def _second_moment(dims_spec: Any, b2: float, eps: float, per_unit: bool,
     ``per_unit``), ``Ô = O/(√v + eps)``, then ``Ô ← rms·√(fan_in·fan_out)·Ô/‖Ô‖_F`` per
     matrix (so every matrix steps with RMS ``rms``)."""
 
-    def stat_shape(p, d):
+    def stat(p, d):
+        # real (|O|² of a complex leaf); an elementwise one is sharded like its parameter
+        dtype = jnp.finfo(compute_dtype(dtype_of(p))).dtype
+        if not per_unit:
+            return full_like(p, dtype=dtype)
         layout = _matrix_layout(tuple(p.shape), d)
-        return (layout.flat_shape[0], layout.fan_out) if per_unit else tuple(p.shape)
+        return jnp.zeros((layout.flat_shape[0], layout.fan_out), dtype)
 
     def init(params):
         leaves = jax.tree.leaves(params)
         dims = _resolve_dims(dims_spec, params)
         treedef = jax.tree.structure(params)
         return ScaleByMuonSecondMomentState(treedef.unflatten(
-            [jnp.zeros(stat_shape(p, d), compute_dtype(p.dtype))
-             for p, d in zip(leaves, dims, strict=True)]))
+            [stat(p, d) for p, d in zip(leaves, dims, strict=True)]))
 
     def leaf(o, v, layout):
         dtype = v.dtype
@@ -548,14 +565,14 @@ def _second_moment(dims_spec: Any, b2: float, eps: float, per_unit: bool,
         unit_axis = layout.output_axis_of_batch
         in_axis = -1 if unit_axis == -2 else -2
         if per_unit:
-            v = b2 * v + (1 - b2) * jnp.mean(x * x, axis=in_axis)
+            v = b2 * v + (1 - b2) * jnp.mean(abs_sq(x), axis=in_axis)
             scaled = x / (jnp.sqrt(jnp.expand_dims(v, in_axis)) + eps)
         else:
             v_batch = layout.to_batch(v)
-            v_batch = b2 * v_batch + (1 - b2) * x * x
+            v_batch = b2 * v_batch + (1 - b2) * abs_sq(x)
             scaled = x / (jnp.sqrt(v_batch) + eps)
             v = layout.from_batch(v_batch)
-        norm = jnp.sqrt(jnp.sum(scaled * scaled, axis=(-2, -1), keepdims=True))
+        norm = jnp.sqrt(jnp.sum(abs_sq(scaled), axis=(-2, -1), keepdims=True))
         size = math.sqrt(layout.fan_in * layout.fan_out)
         scaled = scaled * (rms * size / (norm + eps))
         return as_update(layout.from_batch(scaled), o), v.astype(dtype)
@@ -611,8 +628,8 @@ def _path_names(path: Sequence[Any]) -> list[str]:
 def _default_dims(names: list[str], x: Any) -> MuonDimensionNumbers | None:
     shape = tuple(getattr(x, "shape", ()))
     dtype = getattr(x, "dtype", None)
-    if dtype is None or not jnp.issubdtype(dtype, jnp.floating) or len(shape) < 2:
-        return None                          # integers, complex, scalars, biases, norms
+    if dtype is None or not jnp.issubdtype(dtype, jnp.inexact) or len(shape) < 2:
+        return None                          # integers, scalars, biases, norms
     lowered = [n.lower() for n in names]
     if lowered and lowered[-1] in _VECTOR_NAMES:
         return None                          # per-head biases [heads, head_dim], norm scales
@@ -644,9 +661,9 @@ def muon_labels(
 
     1. ``overrides``: ``{regex: dims or None}``, searched (``re.search``) in the leaf's path
        joined by ``/`` (e.g. ``"layers/0/attn/query/kernel"``), in the order given;
-    2. not a real floating-point array, fewer than 2 axes, or named ``bias``, ``scale``,
-       ``b``, ``beta``, ``gamma``, ``offset`` (biases and norm scales, per-head ones
-       included) → ``None``;
+    2. not a floating-point (real or complex) array, fewer than 2 axes, or named ``bias``,
+       ``scale``, ``b``, ``beta``, ``gamma``, ``offset`` (biases and norm scales, per-head
+       ones included) → ``None``;
     3. a path component naming an embedding (``embedding``, ``embed``, ``wte``, ... or
        ending in ``embedding``) or an output head (``head``, ``lm_head``, ``unembed``,
        ``logits``, ``classifier``, ``readout``, ``output``, ... or ending in ``_head``) →
@@ -750,7 +767,7 @@ def muon(
     the same RMS-0.2 scaling (both replace the shape scale; the state adds ``nu``).
 
     Args:
-      learning_rate: Muon's rate (a float held in the state, or a schedule).
+      learning_rate: Muon's rate (a float, a constant of the step, or a schedule).
       ns_coeffs, ns_steps, beta, eps, mu_dtype, nesterov, adaptive, preconditioning,
         newton_schulz_method, batch_newton_schulz: see :func:`scale_by_muon` (``eps`` is
         AdamW's ε too).
@@ -770,8 +787,9 @@ def muon(
     Deliberate differences from ``optax.contrib.muon`` (0.2.8): the default labels read
     paths and shapes (optax sends every 2-D leaf to Muon, embeddings and heads included,
     and every other rank to AdamW); ``"auto"`` runs wide matrices through the Gram
-    iteration (equal in exact arithmetic, within float32 rounding); complex or integer
-    Muon leaves raise ``ValueError`` (optax gives NaN).
+    iteration (equal in exact arithmetic, within float32 rounding); integer Muon leaves
+    raise ``ValueError``. Complex matrices are Muon leaves, as in optax (``X Xᴴ`` in the
+    iteration, ``|·|²`` in the norms).
 
     References: Jordan et al., "Muon: An optimizer for hidden layers in neural networks"
     (2024), https://kellerjordan.github.io/posts/muon/; Liu et al., "Muon is Scalable for
@@ -817,7 +835,7 @@ def muon(
                             *_decay(weight_decay, weight_decay_mask, cautious_weight_decay),
                             scale_by_learning_rate(learning_rate))
     adam_part = optax.chain(
-        scale_by_adam(adam_b1, adam_b2, eps, adam_eps_root, nesterov=nesterov),
+        scale_by_adam(adam_b1, adam_b2, eps, adam_eps_root, mu_dtype, nesterov=nesterov),
         add_decayed_weights(adam_weight_decay),
         scale_by_learning_rate(learning_rate if adam_learning_rate is None
                                else adam_learning_rate))
@@ -831,7 +849,8 @@ def _dims_or_labels(dims_spec: Any) -> Any:
     return muon_labels if dims_spec is None else dims_spec
 
 
-def _second_moment_muon(kind: str) -> Callable[..., optax.GradientTransformation]:
+def _second_moment_muon(kind: Literal["normuon", "adamuon"]
+                        ) -> Callable[..., optax.GradientTransformation]:
     def build(
         learning_rate: ScalarOrSchedule,
         beta: float = 0.95,
@@ -955,7 +974,7 @@ def qk_clip(threshold: float = 100.0, alpha: float = 0.5, key_mask: Mask = None
     def update(updates, state, params=None, *, attention_logit_max=None, **extra):
         del extra
         if attention_logit_max is None:
-            return updates, state
+            return without_float0(updates), state
         if params is None:
             raise ValueError("qk_clip needs the parameters: call update(u, state, params, "
                              "attention_logit_max=...)")
@@ -970,7 +989,7 @@ def qk_clip(threshold: float = 100.0, alpha: float = 0.5, key_mask: Mask = None
         for u, w, m, is_key in zip(treedef.flatten_up_to(updates),
                                    treedef.flatten_up_to(params), maxima, keys, strict=True):
             if m is None or is_float0(u):
-                out.append(u)
+                out.append(without_float0(u))
                 continue
             exponent = (1.0 - alpha) if (is_key and key_mask is not None) else alpha
             out.append(apply((u, w, m), (jnp.asarray(threshold, dtype),

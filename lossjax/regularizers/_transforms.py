@@ -106,9 +106,11 @@ def add_cautious_decayed_weights(weight_decay: float, *, mask: Mask = None
     check_non_negative("weight_decay", weight_decay)
 
     def step(u, w):
-        if not jnp.issubdtype(w.dtype, jnp.inexact) or u.dtype == jax.dtypes.float0:
+        if u.dtype == jax.dtypes.float0:  # as the optimizers: a zero float32 update
+            return jnp.zeros(u.shape, jnp.float32)
+        if not jnp.issubdtype(jnp.result_type(w), jnp.inexact):
             return u
-        agree = u * w > 0
+        agree = jnp.real(u * jnp.conj(w)) > 0
         return (u + jnp.where(agree, weight_decay * w, 0)).astype(u.dtype)
 
     def update(updates, state, params=None):

@@ -20,12 +20,13 @@ STANDARD = ((3.4445, -4.7750, 2.0315),) * 5
 
 
 def newton_schulz(x, coeffs, eps=1e-8):
-    """Odd polynomial iterations on ``x / ‖x‖_F``, the short side first (2-D)."""
+    """Odd polynomial iterations on ``x / ‖x‖_F``, the short side first (2-D; ``X Xᴴ``
+    for a complex ``x``)."""
     wide = x.shape[0] <= x.shape[1]
     x = x if wide else x.T
     x = x / (np.linalg.norm(x) + eps)
     for a, b, c in coeffs:
-        gram = x @ x.T
+        gram = x @ x.conj().T
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x if wide else x.T
 
