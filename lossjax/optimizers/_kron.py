@@ -24,14 +24,17 @@ from lossjax.optimizers._kronecker import along_axis, serialized_after
 from lossjax.optimizers._machinery import (
     Array,
     ScalarOrSchedule,
+    as_array_leaves,
     as_update,
     bias_correction_factor,
     compute_dtype,
     full_like,
     increment_count,
+    reject_complex,
     scalar_dtype,
     upcast,
     weight_decay_parts,
+    without_float0,
 )
 from lossjax.optimizers._transforms import scale_by_learning_rate
 
@@ -314,6 +317,8 @@ def scale_by_kron(
         return precond_dtype or compute_dtype(p.dtype)
 
     def init(params):
+        reject_complex("kron", params)
+        params = as_array_leaves(params)
         def leaf_init(p):
             dtype = factor_dtype(p)
             if p.ndim == 0:
@@ -360,6 +365,7 @@ def scale_by_kron(
         return new
 
     def update(updates, state, params=None):
+        updates, params = without_float0(as_array_leaves(updates)), as_array_leaves(params)
         del params
         treedef = jax.tree.structure(updates)
         grads = treedef.flatten_up_to(updates)

@@ -77,6 +77,14 @@ def shape_of(x: Any) -> tuple[int, ...]:
     return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
+def as_array_leaves(tree: Any) -> Any:
+    """``tree`` with each plain Python number as a 0-d array (arrays, ``float0`` gradients
+    and ``jax.ShapeDtypeStruct`` leaves as they are): for transforms whose per-leaf code
+    reads ``.shape`` and ``.dtype``."""
+    return jax.tree.map(lambda x: jnp.asarray(x) if isinstance(x, (int, float, complex))
+                        else x, tree)
+
+
 def without_float0(tree: Any) -> Any:
     """``tree`` with each ``float0`` leaf (the gradient of an integer leaf) replaced by a
     float32 zero of its shape, the update :func:`per_leaf` gives it; for transforms that

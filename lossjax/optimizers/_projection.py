@@ -202,7 +202,7 @@ def galore(
       >>> adam = jax.eval_shape(lossjax.adam(1e-3).init, w)
       >>> low = jax.eval_shape(lossjax.galore(1e-3, rank=4).init, w)
       >>> sum(x.size for x in jax.tree.leaves(adam)), sum(x.size for x in jax.tree.leaves(low))
-      (4099, 516)
+      (4097, 514)
     """
     return optax.chain(
         scale_by_galore(rank, update_proj_gap, scale, base_optimizer, weight_dimension_numbers),

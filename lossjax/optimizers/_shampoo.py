@@ -24,12 +24,14 @@ from lossjax.optimizers._kronecker import along_axis, axis_gram, batched, merged
 from lossjax.optimizers._machinery import (
     Array,
     ScalarOrSchedule,
+    as_array_leaves,
     as_update,
     bias_correction_factor,
     compute_dtype,
     full_like,
     increment_count,
     upcast,
+    without_float0,
 )
 from lossjax.optimizers._transforms import scale_by_learning_rate
 
@@ -198,9 +200,10 @@ def scale_by_shampoo(
         reference); mask: which leaves decay.
       start_preconditioning_step: steps before which the grafted update is used alone.
       preconditioning_compute_steps: steps between inverse-root computations.
-      graft_type, nesterov, exponent_override, moving_average_for_momentum,
-        skip_preconditioning_dim_size_gt, relative_matrix_epsilon,
-        merge_small_dims_block_size, best_effort_shape_interpretation: see above.
+      graft_type: see above, as are ``nesterov``, ``exponent_override``,
+        ``moving_average_for_momentum``, ``skip_preconditioning_dim_size_gt``,
+        ``relative_matrix_epsilon``, ``merge_small_dims_block_size`` and
+        ``best_effort_shape_interpretation``.
 
     References: Gupta, Koren & Singer, "Shampoo: Preconditioned Stochastic Tensor
     Optimization" (ICML 2018); Anil et al., "Scalable Second Order Optimization for Deep
@@ -241,6 +244,7 @@ def scale_by_shampoo(
         return exponent_override or 2 * len(plan.shape)
 
     def init(params):
+        params = as_array_leaves(params)
         def leaf_init(p):
             plan = layout(p)
             dtype = compute_dtype(p.dtype)
@@ -326,6 +330,7 @@ def scale_by_shampoo(
         return [tuple(next(roots)[0] for _ in leaf) for leaf in stats]
 
     def update(updates, state, params=None):
+        updates, params = without_float0(as_array_leaves(updates)), as_array_leaves(params)
         if params is None and weight_decay:
             raise ValueError("scale_by_shampoo with weight_decay needs the parameters: "
                              "call update(grads, state, params)")

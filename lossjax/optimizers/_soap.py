@@ -23,6 +23,7 @@ from lossjax.optimizers._kronecker import along_axis, axis_gram, batched, merged
 from lossjax.optimizers._machinery import (
     Array,
     ScalarOrSchedule,
+    as_array_leaves,
     as_update,
     bias_correction_factor,
     compute_dtype,
@@ -31,6 +32,7 @@ from lossjax.optimizers._machinery import (
     scalar_dtype,
     upcast,
     weight_decay_parts,
+    without_float0,
 )
 from lossjax.optimizers._transforms import scale_by_learning_rate
 
@@ -209,6 +211,7 @@ def scale_by_soap(
         return _layout(tuple(p.shape), max_precond_dim, merge_dims, precondition_1d)
 
     def init(params):
+        params = as_array_leaves(params)
         def leaf_init(p):
             plan = layout(p)
             dtype = compute_dtype(p.dtype)
@@ -267,6 +270,7 @@ def scale_by_soap(
         return list(bases), list(mu), list(nu)
 
     def update(updates, state, params=None):
+        updates, params = without_float0(as_array_leaves(updates)), as_array_leaves(params)
         del params
         treedef = jax.tree.structure(updates)
         grads = treedef.flatten_up_to(updates)
@@ -324,9 +328,10 @@ def soap(
     learning rate is ``3e-3``.
 
     Args:
-      learning_rate: a float (held in the state) or a schedule.
-      b1, b2, shampoo_beta, eps, precondition_frequency, max_precond_dim, precondition_1d,
-        merge_dims, correct_bias: see :func:`scale_by_soap`.
+      learning_rate: a float or a schedule.
+      b1: see :func:`scale_by_soap`, as are ``b2``, ``shampoo_beta``, ``eps``,
+        ``precondition_frequency``, ``max_precond_dim``, ``precondition_1d``,
+        ``merge_dims`` and ``correct_bias``.
       weight_decay: decoupled weight decay (times ``lr``).
       mask: which leaves decay (a pytree of bools, a prefix, or a function of the
         parameters).

@@ -16,7 +16,7 @@ from tests.optimizers.test_contract import _grads, _params
 
 STEPS = 300
 OPTIMIZERS = [e for e in ENTRIES if e.kind == "optimizer" and not e.id and e.params is None
-              and "jit" not in e.exempt]
+              and "jit" not in e.exempt and "inject_bitwise" not in e.exempt]
 
 
 def _arguments(entry: Entry) -> dict:

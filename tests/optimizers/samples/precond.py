@@ -14,7 +14,10 @@ ENTRIES = [
     Entry("scale_by_shampoo", build=lambda: lossjax.scale_by_shampoo(
         block_size=4, graft_type="adagrad", start_preconditioning_step=1,
         preconditioning_compute_steps=2), kind="transform"),
-    Entry("kron", build=lambda: lossjax.kron(1e-2, preconditioner_update_probability=0.5)),
+    Entry("kron", build=lambda: lossjax.kron(1e-2, preconditioner_update_probability=0.5),
+          exempt={"inject_bitwise": "inside inject_hyperparams' lax.cond XLA compiles kron's "
+                  "triangular solves and products into a different program: the trajectory "
+                  "agrees to 1 ulp (4.8e-7 after 300 steps), not bit for bit"}),
     # diagonal factors here (the cheaper program; kron's entry has triangular ones)
     Entry("scale_by_kron", build=lambda: lossjax.scale_by_kron(
         memory_save_mode="all_diag",
