@@ -110,6 +110,13 @@ def _section_from_module(module: str) -> str:
     return module.rsplit(".", 1)[-1].strip("_").replace("_", " ").capitalize() or module
 
 
+def _from_optax(target: str) -> bool:
+    """Whether the object documented at ``target`` (``lossjax.X``) is optax's own."""
+    module_name, _, name = target.rpartition(".")
+    obj = getattr(importlib.import_module(module_name), name)
+    return getattr(obj, "__module__", "").startswith("optax")
+
+
 def _directive(obj: Any) -> str:
     if inspect.isclass(obj):
         return "autoclass"
@@ -166,7 +173,9 @@ def render(page: Page) -> str:
         lines.append("")
         for entry in entries:
             lines += [f".. {entry.directive}:: {entry.target}"]
-            if entry.directive == "autoclass":
+            if entry.directive == "autoclass" and not _from_optax(entry.target):
+                # optax's own classes (state layouts shared with optax) document their
+                # fields in their docstrings; listing members again would duplicate them
                 lines += ["   :members:", "   :exclude-members: count, index"]
             lines.append("")
     return "\n".join(lines)

@@ -96,7 +96,7 @@ def grpo_loss(
     where: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> Array | tuple[Array, GRPOMetrics]:
-    """Group Relative Policy Optimization loss and its successors, TRL's ``loss_type``s.
+    """Group Relative Policy Optimization loss and its successors, TRL's ``loss_type`` variants.
 
     Per token ``t`` of completion ``i``, with log-ratio ``ℓ = log π − log π_old``, ratio
     ``ρ = exp(ℓ)`` (``"gspo"``: the sequence-level ``ρ_i = exp(mean_t ℓ_it)`` over the

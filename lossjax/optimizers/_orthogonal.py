@@ -73,20 +73,24 @@ def _with_safety(rows, safety):
     return damped + rows[-1:]
 
 
-NS_COEFFS_PRESETS: dict[str, tuple[tuple[float, float, float], ...]] = {
+class _CoefficientPresets(dict):
+    """Newton–Schulz coefficient presets: Jordan's ``"standard"`` (one ``(a, b, c)`` for every
+    step), the Dion paper's per-step rows, and Polar Express's per-step optimal rows (Amsel et
+    al. 2025, Algorithm 1: the published table, all rows but the last divided by the safety
+    factor 1.01 as ``(a/1.01, b/1.01³, c/1.01⁵)``). ``ns_steps`` takes the first rows of
+    ``"polar_express"`` (its last row repeats beyond 8 steps). The paper's code also starts from
+    ``X/(1.01·‖X‖_F + 1e-7)``; here every preset starts from the ``preconditioning`` chosen
+    (``X/(‖X‖_F + eps)`` by default)."""
+
+
+NS_COEFFS_PRESETS: dict[str, tuple[tuple[float, float, float], ...]] = _CoefficientPresets({
     "standard": ((3.4445, -4.7750, 2.0315),),
     "dion": ((4.0848, -6.8946, 2.9270), (3.9505, -6.3029, 2.6377),
              (3.7418, -5.5913, 2.3037), (2.8769, -3.1427, 1.2046),
              (2.8366, -3.0525, 1.2012)),
     "polar_express": _with_safety(_POLAR_EXPRESS_TABLE, _POLAR_EXPRESS_SAFETY),
-}
-"""Newton–Schulz coefficient presets: Jordan's ``"standard"`` (one ``(a, b, c)`` for every
-step), the Dion paper's per-step rows, and Polar Express's per-step optimal rows (Amsel et
-al. 2025, Algorithm 1: the published table, all rows but the last divided by the safety
-factor 1.01 as ``(a/1.01, b/1.01³, c/1.01⁵)``). ``ns_steps`` takes the first rows of
-``"polar_express"`` (its last row repeats beyond 8 steps). The paper's code also starts from
-``X/(1.01·‖X‖_F + 1e-7)``; here every preset starts from the ``preconditioning`` chosen
-(``X/(‖X‖_F + eps)`` by default)."""
+})
+
 
 _PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
 _METHODS = ("standard", "gram", "auto")
@@ -768,9 +772,9 @@ def muon(
 
     Args:
       learning_rate: Muon's rate (a float, a constant of the step, or a schedule).
-      ns_coeffs, ns_steps, beta, eps, mu_dtype, nesterov, adaptive, preconditioning,
-        newton_schulz_method, batch_newton_schulz: see :func:`scale_by_muon` (``eps`` is
-        AdamW's ε too).
+      ns_coeffs: see :func:`scale_by_muon`, as are ``ns_steps``, ``beta``, ``eps`` (AdamW's
+        ε too), ``mu_dtype``, ``nesterov``, ``adaptive``, ``preconditioning``,
+        ``newton_schulz_method`` and ``batch_newton_schulz``.
       weight_decay, weight_decay_mask: decoupled decay of the Muon leaves (times ``lr``),
         and which of them decay (pytree of bools or a function of the parameters).
       adam_b1, adam_b2, adam_eps_root, adam_weight_decay: the AdamW fallback.
