@@ -45,8 +45,13 @@ def _check_update_args(name: str, params: Any, value: Any) -> None:
 
 
 def _total(tree: Any) -> Array:
-    leaves = jax.tree.leaves(tree)
-    return sum(leaves[1:], leaves[0]) if leaves else jnp.zeros([], jnp.float32)
+    leaves: list[Array] = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    total = leaves[0]
+    for leaf in leaves[1:]:
+        total = total + leaf
+    return total
 
 
 def _rate(learning_rate: ScalarOrSchedule, count: Array, dtype: Any) -> Array:
@@ -54,7 +59,7 @@ def _rate(learning_rate: ScalarOrSchedule, count: Array, dtype: Any) -> Array:
 
 
 def _step_size(alpha, weight_decay, barf, gamma, iprod, norm_sq, lb, lower_bound,
-               adapt_lower_bound, bc1=1.0):
+               adapt_lower_bound, bc1: float | Array = 1.0):
     """``τ`` and the lower bound used this step (Schaipp et al., Algorithms 1–3)."""
     shrink = 1 + alpha * weight_decay
     if adapt_lower_bound:

@@ -121,6 +121,9 @@ class SAMState(NamedTuple):
     cache: Any
 
 
+_NEEDS_PARAMS = "sam needs the parameters: call update(grads, state, params)"
+
+
 def _select(flag: Array, if_true: Any, if_false: Any) -> Any:
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), if_true, if_false)
 
@@ -175,6 +178,8 @@ def sam(
 
     def transparent_update(updates, state, params=None, *, grad_fn=None):
         del grad_fn
+        if params is None:
+            raise ValueError(_NEEDS_PARAMS)
         first = state.steps_since_sync == 0
         last = state.steps_since_sync == sync_period - 1
         adv_updates, adv_state = adv_optimizer.update(updates, state.adv_state, params)
@@ -195,6 +200,8 @@ def sam(
         if grad_fn is None:
             raise ValueError("sam(opaque_mode=True) needs grad_fn=, a function "
                              "(params, i) -> grads, passed to update")
+        if params is None:
+            raise ValueError(_NEEDS_PARAMS)
         adv_params, adv_updates, adv_state = params, updates, state.adv_state
         for i in range(sync_period - 1):
             adv_updates, adv_state = adv_optimizer.update(adv_updates, adv_state, adv_params)

@@ -675,8 +675,9 @@ def inject_hyperparams(
         for name in [n for n in numbers if _branches_on(inner_factory, bound.arguments, n)]:
             fixed[name] = numbers.pop(name)
 
-        def current(held, schedule_states, dtype):
-            values = {k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}
+        def current(held, schedule_states, dtype) -> dict[str, jax.typing.ArrayLike]:
+            values: dict[str, jax.typing.ArrayLike] = {
+                k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}
             values.update({k: _as_hyperparam(f(schedule_states[k].count), dtype)
                            for k, f in schedules.items()})
             return values

@@ -58,16 +58,18 @@ def cyclic(
             raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
         check_positive("gamma", gamma)
         scale_mode = "iterations" if mode == "exp_range" else "cycle"
-        scale_fn = {
+        scale_fns: dict[str, Callable[[jax.Array], jax.Array]] = {
             "triangular": lambda x: jnp.ones_like(x),
             "triangular2": lambda x: 1.0 / 2.0 ** (x - 1.0),
             # log γ from the float64 host value: γ rounded to float32 and raised to t
             # would lose ~t ulps.
             "exp_range": lambda x: jnp.exp(x * math.log(gamma)),
-        }[mode]
+        }
+        scale_fn = scale_fns[mode]
     elif scale_mode not in ("cycle", "iterations"):
         raise ValueError(f"scale_mode must be 'cycle' or 'iterations', got {scale_mode!r}")
     total = float(step_size_up + down)
+    scale_by: Callable[[jax.Array], jax.Array] = scale_fn
 
     def schedule(step):
         t = jnp.asarray(step, jnp.float32)
@@ -79,7 +81,7 @@ def cyclic(
         factor = jnp.where(position <= step_size_up, position / step_size_up,
                            (total - position) / down)
         amplitude = (max_value - base_value) * factor
-        scale = scale_fn(cycle if scale_mode == "cycle" else t)
+        scale = scale_by(cycle if scale_mode == "cycle" else t)
         return jnp.asarray(base_value + amplitude * scale, jnp.float32)
 
     return schedule
