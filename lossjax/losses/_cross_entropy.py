@@ -236,10 +236,14 @@ def sigmoid_binary_cross_entropy(
     where: ArrayLike | None = None,
     reduction: str = "mean",
 ) -> Array:
-    """Binary cross-entropy from logits, elementwise: ``softplus(x) − x·y``.
+    """Binary cross-entropy from logits, elementwise: ``y·softplus(−x) + (1 − y)·softplus(x)``.
 
-    Equals ``−y·log σ(x) − (1 − y)·log(1 − σ(x))`` without ever forming σ(x), so it is
-    finite for any finite logit. ``labels`` are probabilities in [0, 1], same shape.
+    Equals ``−y·log σ(x) − (1 − y)·log(1 − σ(x))`` (and ``softplus(x) − x·y``) without ever
+    forming σ(x), so it is finite for any finite logit. ``labels`` are probabilities in
+    [0, 1], same shape. An infinite logit that agrees with its label (``x = −inf`` with
+    ``y = 0``, ``x = +inf`` with ``y = 1``) gives exactly 0 and the gradient ``σ(x) − y = 0``
+    (``softplus(x) − x·y`` would be ``inf − inf = NaN`` there); a disagreeing one gives
+    ``+inf``.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -249,8 +253,20 @@ def sigmoid_binary_cross_entropy(
     """
     check_reduction(reduction)
     x, y = elementwise_inputs(("logits", logits), ("labels", labels), where=where)
-    return reduce_loss(jax.nn.softplus(x) - x * y, weights=weights, where=where,
+    return reduce_loss(_binary_cross_entropy_terms(x, y), weights=weights, where=where,
                        reduction=reduction)
+
+
+def _binary_cross_entropy_terms(x: Array, y: Array) -> Array:
+    """``y·(−log σ(x)) + (1 − y)·(−log(1 − σ(x)))``, a term whose weight is 0 and whose
+    log-probability is infinite dropped (value and gradient 0), as in
+    :func:`_distribution_cross_entropy`; elsewhere the plain products, so the derivative
+    with respect to the label is ``softplus(−x) − softplus(x) = −x``."""
+    neg_log_p = jax.nn.softplus(-x)
+    neg_log_q = jax.nn.softplus(x)
+    neg_log_p = jnp.where((y == 0) & jnp.isinf(neg_log_p), 0.0, neg_log_p)
+    neg_log_q = jnp.where((y == 1) & jnp.isinf(neg_log_q), 0.0, neg_log_q)
+    return y * neg_log_p + (1.0 - y) * neg_log_q
 
 
 def binary_cross_entropy(

@@ -208,6 +208,23 @@ def test_binary_losses_match_optax():
     np.testing.assert_allclose(focal0, bce_mean, rtol=1e-6)
 
 
+def test_sigmoid_bce_at_infinite_logits_is_exact_not_nan():
+    # softplus(x) − x·y is inf − inf = NaN at a logit of +inf with label 1 (and 0·inf at −inf
+    # with label 0), where the loss is exactly 0 and its gradient σ(x) − y is 0.
+    inf = np.inf
+    x = jnp.array([-inf, inf, -inf, inf, 0.5], jnp.float32)
+    y = jnp.array([0.0, 1.0, 1.0, 0.0, 0.25], jnp.float32)
+    loss = lossjax.sigmoid_binary_cross_entropy(x, y, reduction="none")
+    grad = jax.grad(lambda a: lossjax.sigmoid_binary_cross_entropy(a, y, reduction="sum"))(x)
+    np.testing.assert_array_equal(np.asarray(loss[:4]), [0.0, 0.0, inf, inf])
+    np.testing.assert_allclose(loss[4], ref.sigmoid_bce(0.5, 0.25), rtol=1e-6)
+    np.testing.assert_allclose(grad, [0.0, 0.0, -1.0, 1.0, ref.sigmoid(0.5) - 0.25], rtol=1e-6)
+    # the label derivative of a finite term is softplus(−x) − softplus(x) = −x
+    _, tangent = jax.jvp(lambda t: lossjax.sigmoid_binary_cross_entropy(
+        x[4:], t, reduction="none"), (y[4:],), (jnp.ones(1),))
+    np.testing.assert_allclose(tangent, [-0.5], rtol=1e-6)
+
+
 @pytest.mark.usefixtures("x64")
 def test_binary_cross_entropy_from_probabilities():
     rng = np.random.default_rng(9)
