@@ -215,6 +215,24 @@ def time_chunks(workload: Workload, timed: dict[str, tuple[Compiled, Any, float]
     return {n: 1e3 * m / workload.eval_every for n, m in zip(names, medians, strict=True)}
 
 
+def time_all(workload: Workload, specs: Sequence[OptimizerSpec], *, repeats: int,
+             log: Callable[[str], None] = print) -> dict[str, float]:
+    """Milliseconds per step of every spec's compiled chunk, all timed in alternation in
+    one round-robin (no training): each starts from its state after one chunk from the
+    initialisation (seed 0, its grid centre), so a chunk holds the same number of
+    expensive steps (SOAP's refresh, Shampoo's roots) as one in the middle of training."""
+    timed: dict[str, tuple[Compiled, Any, float]] = {}
+    for spec in specs:
+        compiled = compile_for(workload, spec)
+        lr = spec.center(workload.name) * workload.lr_scale
+        params, state = compiled.init(jnp.int32(0))
+        params, state, _ = compiled.chunk(params, state, jnp.float32(lr), jnp.int32(0),
+                                          jnp.int32(0))
+        timed[spec.name] = (compiled, (params, state), lr)
+        log(f"  {spec.name} compiled")
+    return time_chunks(workload, timed, repeats=repeats)
+
+
 def run_workload(workload: Workload, specs: Sequence[OptimizerSpec], *, seeds: int = 3,
                  grid_factors: Sequence[float] = GRID_FACTORS, timing_repeats: int = 5,
                  baseline: OptimizerSpec | None = None,
