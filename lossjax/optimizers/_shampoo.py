@@ -196,8 +196,10 @@ def scale_by_shampoo(
     weights agree to 2e-12 over 120 steps. It differs from the reference, and so from
     lossjax, in that: its SVD roots add no ``ε·λmax`` ridge (its default Schur–Newton
     roots stop at a residual of 1e-3); it counts steps from 1, so roots come at steps
-    ``k, 2k, …`` instead of ``0, k, 2k, …``; it never preconditions 1-D parameters or
-    shapes that merge into one axis; and its RMSProp grafting has no counterpart here.
+    ``k, 2k, …`` instead of ``0, k, 2k, …``; its shape merging turns a shape that fits in
+    one axis into ``[1]`` (no preconditioner; the reference keeps the merged axis) and,
+    unmerged, it leaves 1-D parameters to the grafted step; its RMSProp grafting has no
+    counterpart here.
 
     Args:
       block_size: the largest block along an axis (``0``: no blocking).
