@@ -35,9 +35,11 @@ the figures):
   no ridge to the statistic (the reference adds ``ε·λmax·I``), so the ridge is off on both
   sides. pytorch-optimizer counts steps from 1 and lossjax from 0, so lossjax's state
   count starts at 1 here: the roots are then recomputed on the same steps and
-  ``start_preconditioning_step`` means the same. Weights only: pytorch-optimizer never
-  preconditions a 1-D parameter (its grafted step alone), lossjax and the reference give
-  it an ``n × n`` statistic. Grafting: SGD and AdaGrad exist on both sides; its RMSProp
+  ``start_preconditioning_step`` means the same. Weights only, shapes not merged:
+  unmerged, pytorch-optimizer leaves a 1-D parameter to the grafted step (lossjax and the
+  reference give it an ``n × n`` statistic), and its ``merge_small_dims`` turns a shape
+  that fits in one axis into ``[1]`` (no preconditioner) where the reference keeps it.
+  Grafting: SGD and AdaGrad exist on both sides; its RMSProp
   graft (no bias correction, gradient not normalised) matches neither of lossjax's
   ``"rmsprop_normalized"`` (the reference's) nor ``"adam"``.
 """
