@@ -94,3 +94,18 @@ def test_char_split_holds_out_the_last_tenth():
     train, val, vocab = char_split("abcdefghij" * 10)
     assert (len(train), len(val), vocab) == (90, 10, 10)
     assert val.tolist() == list(range(10))
+
+
+def test_per_workload_centre_moves_the_grid_and_time_all_times_everyone():
+    workload = _toy_workload()
+    lion = BY_NAME["lion"]
+    moved = OptimizerSpec("lion", lion.label, lion.requires, lion.build, lion.center_lr,
+                          centers=(("toy", 7e-3), ("other", 1.0)))
+    assert moved.center("toy") == 7e-3 and moved.center("charlm") == lion.center_lr
+    entries = harness.run_workload(workload, [BY_NAME["adamw"], moved], seeds=1,
+                                   grid_factors=(1.0, 2.0), timing_repeats=1,
+                                   baseline=BY_NAME["adamw"], log=lambda line: None)
+    assert [r["lr"] for r in entries["lion"]["grid"]] == pytest.approx([0.07, 0.14])
+    assert entries["lion"]["center_lr"] == 7e-3
+    ms = harness.time_all(workload, [BY_NAME["adamw"], moved], repeats=1, log=lambda _: None)
+    assert sorted(ms) == ["adamw", "lion"] and all(v > 0 for v in ms.values())

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--include", nargs="+", default=(),
                         help="with --report-only: add the workloads and optimizers of these "
                              "result files that --output lacks (runs split over processes)")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="no training: time every optimizer's compiled chunk in one "
+                             "round-robin with AdamW (--timing-repeats, default 11) and "
+                             "print the ratios; results to <output>_timing.json")
     parser.add_argument("--plot", nargs="?", const=os.path.join(RESULTS, "train.png"),
                         default=None, help="write the curves to this PNG")
     return parser
@@ -120,9 +124,34 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def timing_only(args: argparse.Namespace) -> str:
+    """Every optimizer's step time in one round-robin per workload, as a Markdown table."""
+    specs, _ = select(args.optimizers)
+    repeats = args.timing_repeats or 11
+    lines, results = [], {"machine": _machine(), "repeats": repeats, "workloads": {}}
+    for name in args.workloads or list(WORKLOADS):
+        workload = WORKLOADS[name]()
+        print(f"[{name}] timing {len(specs)} optimizers in alternation", flush=True)
+        ms = harness.time_all(workload, specs, repeats=repeats,
+                              log=lambda line: print(line, flush=True))
+        results["workloads"][name] = ms
+        lines += [f"### {name}: ms per step, all optimizers in one round-robin "
+                  f"(median of {repeats})", "", "| optimizer | ms/step | x AdamW time |",
+                  "|---|---|---|"]
+        lines += [f"| {BY_NAME[n].label} | {v:.2f} | {v / ms['adamw']:.2f} |"
+                  for n, v in sorted(ms.items(), key=lambda item: item[1])]
+        lines.append("")
+    _save(os.path.splitext(args.output)[0] + "_timing.json", results)
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     began = time.perf_counter()
+    if args.timing_only:
+        print(timing_only(args))
+        print(f"wall time: {time.perf_counter() - began:.0f} s", file=sys.stderr)
+        return 0
     results = _load(args.output) if args.report_only else train(args)
     for path in args.include:
         other = _load(path)

@@ -8,7 +8,7 @@ Protocol (the same for every optimizer, AdamW included):
    schedule is linear warm-up over 10% of the budget, then cosine decay to 10% of the peak
    at the last step (schedule-free AdamW: warm-up, then constant; its averaging replaces
    the decay).
-2. Learning-rate grid: ``center_lr · lr_scale · factor`` (the optimizer's centre, the
+2. Learning-rate grid: ``center · lr_scale · factor`` (the optimizer's centre, the
    workload's scale, the same factors for everyone), run with seed 0; the point with the
    lowest final validation loss wins (a run whose loss turns non-finite counts as
    diverged, final loss +inf).
@@ -172,7 +172,7 @@ def run_optimizer(workload: Workload, spec: OptimizerSpec, *, seeds: int,
 
     Returns the JSON-able entry and, for the timing phase, ``(compiled, last (params,
     state), best lr)`` (``None`` after an error)."""
-    entry: dict[str, Any] = {"label": spec.label, "center_lr": spec.center_lr,
+    entry: dict[str, Any] = {"label": spec.label, "center_lr": spec.center(workload.name),
                              "schedule": spec.schedule, "error": None}
     try:
         compiled = compile_for(workload, spec)
@@ -180,7 +180,7 @@ def run_optimizer(workload: Workload, spec: OptimizerSpec, *, seeds: int,
                      state_bytes=compiled.state_bytes, param_bytes=compiled.param_bytes)
         grid, last = [], {}
         for factor in grid_factors:
-            lr = spec.center_lr * workload.lr_scale * factor
+            lr = spec.center(workload.name) * workload.lr_scale * factor
             run, last[lr] = train_run(workload, compiled, lr, 0)
             grid.append(run)
             log(f"  {spec.name} lr={lr:.3g} seed 0: final val {run['final']:.4f}"
@@ -215,6 +215,24 @@ def time_chunks(workload: Workload, timed: dict[str, tuple[Compiled, Any, float]
     return {n: 1e3 * m / workload.eval_every for n, m in zip(names, medians, strict=True)}
 
 
+def time_all(workload: Workload, specs: Sequence[OptimizerSpec], *, repeats: int,
+             log: Callable[[str], None] = print) -> dict[str, float]:
+    """Milliseconds per step of every spec's compiled chunk, all timed in alternation in
+    one round-robin (no training): each starts from its state after one chunk from the
+    initialisation (seed 0, its grid centre), so a chunk holds the same number of
+    expensive steps (SOAP's refresh, Shampoo's roots) as one in the middle of training."""
+    timed: dict[str, tuple[Compiled, Any, float]] = {}
+    for spec in specs:
+        compiled = compile_for(workload, spec)
+        lr = spec.center(workload.name) * workload.lr_scale
+        params, state = compiled.init(jnp.int32(0))
+        params, state, _ = compiled.chunk(params, state, jnp.float32(lr), jnp.int32(0),
+                                          jnp.int32(0))
+        timed[spec.name] = (compiled, (params, state), lr)
+        log(f"  {spec.name} compiled")
+    return time_chunks(workload, timed, repeats=repeats)
+
+
 def run_workload(workload: Workload, specs: Sequence[OptimizerSpec], *, seeds: int = 3,
                  grid_factors: Sequence[float] = GRID_FACTORS, timing_repeats: int = 5,
                  baseline: OptimizerSpec | None = None,
@@ -234,7 +252,8 @@ def run_workload(workload: Workload, specs: Sequence[OptimizerSpec], *, seeds: i
     base: tuple[Compiled, Any, float] | None = None
     if baseline.name not in {s.name for s in specs}:
         compiled = compile_for(workload, baseline)
-        base = (compiled, compiled.init(jnp.int32(0)), baseline.center_lr * workload.lr_scale)
+        base = (compiled, compiled.init(jnp.int32(0)),
+                baseline.center(workload.name) * workload.lr_scale)
     for spec in specs:
         log(f"[{workload.name}] {spec.label}")
         entry, timing = run_optimizer(workload, spec, seeds=seeds, grid_factors=grid_factors,

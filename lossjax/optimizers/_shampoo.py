@@ -191,6 +191,16 @@ def scale_by_shampoo(
     quantisation, frequent directions, low-rank and one-sided variants, pmap/pjit
     sharding modes and ``statistics_compute_steps`` are not offered.
 
+    Against pytorch-optimizer's ``ScalableShampoo`` in float64 (SGD or AdaGrad grafting,
+    its exact ``use_svd=True`` roots, the ridge set to 0 on both sides) a small MLP's
+    weights agree to 2e-12 over 120 steps. It differs from the reference, and so from
+    lossjax, in that: its SVD roots add no ``ε·λmax`` ridge (its default Schur–Newton
+    roots stop at a residual of 1e-3); it counts steps from 1, so roots come at steps
+    ``k, 2k, …`` instead of ``0, k, 2k, …``; its shape merging turns a shape that fits in
+    one axis into ``[1]`` (no preconditioner; the reference keeps the merged axis) and,
+    unmerged, it leaves 1-D parameters to the grafted step; its RMSProp grafting has no
+    counterpart here.
+
     Args:
       block_size: the largest block along an axis (``0``: no blocking).
       beta1: momentum; beta2: decay of the statistics (and of grafting's second moment);
@@ -397,7 +407,10 @@ def shampoo(
     preconditioning_compute_steps=10`` (close to the AlgoPerf-winning configuration of
     Meta's distributed Shampoo). A small matrix merges into one vector under the default
     ``best_effort_shape_interpretation`` (a ``32 × 32`` weight is a 1024-vector cut into
-    ``block_size`` blocks): set it to ``False`` to keep one statistic per axis.
+    ``block_size`` blocks, each with a ``block_size²`` statistic and root, as in the
+    reference): set it to ``False`` to keep one statistic per axis. On a small Transformer
+    whose weights are all under 4096 numbers that is the difference between 89x and 9x the
+    parameters' bytes in state.
 
     References: Anil et al., "Scalable Second Order Optimization for Deep Learning"
     (2020), https://arxiv.org/abs/2002.09018.

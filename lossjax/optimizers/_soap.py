@@ -179,6 +179,12 @@ def scale_by_soap(
     basis changes (the reference rotates out and in again on every step, which is the
     identity up to rounding).
 
+    Against pytorch-optimizer's ``SOAP`` (a port of the reference) in float64, weight
+    decay off, the parameters of a small MLP agree to 3e-14 over 120 steps once its
+    float32 cast before the refresh's QR is removed; with that cast (the reference casts
+    its ``eigh`` and QR inputs to float32 as well) they agree to 2e-7. lossjax computes
+    the bases in float32 or the parameters' wider dtype.
+
     References: Vyas et al., "SOAP: Improving and Stabilizing Shampoo using Adam"
     (ICLR 2025), https://arxiv.org/abs/2409.11321.
 

@@ -229,6 +229,20 @@ def test_shampoo_n_d_blocks_and_skipped_leaves():
     assert state.diagonal_statistics["b"] == ()   # "sgd" grafting keeps no second moment
 
 
+def test_shampoo_statistics_sized_by_the_merged_axes_capped_at_the_block():
+    # the reference's merge_small_dims(shape, 4096): an attention kernel [64, 4, 16]
+    # (4096 numbers) becomes one 4096-vector, cut into 32 blocks of 128 with a 128 x 128
+    # statistic each (full-matrix AdaGrad per block: 32 * 128**2 = 128x its size); without
+    # the merge each axis keeps its own statistic, min(axis, block_size) wide
+    params = {"attn": jnp.zeros((64, 4, 16)), "mlp": jnp.zeros((64, 256))}
+    merged = lossjax.scale_by_shampoo().init(params).statistics
+    assert [s.shape for s in merged["attn"]] == [(128, 128)] * 32
+    assert [s.shape for s in merged["mlp"]] == [(64, 64), (128, 128)] * 2   # 16384 > 4096
+    per_axis = lossjax.scale_by_shampoo(best_effort_shape_interpretation=False).init(params)
+    assert [s.shape for s in per_axis.statistics["attn"]] == [(64, 64), (4, 4), (16, 16)]
+    assert [s.shape for s in per_axis.preconditioners["attn"]] == [(64, 64), (4, 4), (16, 16)]
+
+
 KRON_CASES = {
     # the fit every step (probability 1, psgd_jax's key), triangular factors for the
     # matrices and diagonal ones for the biases; also run against psgd_jax itself
