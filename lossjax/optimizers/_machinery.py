@@ -92,6 +92,15 @@ def without_float0(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32) if is_float0(x) else x, tree)
 
 
+def trained_leaves(grads: Any, tree: Any) -> Any:
+    """``tree`` (the parameters, or a state shaped like them) with each leaf whose gradient
+    is ``float0`` (an integer leaf, which is not trained) as a float32 zero of its shape,
+    and plain Python numbers as arrays: for transforms that sum norms or inner products
+    over all leaves, where an integer leaf must add nothing."""
+    return jax.tree.map(lambda g, x: jnp.zeros(g.shape, jnp.float32) if is_float0(g)
+                        else jnp.asarray(x), grads, tree)
+
+
 def upcast(x: Array) -> Array:
     return jnp.asarray(x).astype(compute_dtype(dtype_of(x)))
 
@@ -143,6 +152,7 @@ def bias_correction_factor(decay: Any, count: Array, dtype: Any = jnp.float32) -
     Adam's ``v̂ = v/0`` and every update is 0 forever) and loses digits near it; the
     ``expm1`` form keeps full relative precision.
     """
+    dtype = jnp.finfo(dtype).dtype  # real: for complex, (1 + 0j)·(−inf) is −inf + nan·j
     return -jnp.expm1(count.astype(dtype) * jnp.asarray(log_decay(decay), dtype))
 
 

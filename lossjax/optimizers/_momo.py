@@ -25,11 +25,14 @@ from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_update,
     bias_correction_factor,
+    dtype_of,
     full_like,
     increment_count,
     per_leaf,
     scalar_dtype,
+    trained_leaves,
     upcast,
+    without_float0,
 )
 
 Array = jax.Array
@@ -143,6 +146,8 @@ def momo(
     def update(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         _check_update_args("momo", params, value)
+        # an integer leaf (float0 gradient) adds nothing and gets a zero update
+        updates, params = without_float0(updates), trained_leaves(updates, params)
         dtype = state.barf.dtype
         b = jnp.where(state.count == 0, 0.0, beta).astype(dtype)
         barf = b * state.barf + (1 - b) * jnp.asarray(value, dtype)
@@ -162,7 +167,8 @@ def momo(
 
 
 def _lowest_dtype(params: Any) -> Any:
-    dtypes = [p.dtype for p in jax.tree.leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
+    dtypes = [dtype_of(p) for p in jax.tree.leaves(params)
+              if jnp.issubdtype(dtype_of(p), jnp.floating)]
     return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else scalar_dtype(params)
 
 
@@ -245,6 +251,8 @@ def momo_adam(
     def update(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         _check_update_args("momo_adam", params, value)
+        # an integer leaf (float0 gradient) adds nothing and gets a zero update
+        updates, params = without_float0(updates), trained_leaves(updates, params)
         dtype = state.barf.dtype
         count = increment_count(state.count)
         c1 = bias_correction_factor(b1, count, dtype)

@@ -33,6 +33,7 @@ from lossjax.optimizers._machinery import (
     safe_div,
     scalar_dtype,
     scale_leaf,
+    trained_leaves,
     upcast,
     without_float0,
 )
@@ -393,7 +394,9 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
 
     def update(updates, state, params=None):
         _needs_params("dog", params)
-        dist_sq, grad_sq = sums((updates, params, state.init_params))
+        # an integer leaf (float0 gradient) is not trained and adds to neither sum
+        dist_sq, grad_sq = sums((without_float0(updates), trained_leaves(updates, params),
+                                 trained_leaves(updates, state.init_params)))
         max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_total(dist_sq))).astype(
             state.max_dist.dtype)
         sum_sq = (state.sum_sq_norm_grads + _total(grad_sq)).astype(max_dist.dtype)
@@ -490,7 +493,7 @@ def scale_by_dowg(
     def sums_leaf(g, w, w0):
         g32 = upcast(g)
         diff = upcast(w0) - upcast(w)
-        return jnp.sum(diff * diff), jnp.sum(g32 * g32)
+        return jnp.sum(abs_sq(diff)), jnp.sum(abs_sq(g32))
 
     sums = per_leaf(sums_leaf, 2)
     scale = per_leaf(scale_leaf, 1, trace_once=False)
@@ -502,7 +505,9 @@ def scale_by_dowg(
 
     def update(updates, state, params=None):
         _needs_params("dowg", params)
-        dist_sq, grad_sq = sums((updates, params, state.init_params))
+        # an integer leaf (float0 gradient) is not trained and adds to neither sum
+        dist_sq, grad_sq = sums((without_float0(updates), trained_leaves(updates, params),
+                                 trained_leaves(updates, state.init_params)))
         dtype = state.estim_sq_dist.dtype
         estim = jnp.maximum(state.estim_sq_dist, _total(dist_sq).astype(dtype))
         weighted = estim * _total(grad_sq).astype(dtype) + state.weighted_sq_norm_grads

@@ -25,6 +25,7 @@ from lossjax.optimizers._machinery import (
     dtype_of,
     full_like,
     increment_count,
+    is_float0,
     nodes_of_type,
     only_node_of_type,
     per_leaf,
@@ -302,15 +303,21 @@ def multi_steps(
 
         # Each branch accumulates for itself, so the new buffer is written straight into
         # its output (no gradient-sized temporary holds it across the cond).
-        def step(_):
+        def accumulated():
             (acc,) = add((updates, state.acc_grads), (state.mini_step,))
-            grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
+            # a float0 gradient's leaf comes back as a float32 zero: keep the buffer's dtype
+            return jax.tree.map(lambda a, old: a.astype(old.dtype), acc, state.acc_grads)
+
+        def step(_):
+            acc = accumulated()
+            grads = jax.tree.map(lambda a, g: g if is_float0(g) else a.astype(g.dtype), acc,
+                                 updates)
             new_updates, inner_state = inner_with_extra.update(
                 grads, state.inner_opt_state, params, **extra_args)
             return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
 
         def hold(_):
-            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
+            acc = accumulated()
             zeros = _zeros_like_output(lambda: step(None)[:2])
             return zeros, state.inner_opt_state, acc
 
