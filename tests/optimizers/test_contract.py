@@ -442,3 +442,14 @@ def test_set_learning_rate_names_inject_hyperparams_on_a_plain_state():
     state = lossjax.adam(lossjax.schedules.constant(1e-2)).init(jnp.zeros(2))
     with pytest.raises(ValueError, match="lossjax.inject_hyperparams"):
         lossjax.set_learning_rate(state, 1e-3)
+
+
+def test_adam_with_b1_0_on_complex_parameters_is_optaxs():
+    # the bias correction 1 − 0ᵗ = −expm1(t·log 0) formed in complex was −inf + nan·j
+    params = _complex_params()
+    grads = _grads(0, like=params)
+    ours, theirs = lossjax.adam(1e-2, b1=0.0), optax.adam(1e-2, b1=0.0)
+    got = jax.jit(ours.update)(grads, ours.init(params), params)[0]
+    want = jax.jit(theirs.update)(grads, theirs.init(params), params)[0]
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4)
