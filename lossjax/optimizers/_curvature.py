@@ -55,7 +55,7 @@ def _lowest_float_dtype(params: Any) -> Any:
     return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else jnp.float32
 
 
-def _signs(key: Array, p: Any, dtype: Any) -> Array:
+def _signs(key: Array, p: Any, dtype: Any) -> Any:
     """Rademacher signs shaped like ``p`` in ``dtype`` (complex for a complex leaf); a
     ``float0`` tangent for an integer leaf, which is not differentiated."""
     if not jnp.issubdtype(dtype_of(p), jnp.inexact):

@@ -66,3 +66,31 @@ def test_a_changed_hyperparameter_takes_effect_and_restoring_it_is_bitwise_again
     again, _ = update(grads, state, params)
     jax.tree.map(np.testing.assert_array_equal, again,
                  jax.jit(plain.update)(grads, plain_state, params)[0])
+
+
+def test_changed_decays_and_eps_root_give_the_optimizer_built_with_them():
+    # the scalar-select path: 1 − b1, log b2, √(1 − b2) and eps_root = 0's √v/√c follow
+    # the held values once they are changed
+    opt = lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-2)
+    params, grads = _params(), _grads(0)
+    state = opt.init(params)
+    state.hyperparams.update(b1=jnp.float32(0.5), b2=jnp.float32(0.9),
+                             eps_root=jnp.float32(1e-3), weight_decay=jnp.float32(0.1))
+    plain = lossjax.adamw(1e-2, b1=0.5, b2=0.9, eps_root=1e-3, weight_decay=0.1)
+    plain_state = plain.init(params)
+    update, plain_update = jax.jit(opt.update), jax.jit(plain.update)
+    for _ in range(3):
+        u, state = update(grads, state, params)
+        want, plain_state = plain_update(grads, plain_state, params)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-6), u, want)
+
+
+def test_b2_that_rounds_to_one_in_float32_is_bitwise_the_plain_optimizer():
+    b2 = 1.0 - 1e-9  # 1.0 in float32: log b2 and 1 − b2 come from the Python number
+    opt = lossjax.inject_hyperparams(lossjax.adam)(learning_rate=1e-2, b2=b2)
+    plain = lossjax.adam(1e-2, b2=b2)
+    params, grads = _params(), _grads(0)
+    (u, _), (want, _) = jax.jit(lambda: (opt.update(grads, opt.init(params), params),
+                                         plain.update(grads, plain.init(params), params)))()
+    jax.tree.map(np.testing.assert_array_equal, u, want)
+    assert np.all(np.abs(np.asarray(u["w"])) > 0)
