@@ -12,7 +12,8 @@ step time and state bytes vs optax, microbatching's memory.
    State bytes: every leaf of ``jax.eval_shape(opt.init, params)``.
 2. ``inject_hyperparams(adamw)``, ``multi_steps(adamw, 4, should_skip_update_fn=
    skip_not_finite)``, and ``adamw(mu_dtype=nu_dtype=bfloat16)`` (optax has no
-   ``nu_dtype``: its ``mu_dtype=bfloat16``), the same way.
+   ``nu_dtype``: against its ``mu_dtype=bfloat16``, and against that with ``nu`` kept in
+   bfloat16 by a cast after each update, as users patch it), the same way.
 3. ``microbatch`` vs ``optax.microbatching.microbatch`` (MEAN) of ``jax.value_and_grad`` of
    a 3-layer tanh MLP on 4096 examples: time and XLA's temporary bytes, k = 1, 4, 8.
 """
@@ -33,6 +34,25 @@ from bench._timing import interleaved_medians, print_table, temp_bytes
 
 def _half_square(params):
     return sum(0.5 * jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params))
+
+
+def _optax_adamw_bf16_moments(learning_rate: float) -> optax.GradientTransformation:
+    """optax's adamw with ``mu_dtype=bfloat16`` and its second moment kept in bfloat16 too,
+    as users patch it (optax has no ``nu_dtype``): ``nu`` created in bfloat16 and cast back
+    to bfloat16 after each update (optax's update would promote it to float32)."""
+    inner = optax.adamw(learning_rate, mu_dtype=jnp.bfloat16)
+
+    def to_bf16_nu(state):
+        return jax.tree.map(
+            lambda s: s._replace(nu=optax.tree.cast(s.nu, jnp.bfloat16))
+            if isinstance(s, optax.ScaleByAdamState) else s, state,
+            is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+
+    def update(updates, state, params=None):
+        updates, state = inner.update(updates, state, params)
+        return updates, to_bf16_nu(state)
+
+    return optax.GradientTransformation(lambda params: to_bf16_nu(inner.init(params)), update)
 
 
 CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax, extras)
@@ -71,6 +91,9 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "adamw bf16 mu+nu (optax: bf16 mu)": (
         lambda: lossjax.adamw(1e-3, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
         lambda: optax.adamw(1e-3, mu_dtype=jnp.bfloat16), ()),
+    "adamw bf16 mu+nu (optax: bf16 mu, nu cast)": (
+        lambda: lossjax.adamw(1e-3, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
+        lambda: _optax_adamw_bf16_moments(1e-3), ()),
 }
 
 
