@@ -1,7 +1,7 @@
 """The rest of optax.contrib, the PyTorch/Keras optimizers and the precision controls:
 step time and state bytes vs optax, microbatching's memory.
 
-    python -m bench.bench_contrib [--quick]
+    python -m bench.bench_contrib [--quick] [--inject-designs]
 
 1. Step time: one donated jitted ``params, state <- step(params, state, grads)`` on 40
    float32 matrices [256, 256] (2.6M parameters; quick: 8 of [64, 64]), lossjax and optax
@@ -82,6 +82,9 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "inject_hyperparams(adamw)": (
         lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3),
         lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), ()),
+    "inject_hyperparams(nadamw) (lax.cond form)": (
+        lambda: lossjax.inject_hyperparams(lossjax.nadamw)(learning_rate=1e-3),
+        lambda: optax.inject_hyperparams(optax.nadamw)(learning_rate=1e-3), ()),
     "multi_steps(adamw, 4, skip)": (
         lambda: lossjax.multi_steps(lossjax.adamw(1e-3), 4,
                                     should_skip_update_fn=lossjax.skip_not_finite),
@@ -181,6 +184,41 @@ def microbatch_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def inject_design_rows(quick: bool) -> list[dict[str, Any]]:
+    """``inject_hyperparams(adamw)`` as built (scalar selects) and forced into its
+    ``lax.cond`` fallback, and plain AdamW, each against optax's inject(adamw), in one
+    alternation."""
+    from lossjax.optimizers import _wrappers
+
+    matrices, size = (8, 64) if quick else (40, 256)
+    params = make_params(matrices, size)
+    grads = jax.tree.map(lambda p: 0.01 * jnp.cos(p), params)
+    forced = _wrappers._compiles_differently
+    builds = {
+        "inject(adamw), scalar selects": (
+            lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3), False),
+        "inject(adamw), lax.cond": (
+            lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3), True),
+        "lossjax adamw": (lambda: lossjax.adamw(1e-3), False),
+        "optax adamw": (lambda: optax.adamw(1e-3), False),
+        "optax inject(adamw)": (
+            lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), False),
+    }
+    calls = []
+    try:
+        for build, use_cond in builds.values():
+            _wrappers._compiles_differently = (lambda f: True) if use_cond else forced
+            opt = build()
+            call = _donated(make_step(opt, ()), params, opt.init(params), grads)
+            call[0]()  # traced and compiled now, under this choice
+            calls.append(call)
+    finally:
+        _wrappers._compiles_differently = forced
+    times = interleaved_medians(calls, repeats=5 if quick else 40)
+    return [{"name": name, "ms": 1e3 * t, "ratio": t / times[-1]}
+            for name, t in zip(builds, times, strict=True)]
+
+
 def main(quick: bool = False) -> list[dict[str, Any]]:
     rows = step_times(quick)
     print_table("contrib optimizers: step time and state", [
@@ -201,4 +239,12 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    main(parser.parse_args().quick)
+    parser.add_argument("--inject-designs", action="store_true",
+                        help="only inject_hyperparams(adamw)'s two designs (40 repeats)")
+    args = parser.parse_args()
+    if args.inject_designs:
+        rows = inject_design_rows(args.quick)
+        print_table("inject_hyperparams(adamw) designs vs optax's inject(adamw)",
+                    ["case", "ms", "ratio"], [[r["name"], r["ms"], r["ratio"]] for r in rows])
+    else:
+        main(args.quick)
