@@ -74,9 +74,11 @@ class HeldNumber:
 
     def value(self, dtype: Any = None) -> Array:
         """``where(unchanged, number, held)`` as a 0-d array of ``dtype`` (the held one)."""
-        dtype = dtype or jnp.result_type(self.held)
-        return jnp.where(self.unchanged, jnp.asarray(self.number, dtype),
-                         jnp.asarray(self.held).astype(dtype))
+        held = jnp.asarray(self.held)
+        dtype = dtype or held.dtype
+        if jnp.iscomplexobj(held) and not jnp.issubdtype(dtype, jnp.complexfloating):
+            held = jnp.real(held)  # held in a complex dtype for complex parameters
+        return jnp.where(self.unchanged, jnp.asarray(self.number, dtype), held.astype(dtype))
 
     def __jax_array__(self) -> Array:
         return self.value()
