@@ -184,7 +184,9 @@ def mechanize(
         x_new = x₀ + Σs·(Δ + base update)
 
     ``weight_decay`` is Mechanic's own (``λ`` above), not the base optimizer's. Needs
-    ``params``; extra keyword arguments of ``update`` go to ``base_optimizer``.
+    ``params``; extra keyword arguments of ``update`` go to ``base_optimizer``. An
+    integer leaf (a ``float0`` gradient) is not trained: it adds nothing to the norms and
+    to ``h``, and gets a zero update.
 
     References: Cutkosky, Defazio & Mehta, "Mechanic: A Learning Rate Tuner" (2023).
 

@@ -100,7 +100,8 @@ def momo(
         w ← (w − τ·d)/ρ
 
     ``adapt_lower_bound`` estimates ``f*`` on the fly from ``lower_bound`` upwards.
-    Call ``update(grads, state, params, value=loss)``.
+    Call ``update(grads, state, params, value=loss)``. An integer leaf (a ``float0``
+    gradient) is not trained: it adds nothing to the inner products and gets a zero update.
 
     References: Schaipp, Ohana, Eickenberg, Defazio & Gower, "MoMo: Momentum Models for
     Adaptive Learning Rates" (2024), Algorithm 1 and Lemma 3.1.
@@ -200,7 +201,8 @@ def momo_adam(
         τ = min(lr/c, (ρ·(f̄ − c·f* − γ) + ⟨m, w⟩)₊/⟨m, m/D⟩),   ρ = 1 + lr·λ
         w ← (w − τ·m/D)/ρ
 
-    Call ``update(grads, state, params, value=loss)``.
+    Call ``update(grads, state, params, value=loss)``. An integer leaf (a ``float0``
+    gradient) is not trained: it adds nothing to the inner products and gets a zero update.
 
     References: Schaipp et al., "MoMo: Momentum Models for Adaptive Learning Rates"
     (2024), Algorithm 3 and Lemma 3.1.

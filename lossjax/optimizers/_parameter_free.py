@@ -355,7 +355,9 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
 
     ``init_step`` fixes the first step: ``("distance", r)`` sets ``r̄₀ = r``;
     ``("heuristic", α)`` sets ``r̄₀ = α·(1 + ‖w₀‖)`` (``init`` must then see the real
-    parameters); ``("learning_rate", η)`` takes a first step of ``η``. See :func:`dog`.
+    parameters, integer leaves included: ``init`` sees no gradient); ``("learning_rate",
+    η)`` takes a first step of ``η``. An integer leaf (a ``float0`` gradient) adds nothing
+    to ``r̄_t`` and ``Σ‖g‖²``. See :func:`dog`.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -476,7 +478,8 @@ def scale_by_dowg(
 ) -> optax.GradientTransformation:
     """DoWG's step size: ``u ← u · r̄_t²/(√v_t + eps)``, with ``r̄_t² = max(r̄²_{t−1},
     ‖w_t − w₀‖²)`` and ``v_t = v_{t−1} + r̄_t²·‖g_t‖²``; ``r̄₀² = init_estim_sq_dist``
-    (``eps`` when ``None``). See :func:`dowg`.
+    (``eps`` when ``None``). An integer leaf (a ``float0`` gradient) adds nothing to the
+    norms. See :func:`dowg`.
 
     Examples:
       >>> import jax.numpy as jnp
