@@ -82,9 +82,9 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "inject_hyperparams(adamw)": (
         lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3),
         lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), ()),
-    "inject_hyperparams(nadamw) (lax.cond form)": (
-        lambda: lossjax.inject_hyperparams(lossjax.nadamw)(learning_rate=1e-3),
-        lambda: optax.inject_hyperparams(optax.nadamw)(learning_rate=1e-3), ()),
+    "inject_hyperparams(nadam) (lax.cond form)": (
+        lambda: lossjax.inject_hyperparams(lossjax.nadam)(learning_rate=1e-3),
+        lambda: optax.inject_hyperparams(optax.nadam)(learning_rate=1e-3), ()),
     "multi_steps(adamw, 4, skip)": (
         lambda: lossjax.multi_steps(lossjax.adamw(1e-3), 4,
                                     should_skip_update_fn=lossjax.skip_not_finite),

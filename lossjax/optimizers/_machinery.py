@@ -246,7 +246,12 @@ def bias_correction_factor(decay: Any, count: Array, dtype: Any = jnp.float32) -
 
 
 def may_be_zero(eps: Any) -> bool:
-    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
+    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard. A
+    :class:`HeldNumber` answers for the number it was built with, so that the optimizer
+    keeps the unwrapped one's expressions (a guard changes how XLA:CPU contracts the
+    arithmetic around it, and with it the rounding)."""
+    if isinstance(eps, HeldNumber):
+        return eps.number == 0
     value = concrete_value(eps)
     return value is None or value == 0
 

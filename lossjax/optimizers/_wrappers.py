@@ -589,10 +589,19 @@ def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> A
 
 
 # lossjax optimizers whose scalar-select update XLA compiles to other roundings than the
-# optimizer built from Python numbers (a 0/0 guard or a rewrite of a/√b as a·rsqrt(b)
-# that applies to one and not the other): they keep the lax.cond
-# (tests/optimizers/test_inject_registry.py finds them).
-_NOT_BITWISE_WITH_SCALAR_SELECT = frozenset({"nadam", "nadamw", "rmsprop", "adadelta"})
+# optimizer built from Python numbers (nadam: eps_root's held form; adadelta: its default
+# weight_decay = 0): they keep the lax.cond (tests/optimizers/test_inject_registry.py
+# finds them).
+_NOT_BITWISE_WITH_SCALAR_SELECT = frozenset({"nadam", "adadelta"})
+
+
+def _zero_valued(numbers: Mapping[str, Any]) -> bool:
+    """Whether a hyperparameter other than ``eps_root`` is 0: an optimizer skips work for a
+    known 0 (``weight_decay=0`` adds nothing), which a held value cannot skip, and the two
+    programs may round differently; ``eps_root = 0`` has its held form
+    (:func:`root_of_corrected`)."""
+    return any(name != "eps_root" and np.size(value) == 1 and float(np.ravel(value)[0]) == 0
+               for name, value in numbers.items())
 
 
 def _compiles_differently(factory: Callable[..., Any]) -> bool:
@@ -678,16 +687,19 @@ def inject_hyperparams(
     ``state.hyperparams`` holds the values given here the per-element arithmetic sees the
     unwrapped optimizer's scalars and the wrapped optimizer is bitwise the unwrapped one
     (optax's drifts by an ulp a step: it rebuilds from float32 copies, optax #1532), and
-    only scalars are selected, so the step fuses as the plain one does. A factory that
-    needs a hyperparameter as a Python number while building (``float()``, ``math``,
-    ``if``), and ``nadam``, ``nadamw``, ``rmsprop`` and ``adadelta`` (whose two forms XLA
-    compiles to different roundings), instead run the optimizer as built or the one
-    rebuilt from the held values under a ``lax.cond``: bitwise too, slower (the
-    conditional blocks fusing the step with ``apply_updates``). Either way the state keeps
-    the dtypes ``init`` gave it (tunix #1880). A number the factory checks or branches on
-    when building or running the optimizer (an integer count, ``weight_decay=0`` dropping
-    a chain element, ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the
-    optimizer is built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
+    only scalars are selected, so the step fuses as the plain one does. On this path an
+    ``eps`` that was not 0 when built gets no 0/0 guard if it is later set to 0 (as in
+    optax, which has none). A factory that needs a hyperparameter as a Python number while building
+    (``float()``, ``math``, ``if``), a hyperparameter given as 0 (other than
+    ``eps_root``: the optimizer skips work for a known 0, which a held value cannot), and
+    ``nadam`` and ``adadelta`` (whose two forms XLA compiles to different roundings)
+    instead run the optimizer as built or the one rebuilt from the held values under a
+    ``lax.cond``: bitwise too, slower (the conditional blocks fusing the step with
+    ``apply_updates``). Either way the state keeps the dtypes ``init`` gave it (tunix
+    #1880). A number the factory checks or branches on when building or running the
+    optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
+    ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the optimizer is
+    built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
     ``clip_value_fn``) is not a schedule.
 
     Examples:
@@ -765,7 +777,7 @@ def inject_hyperparams(
             fast = None
             if numbers:
                 shapes = jax.eval_shape(built)
-            if numbers and not _compiles_differently(inner_factory):
+            if numbers and not _compiles_differently(inner_factory) and not _zero_valued(numbers):
                 fast = _scalar_select_update(
                     lambda held: inner_factory(**fixed, **held, **schedules),
                     {k: HeldNumber(v, state.hyperparams[k],
