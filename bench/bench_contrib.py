@@ -1,7 +1,7 @@
 """The rest of optax.contrib, the PyTorch/Keras optimizers and the precision controls:
 step time and state bytes vs optax, microbatching's memory.
 
-    python -m bench.bench_contrib [--quick]
+    python -m bench.bench_contrib [--quick] [--inject-designs]
 
 1. Step time: one donated jitted ``params, state <- step(params, state, grads)`` on 40
    float32 matrices [256, 256] (2.6M parameters; quick: 8 of [64, 64]), lossjax and optax
@@ -12,7 +12,8 @@ step time and state bytes vs optax, microbatching's memory.
    State bytes: every leaf of ``jax.eval_shape(opt.init, params)``.
 2. ``inject_hyperparams(adamw)``, ``multi_steps(adamw, 4, should_skip_update_fn=
    skip_not_finite)``, and ``adamw(mu_dtype=nu_dtype=bfloat16)`` (optax has no
-   ``nu_dtype``: its ``mu_dtype=bfloat16``), the same way.
+   ``nu_dtype``: against its ``mu_dtype=bfloat16``, and against that with ``nu`` kept in
+   bfloat16 by a cast after each update, as users patch it), the same way.
 3. ``microbatch`` vs ``optax.microbatching.microbatch`` (MEAN) of ``jax.value_and_grad`` of
    a 3-layer tanh MLP on 4096 examples: time and XLA's temporary bytes, k = 1, 4, 8.
 """
@@ -33,6 +34,25 @@ from bench._timing import interleaved_medians, print_table, temp_bytes
 
 def _half_square(params):
     return sum(0.5 * jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params))
+
+
+def _optax_adamw_bf16_moments(learning_rate: float) -> optax.GradientTransformation:
+    """optax's adamw with ``mu_dtype=bfloat16`` and its second moment kept in bfloat16 too,
+    as users patch it (optax has no ``nu_dtype``): ``nu`` created in bfloat16 and cast back
+    to bfloat16 after each update (optax's update would promote it to float32)."""
+    inner = optax.adamw(learning_rate, mu_dtype=jnp.bfloat16)
+
+    def to_bf16_nu(state):
+        return jax.tree.map(
+            lambda s: s._replace(nu=optax.tree.cast(s.nu, jnp.bfloat16))
+            if isinstance(s, optax.ScaleByAdamState) else s, state,
+            is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+
+    def update(updates, state, params=None):
+        updates, state = inner.update(updates, state, params)
+        return updates, to_bf16_nu(state)
+
+    return optax.GradientTransformation(lambda params: to_bf16_nu(inner.init(params)), update)
 
 
 CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax, extras)
@@ -62,6 +82,9 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "inject_hyperparams(adamw)": (
         lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3),
         lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), ()),
+    "inject_hyperparams(nadam) (lax.cond form)": (
+        lambda: lossjax.inject_hyperparams(lossjax.nadam)(learning_rate=1e-3),
+        lambda: optax.inject_hyperparams(optax.nadam)(learning_rate=1e-3), ()),
     "multi_steps(adamw, 4, skip)": (
         lambda: lossjax.multi_steps(lossjax.adamw(1e-3), 4,
                                     should_skip_update_fn=lossjax.skip_not_finite),
@@ -71,6 +94,9 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "adamw bf16 mu+nu (optax: bf16 mu)": (
         lambda: lossjax.adamw(1e-3, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
         lambda: optax.adamw(1e-3, mu_dtype=jnp.bfloat16), ()),
+    "adamw bf16 mu+nu (optax: bf16 mu, nu cast)": (
+        lambda: lossjax.adamw(1e-3, mu_dtype=jnp.bfloat16, nu_dtype=jnp.bfloat16),
+        lambda: _optax_adamw_bf16_moments(1e-3), ()),
 }
 
 
@@ -158,6 +184,41 @@ def microbatch_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def inject_design_rows(quick: bool) -> list[dict[str, Any]]:
+    """``inject_hyperparams(adamw)`` as built (scalar selects) and forced into its
+    ``lax.cond`` fallback, and plain AdamW, each against optax's inject(adamw), in one
+    alternation."""
+    from lossjax.optimizers import _wrappers
+
+    matrices, size = (8, 64) if quick else (40, 256)
+    params = make_params(matrices, size)
+    grads = jax.tree.map(lambda p: 0.01 * jnp.cos(p), params)
+    forced = _wrappers._compiles_differently
+    builds = {
+        "inject(adamw), scalar selects": (
+            lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3), False),
+        "inject(adamw), lax.cond": (
+            lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3), True),
+        "lossjax adamw": (lambda: lossjax.adamw(1e-3), False),
+        "optax adamw": (lambda: optax.adamw(1e-3), False),
+        "optax inject(adamw)": (
+            lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), False),
+    }
+    calls = []
+    try:
+        for build, use_cond in builds.values():
+            _wrappers._compiles_differently = (lambda f: True) if use_cond else forced
+            opt = build()
+            call = _donated(make_step(opt, ()), params, opt.init(params), grads)
+            call[0]()  # traced and compiled now, under this choice
+            calls.append(call)
+    finally:
+        _wrappers._compiles_differently = forced
+    times = interleaved_medians(calls, repeats=5 if quick else 40)
+    return [{"name": name, "ms": 1e3 * t, "ratio": t / times[-1]}
+            for name, t in zip(builds, times, strict=True)]
+
+
 def main(quick: bool = False) -> list[dict[str, Any]]:
     rows = step_times(quick)
     print_table("contrib optimizers: step time and state", [
@@ -178,4 +239,12 @@ def main(quick: bool = False) -> list[dict[str, Any]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
-    main(parser.parse_args().quick)
+    parser.add_argument("--inject-designs", action="store_true",
+                        help="only inject_hyperparams(adamw)'s two designs (40 repeats)")
+    args = parser.parse_args()
+    if args.inject_designs:
+        rows = inject_design_rows(args.quick)
+        print_table("inject_hyperparams(adamw) designs vs optax's inject(adamw)",
+                    ["case", "ms", "ratio"], [[r["name"], r["ms"], r["ratio"]] for r in rows])
+    else:
+        main(args.quick)

@@ -12,6 +12,7 @@ import optax
 from lossjax._validation import check_in_range
 from lossjax.optimizers._machinery import (
     EmaState,
+    as_array_leaves,
     bias_correction_factor,
     compute_dtype,
     dtype_of,
@@ -216,7 +217,7 @@ def swa_params(swa_start: int = 0, swa_freq: int = 1) -> optax.GradientTransform
         # a copy, never the caller's buffer: a step that donates params must not free it
         return SwaParamsState(
             jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32),
-            jax.tree.map(lambda p: jnp.array(p, compute_dtype(p.dtype), copy=True), params))
+            jax.tree.map(lambda p: jnp.array(p, compute_dtype(dtype_of(p)), copy=True), params))
 
     def update(updates, state, params=None):
         if params is None:
@@ -227,8 +228,8 @@ def swa_params(swa_start: int = 0, swa_freq: int = 1) -> optax.GradientTransform
         snapshot = (since > 0) & (since % swa_freq == 0)
         n = jnp.where(snapshot, increment_count(state.n_averaged), state.n_averaged)
         weight = jnp.where(snapshot, 1.0 / jnp.maximum(n, 1).astype(scalar_dtype(updates)), 0.0)
-        (average,) = apply((updates, params, state.average), (weight,))
-        return updates, SwaParamsState(count, n, average)
+        (average,) = apply((updates, as_array_leaves(params), state.average), (weight,))
+        return without_float0(updates), SwaParamsState(count, n, average)
 
     return optax.GradientTransformation(init, update)
 

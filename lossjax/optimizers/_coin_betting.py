@@ -21,14 +21,16 @@ import optax
 from lossjax._validation import check_non_negative, check_positive
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    as_array_leaves,
     as_update,
     full_like,
     increment_count,
-    negate,
     per_leaf,
     scalar_dtype,
+    trained_leaves,
     upcast,
     weight_decay_parts,
+    without_float0,
 )
 from lossjax.optimizers._transforms import scale_by_learning_rate
 
@@ -41,7 +43,7 @@ def _needs_params(name: str, params: Any) -> None:
 
 
 def _copy(tree: Any) -> Any:
-    return jax.tree.map(lambda p: jnp.array(p, copy=True), tree)
+    return jax.tree.map(lambda p: jnp.array(p, copy=True), as_array_leaves(tree))
 
 
 def _total(parts: list[Array]) -> Array:
@@ -142,7 +144,7 @@ def cocob(
       Array([ 0.97, -0.97], dtype=float32)
     """
     return optax.chain(*weight_decay_parts(weight_decay, mask),
-                       scale_by_learning_rate(learning_rate), negate(),
+                       scale_by_learning_rate(learning_rate, flip_sign=False),
                        scale_by_cocob(alpha, eps))
 
 
@@ -182,7 +184,9 @@ def mechanize(
         x_new = x₀ + Σs·(Δ + base update)
 
     ``weight_decay`` is Mechanic's own (``λ`` above), not the base optimizer's. Needs
-    ``params``; extra keyword arguments of ``update`` go to ``base_optimizer``.
+    ``params``; extra keyword arguments of ``update`` go to ``base_optimizer``. An
+    integer leaf (a ``float0`` gradient) is not trained: it adds nothing to the norms and
+    to ``h``, and gets a zero update.
 
     References: Cutkosky, Defazio & Mehta, "Mechanic: A Learning Rate Tuner" (2023).
 
@@ -214,10 +218,10 @@ def mechanize(
         delta_prev = (upcast(x0) - x32) / (s_sum + eps)
         return (jnp.vdot(g_decayed, delta_prev),)
 
-    def step_leaf(x, x0, base_update, s_sum, s_new):
+    def step_leaf(g, x, x0, base_update, s_sum, s_new):
         x32, x0_32 = upcast(x), upcast(x0)
         delta = (x0_32 - x32) / (s_sum + eps) - upcast(base_update)
-        return (as_update(x0_32 - s_new * delta - x32, x),)
+        return (as_update(x0_32 - s_new * delta - x32, g),)
 
     sums = per_leaf(sums_leaf, 2)
     inner_products = per_leaf(h_leaf, 1)
@@ -235,14 +239,17 @@ def mechanize(
         _needs_params("mechanize", params)
         base_updates, base_state = base.update(updates, state.base_optimizer_state, params,
                                                **extra_args)
+        grads = updates
+        updates, params = without_float0(grads), as_array_leaves(params)
         x0 = jax.lax.cond(state.count == 0, lambda: params, lambda: state.x0)
+        trained = trained_leaves(grads, params)
         dtype = state.s.dtype
         s_sum = jnp.sum(state.s)
-        grad_sq, param_sq = sums((updates, params))
+        grad_sq, param_sq = sums((updates, trained))
         grad_norm = jnp.sqrt(_total(jax.tree.leaves(grad_sq))).astype(dtype)
         param_norm = jnp.sqrt(_total(jax.tree.leaves(param_sq))).astype(dtype)
         decay = weight_decay * s_sum * grad_norm / (param_norm + eps)
-        (h_parts,) = inner_products((updates, params, x0), (decay, s_sum))
+        (h_parts,) = inner_products((updates, trained, trained_leaves(grads, x0)), (decay, s_sum))
         h = _total(jax.tree.leaves(h_parts)).astype(dtype)
         betas = jnp.asarray([1.0 - 0.1 ** i for i in range(1, num_betas + 1)], dtype)
         clipped_h = jnp.clip(h, -state.m, state.m)
@@ -251,7 +258,7 @@ def mechanize(
         r = betas * state.r + clipped_h * state.s
         wealth = (s_init / num_betas) * m + jnp.maximum(0.0, r)
         s = wealth / (jnp.sqrt(v) + eps)
-        (out,) = step((params, x0, base_updates), (s_sum, jnp.sum(s)))
+        (out,) = step((grads, params, x0, base_updates), (s_sum, jnp.sum(s)))
         return out, MechanicState(base_state, increment_count(state.count), r, m, v, s, x0)
 
     return optax.GradientTransformationExtraArgs(init, update)

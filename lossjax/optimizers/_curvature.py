@@ -17,17 +17,22 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    as_array_leaves,
     as_update,
     bias_correction_factor,
+    dtype_of,
     full_like,
     increment_count,
+    is_float0,
     per_leaf,
     scalar_dtype,
+    shape_of,
     upcast,
     weight_decay_parts,
 )
@@ -43,8 +48,26 @@ class HutchinsonState(NamedTuple):
 
 
 def _lowest_float_dtype(params: Any) -> Any:
-    dtypes = [p.dtype for p in jax.tree.leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
+    """The narrowest real dtype of the inexact leaves (a complex leaf counts by its real
+    part), float32 when there is none: the dtype of the random signs (optax's "lowest")."""
+    dtypes = [jnp.finfo(dtype_of(p)).dtype for p in jax.tree.leaves(params)
+              if jnp.issubdtype(dtype_of(p), jnp.inexact)]
     return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else jnp.float32
+
+
+def _signs(key: Array, p: Any, dtype: Any) -> Any:
+    """Rademacher signs shaped like ``p`` in ``dtype`` (complex for a complex leaf); a
+    ``float0`` tangent for an integer leaf, which is not differentiated."""
+    if not jnp.issubdtype(dtype_of(p), jnp.inexact):
+        return np.zeros(shape_of(p), jax.dtypes.float0)
+    if jnp.issubdtype(dtype_of(p), jnp.complexfloating):
+        dtype = jnp.promote_types(dtype, jnp.complex64)
+    return jax.random.rademacher(key, shape_of(p), jnp.float32).astype(dtype)
+
+
+def _times_signs(h: Array, u: Array) -> Array:
+    """``h ⊙ u``; a float32 zero for an integer leaf (no curvature estimate)."""
+    return jnp.zeros(u.shape, jnp.float32) if is_float0(u) else h * u
 
 
 def hutchinson_estimator_diag_hessian(
@@ -86,11 +109,10 @@ def hutchinson_estimator_diag_hessian(
         treedef = jax.tree.structure(params)
         keys = jax.tree.unflatten(treedef, list(jax.random.split(subkey, treedef.num_leaves)))
         dtype = _lowest_float_dtype(params)
-        signs = jax.tree.map(
-            lambda p, k: jax.random.rademacher(k, p.shape, jnp.float32).astype(dtype),
-            params, keys)
-        hvp = jax.jvp(jax.grad(obj_fn), (params,), (signs,))[1]
-        return jax.tree.map(lambda h, u: h * u, hvp, signs), HutchinsonState(key)
+        params = as_array_leaves(params)
+        signs = jax.tree.map(lambda p, k: _signs(k, p, dtype), params, keys)
+        hvp = jax.jvp(jax.grad(obj_fn, allow_int=True), (params,), (signs,))[1]
+        return jax.tree.map(_times_signs, hvp, signs), HutchinsonState(key)
 
     return optax.GradientTransformationExtraArgs(init, update)
 

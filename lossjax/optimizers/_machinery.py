@@ -51,6 +51,98 @@ class TraceState(NamedTuple):
     trace: Any
 
 
+class HeldNumber:
+    """A hyperparameter inside :func:`inject_hyperparams`' update: ``number``, the Python
+    number the optimizer was built with, and ``held``, the value the state holds now
+    (``unchanged`` says whether they are still equal).
+
+    Arithmetic with Python numbers and other held numbers runs on both: on ``number`` in
+    float64 on the host, exactly as the unwrapped optimizer computes ``1 − b1``, and on
+    ``held`` traced. Meeting an array, it becomes the scalar
+    ``where(unchanged, number, held)`` in the array's dtype, so the per-element code and
+    the scalar values it sees are the unwrapped optimizer's while nothing is changed:
+    bitwise equal results, and only scalars are selected (nothing blocks XLA's fusion).
+    Code that needs a Python number from it (``float()``, ``math.log``, ``if``) raises
+    ``TypeError``, as a tracer would; :func:`host_or_traced` maps host functions.
+    """
+
+    __slots__ = ("number", "held", "unchanged")
+    __array_priority__ = 1000  # NumPy defers to the reflected operators
+
+    def __init__(self, number: Any, held: Any, unchanged: Any):
+        self.number, self.held, self.unchanged = number, held, unchanged
+
+    def value(self, dtype: Any = None) -> Array:
+        """``where(unchanged, number, held)`` as a 0-d array of ``dtype`` (the held one)."""
+        held = jnp.asarray(self.held)
+        dtype = dtype or held.dtype
+        if jnp.iscomplexobj(held) and not jnp.issubdtype(dtype, jnp.complexfloating):
+            held = jnp.real(held)  # held in a complex dtype for complex parameters
+        return jnp.where(self.unchanged, jnp.asarray(self.number, dtype), held.astype(dtype))
+
+    def __jax_array__(self) -> Array:
+        return self.value()
+
+    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool,
+                commutes: bool = False) -> Any:
+        def apply(a, b):
+            return op(b, a) if reflected else op(a, b)
+
+        if isinstance(other, HeldNumber):
+            return HeldNumber(apply(self.number, other.number), apply(self.held, other.held),
+                              self.unchanged & other.unchanged)
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return HeldNumber(apply(self.number, other), apply(self.held, other),
+                              self.unchanged)
+        if isinstance(other, (jax.Array, np.ndarray, np.generic)):
+            value = self.value(jnp.result_type(other, self.number))
+            # the array first where the order is free: XLA puts a Python number's constant
+            # second, and the same operand order compiles to the same machine arithmetic
+            return op(other, value) if commutes or reflected else op(value, other)
+        return NotImplemented
+
+    def __add__(self, o): return self._binary(o, lambda a, b: a + b, False, True)  # noqa: E704
+    def __radd__(self, o): return self._binary(o, lambda a, b: a + b, True, True)  # noqa: E704
+    def __sub__(self, o): return self._binary(o, lambda a, b: a - b, False)  # noqa: E704
+    def __rsub__(self, o): return self._binary(o, lambda a, b: a - b, True)  # noqa: E704
+    def __mul__(self, o): return self._binary(o, lambda a, b: a * b, False, True)  # noqa: E704
+    def __rmul__(self, o): return self._binary(o, lambda a, b: a * b, True, True)  # noqa: E704
+    def __truediv__(self, o): return self._binary(o, lambda a, b: a / b, False)  # noqa: E704
+    def __rtruediv__(self, o): return self._binary(o, lambda a, b: a / b, True)  # noqa: E704
+    def __pow__(self, o): return self._binary(o, lambda a, b: a ** b, False)  # noqa: E704
+    def __rpow__(self, o): return self._binary(o, lambda a, b: a ** b, True)  # noqa: E704
+
+    def __neg__(self) -> HeldNumber:
+        return HeldNumber(-self.number, -self.held, self.unchanged)
+
+    def __pos__(self) -> HeldNumber:
+        return self
+
+    def __abs__(self) -> HeldNumber:
+        return HeldNumber(abs(self.number), jnp.abs(self.held), self.unchanged)
+
+    def _not_a_number(self, *args):
+        raise TypeError("an injected hyperparameter is not a Python number while the "
+                        "optimizer is built")
+
+    __float__ = __int__ = __index__ = __bool__ = _not_a_number
+    __lt__ = __le__ = __gt__ = __ge__ = _not_a_number
+
+
+def as_scalar(x: Any, dtype: Any) -> Array:
+    """``x`` (a number, an array or a :class:`HeldNumber`) as a 0-d array of ``dtype``."""
+    return x.value(dtype) if isinstance(x, HeldNumber) else jnp.asarray(x, dtype)
+
+
+def host_or_traced(x: Any, host: Callable[[float], Any], traced: Callable[[Any], Any]) -> Any:
+    """``host(x)`` for a known number (in float64 on the host), ``traced(x)`` for a traced
+    value, both for a :class:`HeldNumber` (each on its side)."""
+    if isinstance(x, HeldNumber):
+        return HeldNumber(host(x.number), traced(x.held), x.unchanged)
+    value = concrete_value(x)
+    return traced(x) if value is None else host(value)
+
+
 def compute_dtype(dtype: Any) -> Any:
     """The dtype the arithmetic runs in: ``dtype`` promoted to at least float32."""
     return jnp.promote_types(dtype, jnp.float32)
@@ -92,6 +184,15 @@ def without_float0(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.zeros(x.shape, jnp.float32) if is_float0(x) else x, tree)
 
 
+def trained_leaves(grads: Any, tree: Any) -> Any:
+    """``tree`` (the parameters, or a state shaped like them) with each leaf whose gradient
+    is ``float0`` (an integer leaf, which is not trained) as a float32 zero of its shape,
+    and plain Python numbers as arrays: for transforms that sum norms or inner products
+    over all leaves, where an integer leaf must add nothing."""
+    return jax.tree.map(lambda g, x: jnp.zeros(g.shape, jnp.float32) if is_float0(g)
+                        else jnp.asarray(x), grads, tree)
+
+
 def upcast(x: Array) -> Array:
     return jnp.asarray(x).astype(compute_dtype(dtype_of(x)))
 
@@ -130,10 +231,7 @@ def increment_count(count: Array) -> Array:
 def log_decay(decay: Any) -> Array | float:
     """``log(decay)``: in float64 on the host for a known value (so ``b2 = 1 − 1e-9``,
     which is 1.0 in float32, keeps its distance from 1), traced otherwise."""
-    value = concrete_value(decay)
-    if value is None:
-        return jnp.log(decay)
-    return math.log(value) if value > 0 else -math.inf
+    return host_or_traced(decay, lambda v: math.log(v) if v > 0 else -math.inf, jnp.log)
 
 
 def bias_correction_factor(decay: Any, count: Array, dtype: Any = jnp.float32) -> Array:
@@ -143,11 +241,17 @@ def bias_correction_factor(decay: Any, count: Array, dtype: Any = jnp.float32) -
     Adam's ``v̂ = v/0`` and every update is 0 forever) and loses digits near it; the
     ``expm1`` form keeps full relative precision.
     """
-    return -jnp.expm1(count.astype(dtype) * jnp.asarray(log_decay(decay), dtype))
+    dtype = jnp.finfo(dtype).dtype  # real: for complex, (1 + 0j)·(−inf) is −inf + nan·j
+    return -jnp.expm1(count.astype(dtype) * as_scalar(log_decay(decay), dtype))
 
 
 def may_be_zero(eps: Any) -> bool:
-    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard."""
+    """Whether ``eps`` is 0 or unknown now: then a ``x/(√v + eps)`` needs a 0/0 guard. A
+    :class:`HeldNumber` answers for the number it was built with, so that the optimizer
+    keeps the unwrapped one's expressions (a guard changes how XLA:CPU contracts the
+    arithmetic around it, and with it the rounding)."""
+    if isinstance(eps, HeldNumber):
+        return eps.number == 0
     value = concrete_value(eps)
     return value is None or value == 0
 
@@ -245,7 +349,7 @@ def ema_of_squares(v32: Array, g32: Array, decay: Any) -> Array:
     square of a gradient near 1e20 overflows float32, the square of the scaled one does
     not (``(1 − decay)·|g|²`` itself is finite)."""
     weight = one_minus(decay)
-    root = math.sqrt(weight) if isinstance(weight, float) else jnp.sqrt(weight)
+    root = host_or_traced(weight, math.sqrt, jnp.sqrt)
     return decay * v32 + abs_sq(root * g32)
 
 
@@ -260,6 +364,10 @@ def root_of_corrected(v32: Array, correction: Array, eps_root: Any) -> Array:
     """``√(v/c + eps_root)``; for a known ``eps_root = 0`` as ``√v/√c``, so that ``v/c``
     (up to ``|g|²`` for a huge gradient on the first step) is never formed."""
     correction = correction.astype(v32.dtype)
+    if isinstance(eps_root, HeldNumber) and eps_root.number == 0:
+        # √(v + eps_root·c)/√c: √v/√c exactly while eps_root holds 0, and still right
+        # once it is changed
+        return jnp.sqrt(v32 + eps_root * correction) / jnp.sqrt(correction)
     value = concrete_value(eps_root)
     if value is not None and value == 0:
         return jnp.sqrt(v32) / jnp.sqrt(correction)
@@ -298,7 +406,7 @@ def scale_by_constant(factor: float | Array) -> optax.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        (updates,) = apply((updates,), (jnp.asarray(factor, scalar_dtype(updates)),))
+        (updates,) = apply((updates,), (as_scalar(factor, scalar_dtype(updates)),))
         return updates, state
 
     return optax.GradientTransformation(init, update)

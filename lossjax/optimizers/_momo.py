@@ -25,11 +25,14 @@ from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_update,
     bias_correction_factor,
+    dtype_of,
     full_like,
     increment_count,
     per_leaf,
     scalar_dtype,
+    trained_leaves,
     upcast,
+    without_float0,
 )
 
 Array = jax.Array
@@ -97,7 +100,8 @@ def momo(
         w ← (w − τ·d)/ρ
 
     ``adapt_lower_bound`` estimates ``f*`` on the fly from ``lower_bound`` upwards.
-    Call ``update(grads, state, params, value=loss)``.
+    Call ``update(grads, state, params, value=loss)``. An integer leaf (a ``float0``
+    gradient) is not trained: it adds nothing to the inner products and gets a zero update.
 
     References: Schaipp, Ohana, Eickenberg, Defazio & Gower, "MoMo: Momentum Models for
     Adaptive Learning Rates" (2024), Algorithm 1 and Lemma 3.1.
@@ -143,6 +147,8 @@ def momo(
     def update(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         _check_update_args("momo", params, value)
+        # an integer leaf (float0 gradient) adds nothing and gets a zero update
+        updates, params = without_float0(updates), trained_leaves(updates, params)
         dtype = state.barf.dtype
         b = jnp.where(state.count == 0, 0.0, beta).astype(dtype)
         barf = b * state.barf + (1 - b) * jnp.asarray(value, dtype)
@@ -162,7 +168,8 @@ def momo(
 
 
 def _lowest_dtype(params: Any) -> Any:
-    dtypes = [p.dtype for p in jax.tree.leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
+    dtypes = [dtype_of(p) for p in jax.tree.leaves(params)
+              if jnp.issubdtype(dtype_of(p), jnp.floating)]
     return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else scalar_dtype(params)
 
 
@@ -194,7 +201,8 @@ def momo_adam(
         τ = min(lr/c, (ρ·(f̄ − c·f* − γ) + ⟨m, w⟩)₊/⟨m, m/D⟩),   ρ = 1 + lr·λ
         w ← (w − τ·m/D)/ρ
 
-    Call ``update(grads, state, params, value=loss)``.
+    Call ``update(grads, state, params, value=loss)``. An integer leaf (a ``float0``
+    gradient) is not trained: it adds nothing to the inner products and gets a zero update.
 
     References: Schaipp et al., "MoMo: Momentum Models for Adaptive Learning Rates"
     (2024), Algorithm 3 and Lemma 3.1.
@@ -218,17 +226,19 @@ def momo_adam(
     check_non_negative("eps", eps)
     check_non_negative("weight_decay", weight_decay)
 
-    def average_leaf(g, m, v, w, c2):
+    # v/(1 − b2ᵗ) as v·(1/(1 − b2ᵗ)): one reciprocal per step, a product per element (XLA
+    # makes optax's v/c the same product; a per-element divide is several times slower)
+    def average_leaf(g, m, v, w, inv_c2):
         g32, w32 = upcast(g), upcast(w)
         m32 = b1 * upcast(m) + (1 - b1) * g32
         v32 = b2 * upcast(v) + (1 - b2) * g32 * g32
-        precond = jnp.sqrt(v32 / c2.astype(g32.dtype)) + eps
+        precond = jnp.sqrt(v32 * inv_c2.astype(g32.dtype)) + eps
         return (m32.astype(m.dtype), v32.astype(v.dtype), jnp.vdot(g32, w32),
                 jnp.vdot(m32, m32 / precond), jnp.vdot(m32, w32))
 
-    def step_leaf(m, v, w, c2, tau, shrink):
+    def step_leaf(m, v, w, inv_c2, tau, shrink):
         w32 = upcast(w)
-        precond = jnp.sqrt(upcast(v) / c2.astype(w32.dtype)) + eps
+        precond = jnp.sqrt(upcast(v) * inv_c2.astype(w32.dtype)) + eps
         w_new = (w32 - tau.astype(w32.dtype) * upcast(m) / precond) / shrink.astype(w32.dtype)
         return (as_update(w_new - w32, w),)
 
@@ -245,18 +255,22 @@ def momo_adam(
     def update(updates, state, params=None, *, value=None, **extra_args):
         del extra_args
         _check_update_args("momo_adam", params, value)
+        # an integer leaf (float0 gradient) adds nothing and gets a zero update
+        updates, params = without_float0(updates), trained_leaves(updates, params)
         dtype = state.barf.dtype
         count = increment_count(state.count)
         c1 = bias_correction_factor(b1, count, dtype)
         c2 = bias_correction_factor(b2, count, dtype)
         barf = b1 * state.barf + (1 - b1) * jnp.asarray(value, dtype)
-        m, v, gw, mdm, mw = average((updates, state.exp_avg, state.exp_avg_sq, params), (c2,))
+        inv_c2 = 1 / c2
+        m, v, gw, mdm, mw = average((updates, state.exp_avg, state.exp_avg_sq, params),
+                                    (inv_c2,))
         gamma = b1 * state.gamma + (1 - b1) * _total(gw).astype(dtype)
         norm_sq, iprod = _total(mdm).astype(dtype), _total(mw).astype(dtype)
         alpha = _rate(learning_rate, state.count, dtype)
         tau, shrink = _step_size(alpha, weight_decay, barf, gamma, iprod, norm_sq, state.lb,
                                  lower_bound, adapt_lower_bound, c1)
-        (out,) = step((m, v, params), (c2, tau, shrink))
+        (out,) = step((m, v, params), (inv_c2, tau, shrink))
         lb = state.lb
         if adapt_lower_bound:
             lb = jnp.maximum(((barf + iprod - gamma) - 0.5 * tau * norm_sq) / c1, lower_bound)

@@ -33,6 +33,7 @@ from lossjax.optimizers._machinery import (
     safe_div,
     scalar_dtype,
     scale_leaf,
+    trained_leaves,
     upcast,
     without_float0,
 )
@@ -354,7 +355,9 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
 
     ``init_step`` fixes the first step: ``("distance", r)`` sets ``r̄₀ = r``;
     ``("heuristic", α)`` sets ``r̄₀ = α·(1 + ‖w₀‖)`` (``init`` must then see the real
-    parameters); ``("learning_rate", η)`` takes a first step of ``η``. See :func:`dog`.
+    parameters, integer leaves included: ``init`` sees no gradient); ``("learning_rate",
+    η)`` takes a first step of ``η``. An integer leaf (a ``float0`` gradient) adds nothing
+    to ``r̄_t`` and ``Σ‖g‖²``. See :func:`dog`.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -393,7 +396,9 @@ def scale_by_dog(init_step: InitStep, eps: float = 1e-8) -> optax.GradientTransf
 
     def update(updates, state, params=None):
         _needs_params("dog", params)
-        dist_sq, grad_sq = sums((updates, params, state.init_params))
+        # an integer leaf (float0 gradient) is not trained and adds to neither sum
+        dist_sq, grad_sq = sums((without_float0(updates), trained_leaves(updates, params),
+                                 trained_leaves(updates, state.init_params)))
         max_dist = jnp.maximum(state.max_dist, jnp.sqrt(_total(dist_sq))).astype(
             state.max_dist.dtype)
         sum_sq = (state.sum_sq_norm_grads + _total(grad_sq)).astype(max_dist.dtype)
@@ -473,7 +478,8 @@ def scale_by_dowg(
 ) -> optax.GradientTransformation:
     """DoWG's step size: ``u ← u · r̄_t²/(√v_t + eps)``, with ``r̄_t² = max(r̄²_{t−1},
     ‖w_t − w₀‖²)`` and ``v_t = v_{t−1} + r̄_t²·‖g_t‖²``; ``r̄₀² = init_estim_sq_dist``
-    (``eps`` when ``None``). See :func:`dowg`.
+    (``eps`` when ``None``). An integer leaf (a ``float0`` gradient) adds nothing to the
+    norms. See :func:`dowg`.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -490,7 +496,7 @@ def scale_by_dowg(
     def sums_leaf(g, w, w0):
         g32 = upcast(g)
         diff = upcast(w0) - upcast(w)
-        return jnp.sum(diff * diff), jnp.sum(g32 * g32)
+        return jnp.sum(abs_sq(diff)), jnp.sum(abs_sq(g32))
 
     sums = per_leaf(sums_leaf, 2)
     scale = per_leaf(scale_leaf, 1, trace_once=False)
@@ -502,7 +508,9 @@ def scale_by_dowg(
 
     def update(updates, state, params=None):
         _needs_params("dowg", params)
-        dist_sq, grad_sq = sums((updates, params, state.init_params))
+        # an integer leaf (float0 gradient) is not trained and adds to neither sum
+        dist_sq, grad_sq = sums((without_float0(updates), trained_leaves(updates, params),
+                                 trained_leaves(updates, state.init_params)))
         dtype = state.estim_sq_dist.dtype
         estim = jnp.maximum(state.estim_sq_dist, _total(dist_sq).astype(dtype))
         weighted = estim * _total(grad_sq).astype(dtype) + state.weighted_sq_norm_grads

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_non_negative
-from lossjax.optimizers._machinery import ScalarOrSchedule
+from lossjax.optimizers._machinery import ScalarOrSchedule, abs_sq
 from lossjax.optimizers._transforms import scale_by_learning_rate, trace
 
 Array = jax.Array
@@ -65,11 +65,12 @@ def differentially_private_aggregate(
     def update(updates, state, params=None):
         del params
         leaves, treedef = jax.tree.flatten(updates)
-        if any(jnp.ndim(g) == 0 for g in leaves):
+        if any(jnp.ndim(g) == 0 for g in leaves) or len({g.shape[0] for g in leaves}) > 1:
             raise ValueError("differentially_private_aggregate needs per-example gradients: "
-                             "every leaf must have a leading batch axis")
+                             "every leaf must have the same leading batch axis, got shapes "
+                             f"{[jnp.shape(g) for g in leaves]}")
         batch = leaves[0].shape[0]
-        norms = jnp.sqrt(jax.vmap(lambda *xs: sum(jnp.sum(jnp.square(x)) for x in xs))(*leaves))
+        norms = jnp.sqrt(jax.vmap(lambda *xs: sum(jnp.sum(abs_sq(x)) for x in xs))(*leaves))
         multipliers = jnp.nan_to_num(jnp.minimum(l2_norm_clip / norms, 1.0), nan=1.0)
         new_key, *keys = jax.random.split(state.rng_key, len(leaves) + 1)
         noised = [(jnp.tensordot(multipliers, g, axes=1)

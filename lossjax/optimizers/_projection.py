@@ -20,7 +20,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lossjax.optimizers._machinery import ScalarOrSchedule, increment_count, weight_decay_parts
+from lossjax.optimizers._machinery import (
+    ScalarOrSchedule,
+    as_array_leaves,
+    increment_count,
+    shape_of,
+    weight_decay_parts,
+)
 from lossjax.optimizers._transforms import scale_by_adam, scale_by_learning_rate
 
 Array = jax.Array
@@ -110,11 +116,13 @@ def scale_by_galore(
 
     def dims_of(tree):
         if weight_dimension_numbers is None:
-            return jax.tree.map(lambda p: GaLoreDimensionNumbers() if p.ndim == 2 else None, tree)
+            return jax.tree.map(lambda p: GaLoreDimensionNumbers() if len(shape_of(p)) == 2
+                                else None, tree)
         if callable(weight_dimension_numbers):
             return weight_dimension_numbers(tree)
         if isinstance(weight_dimension_numbers, GaLoreDimensionNumbers):
-            return jax.tree.map(lambda p: weight_dimension_numbers if p.ndim >= 2 else None,
+            return jax.tree.map(lambda p: weight_dimension_numbers if len(shape_of(p)) >= 2
+                                else None,
                                 tree)
         return weight_dimension_numbers
 
@@ -133,6 +141,7 @@ def scale_by_galore(
                                   pairs_tree)
 
     def init(params):
+        params = as_array_leaves(params)
         if not jax.tree.leaves(params):
             return GaLoreState(jnp.zeros([], jnp.int32), base.init(params), params)
         pairs = jax.tree.map(shapes, params, dims_of(params), is_leaf=_is_dims)

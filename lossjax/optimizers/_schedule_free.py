@@ -37,12 +37,14 @@ from lossjax._validation import (
 )
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    as_array_leaves,
     bias_correction_factor,
     compute_dtype,
     dtype_of,
     ema_of_squares,
     full_like,
     increment_count,
+    is_float0,
     per_leaf,
     scalar_dtype,
     upcast,
@@ -410,7 +412,7 @@ def schedule_free(
 
     def init(params):
         dtype = _lowest_float_dtype(params)
-        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or p.dtype, copy=True), params)
+        z = jax.tree.map(lambda p: jnp.array(p, state_dtype or dtype_of(p), copy=True), params)
         return ScheduleFreeState(
             b1=jnp.asarray(b1, dtype), weight_sum=jnp.zeros([], dtype),
             step_count=jnp.ones([], jnp.int32), max_lr=jnp.zeros([], dtype),
@@ -429,7 +431,10 @@ def schedule_free(
                        jnp.nan_to_num(weight / weight_sum, nan=0.0, posinf=jnp.inf))
         base_updates, base_state = base.update(updates, state.base_optimizer_state, params,
                                                **extra_args)
-        new_updates, z = apply((base_updates, state.z, params), (ck,))
+        # an integer leaf (float0 gradient) is not trained: its z stays, its update is 0
+        base_updates = jax.tree.map(lambda g, u: g if is_float0(g) else u, updates,
+                                    base_updates)
+        new_updates, z = apply((base_updates, state.z, as_array_leaves(params)), (ck,))
         return new_updates, ScheduleFreeState(state.b1, weight_sum,
                                               increment_count(state.step_count), max_lr,
                                               base_state, z)
@@ -438,6 +443,13 @@ def schedule_free(
 
 
 def _lowest_float_dtype(params: Any) -> Any:
-    """The narrowest float dtype among the parameters (optax keeps its scalars in it)."""
-    dtypes = [p.dtype for p in jax.tree.leaves(params) if jnp.issubdtype(p.dtype, jnp.floating)]
-    return min(dtypes, key=lambda d: jnp.finfo(d).bits) if dtypes else jnp.float32
+    """The lowest inexact dtype among the parameters, the one the others promote from
+    (optax keeps its scalars in it; complex for complex parameters, as optax's); integer
+    leaves are not trained and do not count."""
+    lowest = None
+    for p in jax.tree.leaves(params):
+        dtype = dtype_of(p)
+        if jnp.issubdtype(dtype, jnp.inexact):
+            lowest = dtype if lowest is None or jnp.promote_types(lowest, dtype) == lowest \
+                else lowest
+    return jnp.float32 if lowest is None else lowest

@@ -22,13 +22,15 @@ import jax.numpy as jnp
 import optax
 
 from lossjax._validation import check_non_negative
-from lossjax.optimizers._machinery import per_leaf, upcast
+from lossjax.optimizers._machinery import abs_sq, is_float0, per_leaf, upcast
 
 Array = jax.Array
 
 
 def _sum_of_squares(tree: Any) -> Array:
-    parts = [jnp.sum(jnp.square(upcast(x))) for x in jax.tree.leaves(tree)]
+    """``Σ|x|²`` over the leaves (``x·x̄`` for complex ones); a ``float0`` leaf (the
+    gradient of an integer leaf) adds nothing."""
+    parts = [jnp.sum(abs_sq(upcast(x))) for x in jax.tree.leaves(tree) if not is_float0(x)]
     return sum(parts[1:], parts[0]) if parts else jnp.zeros([], jnp.float32)
 
 

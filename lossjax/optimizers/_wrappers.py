@@ -21,10 +21,12 @@ import optax
 from lossjax._mask import Mask, mask_flags
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
+    HeldNumber,
     compute_dtype,
     dtype_of,
     full_like,
     increment_count,
+    is_float0,
     nodes_of_type,
     only_node_of_type,
     per_leaf,
@@ -302,15 +304,21 @@ def multi_steps(
 
         # Each branch accumulates for itself, so the new buffer is written straight into
         # its output (no gradient-sized temporary holds it across the cond).
-        def step(_):
+        def accumulated():
             (acc,) = add((updates, state.acc_grads), (state.mini_step,))
-            grads = jax.tree.map(lambda a, g: a.astype(g.dtype), acc, updates)
+            # a float0 gradient's leaf comes back as a float32 zero: keep the buffer's dtype
+            return jax.tree.map(lambda a, old: a.astype(old.dtype), acc, state.acc_grads)
+
+        def step(_):
+            acc = accumulated()
+            grads = jax.tree.map(lambda a, g: g if is_float0(g) else a.astype(g.dtype), acc,
+                                 updates)
             new_updates, inner_state = inner_with_extra.update(
                 grads, state.inner_opt_state, params, **extra_args)
             return new_updates, inner_state, jax.tree.map(jnp.zeros_like, acc)
 
         def hold(_):
-            (acc,) = add((updates, state.acc_grads), (state.mini_step,))
+            acc = accumulated()
             zeros = _zeros_like_output(lambda: step(None)[:2])
             return zeros, state.inner_opt_state, acc
 
@@ -580,6 +588,45 @@ def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> A
     return jax.tree.structure(state)
 
 
+# lossjax optimizers whose scalar-select update XLA compiles to other roundings than the
+# optimizer built from Python numbers (nadam: eps_root's held form; adadelta: its default
+# weight_decay = 0): they keep the lax.cond (tests/optimizers/test_inject_registry.py
+# finds them).
+_NOT_BITWISE_WITH_SCALAR_SELECT = frozenset({"nadam", "adadelta"})
+
+
+def _zero_valued(numbers: Mapping[str, Any]) -> bool:
+    """Whether a hyperparameter other than ``eps_root`` is 0: an optimizer skips work for a
+    known 0 (``weight_decay=0`` adds nothing), which a held value cannot skip, and the two
+    programs may round differently; ``eps_root = 0`` has its held form
+    (:func:`root_of_corrected`)."""
+    return any(name != "eps_root" and np.size(value) == 1 and float(np.ravel(value)[0]) == 0
+               for name, value in numbers.items())
+
+
+def _compiles_differently(factory: Callable[..., Any]) -> bool:
+    return (getattr(factory, "__module__", "").startswith("lossjax.")
+            and getattr(factory, "__name__", "") in _NOT_BITWISE_WITH_SCALAR_SELECT)
+
+
+def _scalar_select_update(build, held, shapes, updates, inner_state, params, extra_args):
+    """The update of the optimizer built from :class:`HeldNumber` hyperparameters (each
+    the built-with Python number or the held value, selected per scalar), or ``None``
+    when the factory needs Python numbers (or gives another state) and the caller falls
+    back to a ``lax.cond`` between the optimizer as built and the rebuilt one."""
+    try:
+        inner = optax.with_extra_args_support(build(held))
+        out = inner.update(updates, inner_state, params, **extra_args)
+    except (TypeError, ValueError, AttributeError, *_NEEDS_CONCRETE):
+        return None
+    if jax.tree.structure(out) != jax.tree.structure(shapes) or any(
+            jnp.shape(x) != s.shape for x, s in zip(jax.tree.leaves(out),
+                                                    jax.tree.leaves(shapes), strict=True)):
+        return None
+    # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+    return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
+
+
 def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
     """Whether ``factory`` needs ``arguments[name]`` as a Python number (it branches on it
     when it builds or runs the optimizer, e.g. ``lossjax.sgd``'s ``momentum``, or its state
@@ -632,13 +679,25 @@ def inject_hyperparams(
     for bfloat16 parameters). The state is optax's ``InjectStatefulHyperparamsState``.
     Keyword arguments of ``update`` beyond ``params`` reach the inner update.
 
-    Numbers: while ``state.hyperparams`` holds the values given here, each update runs
-    the optimizer built from the given Python numbers (and schedules), so the wrapped
-    optimizer is bitwise the unwrapped one (optax's drifts by an ulp a step: it rebuilds
-    from float32 copies, optax #1532); once one is changed, a ``lax.cond`` runs the
-    optimizer rebuilt from the held values. Either way the state keeps the dtypes ``init``
-    gave it (tunix #1880). A number the factory checks or branches on when building or
-    running the optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
+    Numbers: each update builds the optimizer from the held hyperparameters, each one
+    standing for the scalar ``where(unchanged, number given here, value held)``; the
+    arithmetic the optimizer does on a hyperparameter while building (``1 − b1``,
+    ``log b2`` for the bias correction, ``√(1 − b2)``) runs on both sides, on the given
+    number in float64 on the host as the unwrapped optimizer does it. So while
+    ``state.hyperparams`` holds the values given here the per-element arithmetic sees the
+    unwrapped optimizer's scalars and the wrapped optimizer is bitwise the unwrapped one
+    (optax's drifts by an ulp a step: it rebuilds from float32 copies, optax #1532), and
+    only scalars are selected, so the step fuses as the plain one does. On this path an
+    ``eps`` that was not 0 when built gets no 0/0 guard if it is later set to 0 (as in
+    optax, which has none). A factory that needs a hyperparameter as a Python number while building
+    (``float()``, ``math``, ``if``), a hyperparameter given as 0 (other than
+    ``eps_root``: the optimizer skips work for a known 0, which a held value cannot), and
+    ``nadam`` and ``adadelta`` (whose two forms XLA compiles to different roundings)
+    instead run the optimizer as built or the one rebuilt from the held values under a
+    ``lax.cond``: bitwise too, slower (the conditional blocks fusing the step with
+    ``apply_updates``). Either way the state keeps the dtypes ``init`` gave it (tunix
+    #1880). A number the factory checks or branches on when building or running the
+    optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
     ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the optimizer is
     built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
     ``clip_value_fn``) is not a schedule.
@@ -715,8 +774,19 @@ def inject_hyperparams(
             def built():
                 return as_built.update(updates, state.inner_state, params, **extra_args)
 
+            fast = None
             if numbers:
                 shapes = jax.eval_shape(built)
+            if numbers and not _compiles_differently(inner_factory) and not _zero_valued(numbers):
+                fast = _scalar_select_update(
+                    lambda held: inner_factory(**fixed, **held, **schedules),
+                    {k: HeldNumber(v, state.hyperparams[k],
+                                   jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype)))
+                     for k, v in numbers.items()},
+                    shapes, updates, state.inner_state, params, extra_args)
+            if numbers and fast is not None:
+                new_updates, inner_state = fast
+            elif numbers:
 
                 def injected():
                     inner = optax.with_extra_args_support(

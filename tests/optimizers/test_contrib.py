@@ -128,6 +128,35 @@ def test_dpsgd_equals_optax_contrib():
     assert float(jnp.max(jnp.abs(ours["w"] - params["w"]))) > 0.1
 
 
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.complex128])
+def test_differentially_private_aggregate_equals_optax_in_float64_and_complex(dtype, x64):
+    """Per-example gradients in float64 and complex128 (norms of ``|g|²``, complex noise):
+    the same clipping and noise draws as optax's, to 1e-12, over three calls."""
+    rng = np.random.default_rng(0)
+    grads = {"w": rng.normal(size=(5, 3, 2)) * np.array([3.0, 0.1, 1.0, 0.2, 2.0])[:, None,
+                                                                                  None],
+             "b": rng.normal(size=(5, 2))}
+    if dtype == jnp.complex128:
+        grads = {k: g * (1.0 - 0.5j) for k, g in grads.items()}
+    grads = jax.tree.map(lambda g: jnp.asarray(g, dtype), grads)
+
+    def run(tx):
+        state, seen = tx.init(None), []
+        for _ in range(3):
+            updates, state = tx.update(grads, state)
+            seen.append(updates)
+        return seen
+
+    ours = jax.jit(lambda: run(lossjax.differentially_private_aggregate(1.0, 0.5, 7)))()
+    theirs = jax.jit(lambda: run(optax.contrib.differentially_private_aggregate(1.0, 0.5, 7)))()
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs), strict=True):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="batch axis"):
+        lossjax.differentially_private_aggregate(1.0, 0.5, 7).update(
+            {"w": jnp.zeros((3, 2)), "b": jnp.zeros(2)}, None)
+
+
 @pytest.mark.parametrize("build", [
     lambda m: m.galore(1e-2, rank=2, update_proj_gap=20),
     lambda m: m.galore(2e-2, 3, 1000, 0.5, None, 1e-2, MASK,

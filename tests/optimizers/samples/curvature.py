@@ -6,9 +6,6 @@ import optax.contrib
 import lossjax
 from tests.optimizers._registry import Entry, half_squared_norm
 
-_F64 = ("known gap (issue 27 follow-up): complex parameters in the Hessian-vector product")
-
-_INT = ("known gap (issue 27 follow-up): Python-int leaves in the Hessian-vector product")
 _SIG = ("hessian_diagonal_fn defaults to None (a fresh estimator), optax's to an "
         "instance built at import")
 
@@ -21,14 +18,10 @@ def _objective(grads, params):
 ENTRIES = [
     Entry("hutchinson_estimator_diag_hessian", lossjax.hutchinson_estimator_diag_hessian,
           optax.contrib.hutchinson_estimator_diag_hessian, kind="transform",
-          update_kwargs=_objective,
-          exempt={"float64": _F64,
-                  "jit": _INT}),
+          update_kwargs=_objective),
     Entry("scale_by_sophia", lambda: lossjax.scale_by_sophia(update_interval=2), None,
-          kind="transform", update_kwargs=_objective,
-          exempt={"jit": _INT}),
+          kind="transform", update_kwargs=_objective),
     Entry("sophia", lambda: lossjax.sophia(1e-2, update_interval=2),
           lambda: optax.contrib.sophia(1e-2, update_interval=2), update_kwargs=_objective,
-          exempt={"signature": _SIG,
-                  "jit": _INT}),
+          exempt={"signature": _SIG}),
 ]

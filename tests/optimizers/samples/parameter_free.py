@@ -5,14 +5,10 @@ import optax.contrib
 import lossjax
 from tests.optimizers._registry import Entry
 
-_F64 = ("known gap (issue 27 follow-up): complex numbers not yet compared with optax's "
-        "(test_contrib.py compares real float64 to 1e-10)")
-
 ENTRIES = [
     Entry("dadapt_adamw", lossjax.dadapt_adamw, optax.contrib.dadapt_adamw),
     Entry("dog", lossjax.dog, optax.contrib.dog),
-    Entry("dowg", lossjax.dowg, optax.contrib.dowg,
-          exempt={"float64": _F64}),
+    Entry("dowg", lossjax.dowg, optax.contrib.dowg),
     Entry("prodigy", lossjax.prodigy, optax.contrib.prodigy),
     Entry("scale_by_dog", lambda: lossjax.scale_by_dog(("heuristic", 1e-6)), None,
           kind="transform"),

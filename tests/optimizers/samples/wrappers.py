@@ -7,8 +7,6 @@ import optax
 import lossjax
 from tests.optimizers._registry import Entry
 
-_HALF = ("known gap (issue 27 follow-up): the bundle's half-precision run (switch branch types)")
-
 _SIG = ("optax's is the class MultiSteps; lossjax.multi_steps is a function")
 _F64 = ("optax accumulates in accumulator_dtype=bfloat16 after rounding differently")
 
@@ -57,8 +55,7 @@ ENTRIES = [
         optax.adam(1e-2), 2, should_skip_update_fn=optax.skip_not_finite,
         accumulator_dtype=jnp.bfloat16).gradient_transformation(), kind="wrapper",
           id="skip",
-          exempt={"jit": _HALF,
-                  "float64": _F64,
+          exempt={"float64": _F64,
                   "signature": _SIG}),
     Entry("partition", lambda: lossjax.partition(
         {"matrix": lossjax.adam(1e-2), "other": lossjax.sgd(1e-2)}, _labels),
