@@ -323,9 +323,20 @@ SCHEDULE_STEPS = ("lossjax's schedules raise `ValueError` for a step count or de
 SCHEDULE_SIGN = ("lossjax's schedules are learning rates: a negative value (`init_value`, "
                  "`end_value`) raises `ValueError`, where optax computes it.")
 
+LINESEARCH_CHECKS = ("lossjax's `scale_by_zoom_linesearch` checks its constants when it is "
+                     "built (`ValueError` for `increase_factor` <= 1 or `curv_rtol` <= "
+                     "`slope_rtol`); optax's dtype test builds it with 1e-5 for every "
+                     "constant.")
+LINESEARCH_WORDING = ("With `verbose=True` lossjax's zoom line search prints its own one-line "
+                      "diagnosis (which condition failed and why); optax's tests look for "
+                      "optax's wording.")
+VALIDATE_EARLY = ("lossjax checks an option when the transformation is built (`ValueError` "
+                  "from `scale_by_lion(mode=...)`); optax only at the first `update`.")
+
 _CE = "optax/losses/_classification_test.py::"
 _RANK = "optax/losses/_ranking_test.py::RankingLossesTest::"
 _SCHED = "optax/schedules/_schedule_test.py::"
+_ZOOM = "optax/_src/linesearch_test.py::ZoomLinesearchTest::"
 
 DIFFERENCES: dict[str, str] = {
     _CE + "CTCTest::test_repeat_with_one_to_one_alignment": CTC,
@@ -354,6 +365,12 @@ DIFFERENCES: dict[str, str] = {
     _SCHED + "PolynomialTest::test_zero_steps_schedule": SCHEDULE_STEPS,
     _SCHED + "PiecewiseConstantTest::test_negative": SCHEDULE_SIGN,
     _SCHED + "WarmupCosineDecayTest::test_with_exponent": SCHEDULE_SIGN,
+    _ZOOM + "test_dtype_stability*": LINESEARCH_CHECKS,
+    _ZOOM + "test_failure_descent_direction": LINESEARCH_WORDING,
+    _ZOOM + "test_failure_flat_fun": LINESEARCH_WORDING,
+    _ZOOM + "test_failure_too_small_max_stepsize": LINESEARCH_WORDING,
+    "optax/_src/transform_test.py::TransformTest::test_lion_invalid_mode_raises":
+        VALIDATE_EARLY,
 }
 
 # Open optimizer-side findings (lossjax/optimizers is another scope): reported by
