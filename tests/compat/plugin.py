@@ -16,7 +16,9 @@ name of :data:`tests.compat.table.SUBSTITUTIONS` before the test modules are imp
 * Classes (state NamedTuples, ``MaskedNode``, ``LookaheadParams``): replaced in the public
   namespaces (``optax``, ``optax.contrib``, ``optax.transforms`` ...), not in optax's
   private modules: a class cannot tell who builds it, and optax's own code that lossjax
-  does not replace (``optax.MultiSteps``) must keep building optax's states.
+  does not replace (``optax.MultiSteps``) must keep building optax's states. The classes
+  of :data:`tests.compat.table.CLASSES_IN_PRIVATE_MODULES`, which only substituted
+  functions build, are replaced there too (tests build them from the private module).
 
 Nothing leaks: the child process ends with its test files.
 """
@@ -127,7 +129,7 @@ def _with_defaults(function: Any, defaults: dict[str, Any]) -> Any:
 
 def install() -> dict[str, int]:
     """Replace every name of the table; returns, per name, how many attributes changed."""
-    from tests.compat.table import SUBSTITUTIONS
+    from tests.compat.table import CLASSES_IN_PRIVATE_MODULES, SUBSTITUTIONS
 
     _import_all()
     modules = [m for name, m in list(sys.modules.items())
@@ -143,7 +145,7 @@ def install() -> dict[str, int]:
             replacement = _dispatcher(original, _with_defaults(lossjax_object, dict(sub.kwargs)))
         count = 0
         for module in modules:
-            if isinstance(original, type) and any(
+            if isinstance(original, type) and path not in CLASSES_IN_PRIVATE_MODULES and any(
                     part.startswith("_") for part in module.__name__.split(".")):
                 continue  # optax's own code keeps building its own states (MultiSteps)
             for attr, value in list(vars(module).items()):

@@ -259,6 +259,16 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "optax.contrib.schedule_free_sgd": Sub("schedule_free_sgd"),
 }
 
+# Classes also replaced in optax's private modules, where optax's tests build them
+# (``_reduce_on_plateau.ReduceLROnPlateauState(...)``): every optax function that builds
+# them is substituted, so no optax code left running builds them. Other classes stay
+# optax's there (``optax.MultiSteps``, which lossjax does not replace, builds
+# ``MultiStepsState``).
+CLASSES_IN_PRIVATE_MODULES: frozenset[str] = frozenset({
+    "optax.contrib.ReduceLROnPlateauState",
+    "optax.ZeroNansState",
+})
+
 TEST_FILES: dict[str, tuple[str, ...]] = {
     "losses": (
         "optax/losses/_classification_test.py",

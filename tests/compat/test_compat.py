@@ -131,3 +131,10 @@ def test_dispatchers_show_lossjax_annotations_in_optax_spelling():
     # Optional stays optional (optax's test skips adadelta on optax too), a float stays one.
     assert learning_rate(lossjax.adadelta) != optax.ScalarOrSchedule
     assert learning_rate(lossjax.rprop) is float
+
+
+def test_classes_replaced_in_private_modules_are_substituted_classes():
+    from tests.compat.table import CLASSES_IN_PRIVATE_MODULES
+
+    for path in CLASSES_IN_PRIVATE_MODULES:
+        assert path in SUBSTITUTIONS and isinstance(SUBSTITUTIONS[path].resolve(), type), path

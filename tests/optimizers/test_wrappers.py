@@ -423,3 +423,53 @@ def test_compositions_train_inside_flax_nnx_optimizer():
 def test_bad_arguments_raise_naming_them(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def test_inject_hyperparams_evaluates_schedules_for_number_only_arguments():
+    # scale's step_size and trace's decay take numbers: the schedule is evaluated at its
+    # own count each step and the transformation rebuilt from the value (optax's rule).
+    sched = lossjax.schedules.piecewise_constant(3.0, {1: 5.0, 3: 2.0})  # 3, 15, 15, 30, ...
+    tx = lossjax.inject_hyperparams(lossjax.scale)(step_size=sched)
+    params = [jnp.zeros([], jnp.float32)]
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    got = []
+    for _ in range(5):
+        updates, state = update([jnp.ones([], jnp.float32)], state)
+        got.append(float(updates[0]))
+    assert got == [3.0, 15.0, 15.0, 30.0, 30.0]
+    momentum = lossjax.inject_hyperparams(lossjax.trace)(
+        decay=lossjax.schedules.piecewise_constant(0.5, {2: 0.0}))
+    state = momentum.init(params)
+    traces = []
+    for _ in range(3):  # t ← decay·t + g with decay 0.5, 0.5, 0.0
+        _, state = jax.jit(momentum.update)([jnp.ones([])], state)
+        traces.append(float(state.inner_state.trace[0]))
+    assert traces == [1.0, 1.5, 1.0]
+
+
+class _RunningSum:
+    """An optax stateful schedule: its value is the sum of the ``addend`` seen so far and
+    the current one (``init`` evaluates it without extra arguments, as optax's does)."""
+
+    def init(self):
+        return jnp.zeros([], jnp.float32)
+
+    def update(self, state, **extra_args):
+        return state + extra_args["addend"]
+
+    def __call__(self, state, **extra_args):
+        return state + extra_args.get("addend", 0.0)
+
+
+def test_inject_hyperparams_takes_optax_stateful_schedules():
+    tx = lossjax.inject_hyperparams(lossjax.scale)(step_size=_RunningSum())
+    params = (jnp.ones(3, jnp.float32),)
+    state = jax.jit(tx.init)(params)
+    step = jax.jit(tx.update)
+    updates, state = step(params, state, params, addend=jnp.float32(0.25))
+    np.testing.assert_allclose(updates[0], 0.25)  # value: state 0 + addend
+    updates, state = step(params, state, params, addend=jnp.float32(0.5))
+    np.testing.assert_allclose(updates[0], 0.75)  # state 0.25 + addend 0.5
+    np.testing.assert_allclose(state.hyperparams["step_size"], 0.75)
+    np.testing.assert_allclose(state.hyperparams_states["step_size"], 0.75)
