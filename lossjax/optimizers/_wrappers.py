@@ -641,9 +641,10 @@ def inject_hyperparams(
     ScalarOrSchedule``) gets the schedule itself; for any other argument (``scale``'s
     ``step_size``) the optimizer is rebuilt each step from the schedule's value. optax's
     stateful schedules (``init``, ``update(state, **extra_args)``, ``__call__(state,
-    **extra_args)``) are taken too and see ``update``'s extra keyword arguments. A number the factory needs as a Python number while building the
-    optimizer (it branches on it) is detected when the optimizer is built (the factory is
-    traced once per number) and is kept fixed too, so it is not in ``state.hyperparams``.
+    **extra_args)``) are taken too and see ``update``'s extra keyword arguments. A number
+    the factory needs as a Python number while building the optimizer (it branches on it)
+    is detected when the optimizer is built (the factory is traced once per number) and is
+    kept fixed too, so it is not in ``state.hyperparams``.
     Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
     parameters, float32 at least (optax stores them in the parameters' dtype, bfloat16
     for bfloat16 parameters). The state is optax's ``InjectStatefulHyperparamsState``.
