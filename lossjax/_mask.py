@@ -28,6 +28,25 @@ def _as_bool(leaf: Any) -> bool:
     )
 
 
+def _is_function(mask: Mask) -> bool:
+    """A function mask: callable and a pytree leaf. A callable pytree node (an equinox
+    module of bools) is a mask tree, not a function."""
+    return callable(mask) and jax.tree_util.treedef_is_leaf(jax.tree.structure(mask))
+
+
+def mask_prefix(mask: Mask, tree: Any) -> Any:
+    """``mask`` resolved (a function mask called on ``tree``) to Python bools at its own
+    structure, a prefix of ``tree``'s: each bool covers its whole sub-tree (``True`` for
+    ``None``). Raises ``ValueError`` when it is not a prefix of ``tree``."""
+    if mask is None:
+        return True
+    if _is_function(mask):
+        mask = mask(tree)
+    mask = jax.tree.map(_as_bool, mask)
+    mask_flags(mask, tree)  # checks the structure
+    return mask
+
+
 def mask_flags(mask: Mask, tree: Any) -> Any:
     """One Python bool per leaf of ``tree`` (same structure): ``mask`` resolved and expanded.
 
@@ -36,7 +55,7 @@ def mask_flags(mask: Mask, tree: Any) -> Any:
     """
     if mask is None:
         return jax.tree.map(lambda _: True, tree)
-    if callable(mask):
+    if _is_function(mask):
         mask = mask(tree)
     mask = jax.tree.map(_as_bool, mask)
     try:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lossjax._mask import Mask, mask_flags
+from lossjax._mask import Mask, mask_prefix
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     compute_dtype,
@@ -368,8 +368,18 @@ MaskedNode = optax.MaskedNode
 MaskedState = optax.MaskedState
 
 
-def _hide(tree: Any, flags: Any) -> Any:
-    return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), flags, tree)
+def _hide(tree: Any, prefix: Any) -> Any:
+    """``tree`` with each sub-tree that a ``False`` of the bool tree ``prefix`` (a prefix of
+    ``tree``) covers replaced by one :class:`MaskedNode` (optax's state layout)."""
+    return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), prefix, tree)
+
+
+def _is_map_params_placeholder(params: Any) -> bool:
+    """Whether ``init`` got the stand-in for the parameter tree that ``optax.tree.map_params``
+    passes to find the parameter-shaped parts of a state: a mask cannot apply to it, so
+    ``masked`` passes it to ``inner`` whole, as optax's does."""
+    kind = type(params)
+    return kind.__name__ == "_ParamsPlaceholder" and kind.__module__.startswith("optax.")
 
 
 def masked(
@@ -403,11 +413,13 @@ def masked(
     """
 
     def init(params):
-        return MaskedState(inner.init(_hide(params, mask_flags(mask, params))))
+        if _is_map_params_placeholder(params):
+            return MaskedState(inner.init(params))
+        return MaskedState(inner.init(_hide(params, mask_prefix(mask, params))))
 
     def update(updates, state, params=None, **extra_args):
         updates = without_float0(updates)
-        flags = mask_flags(mask, updates)
+        flags = mask_prefix(mask, updates)
         hidden_params = None if params is None else _hide(params, flags)
         if mask_compatible_extra_args:
             structure = jax.tree.structure(updates)

@@ -260,12 +260,14 @@ SUBSTITUTIONS: dict[str, Sub] = {
 }
 
 # Classes also replaced in optax's private modules, where optax's tests build them
-# (``_reduce_on_plateau.ReduceLROnPlateauState(...)``): every optax function that builds
-# them is substituted, so no optax code left running builds them. Other classes stay
-# optax's there (``optax.MultiSteps``, which lossjax does not replace, builds
-# ``MultiStepsState``).
+# (``_reduce_on_plateau.ReduceLROnPlateauState(...)``, ``transform.ScaleByAdamState(...)``
+# as an expected state): lossjax's class has optax's fields, so optax code that lossjax
+# does not replace and that builds one (an optax-only optimizer chaining
+# ``scale_by_adam``) still works. Other classes stay optax's there (``optax.MultiSteps``,
+# which lossjax does not replace, needs its own ``MultiStepsState``).
 CLASSES_IN_PRIVATE_MODULES: frozenset[str] = frozenset({
     "optax.contrib.ReduceLROnPlateauState",
+    "optax.ScaleByAdamState",
     "optax.ZeroNansState",
 })
 

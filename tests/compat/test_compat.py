@@ -134,7 +134,12 @@ def test_dispatchers_show_lossjax_annotations_in_optax_spelling():
 
 
 def test_classes_replaced_in_private_modules_are_substituted_classes():
+    import importlib
+
     from tests.compat.table import CLASSES_IN_PRIVATE_MODULES
 
     for path in CLASSES_IN_PRIVATE_MODULES:
         assert path in SUBSTITUTIONS and isinstance(SUBSTITUTIONS[path].resolve(), type), path
+        module, _, name = path.rpartition(".")
+        original = getattr(importlib.import_module(module), name)
+        assert SUBSTITUTIONS[path].resolve()._fields == original._fields, path  # optax's

@@ -473,3 +473,39 @@ def test_inject_hyperparams_takes_optax_stateful_schedules():
     np.testing.assert_allclose(updates[0], 0.75)  # state 0.25 + addend 0.5
     np.testing.assert_allclose(state.hyperparams["step_size"], 0.75)
     np.testing.assert_allclose(state.hyperparams_states["step_size"], 0.75)
+
+
+def test_masked_state_has_optaxs_layout_for_prefix_masks_and_works_with_map_params():
+    params = {"a": [jnp.ones(1), (jnp.ones(2), jnp.ones(3))],
+              "b": {"c": jnp.ones(4), "d": jnp.ones(5)}}
+    mask = {"a": [True, (True, False)], "b": False}  # "b": one bool for a sub-tree
+    ours = lossjax.masked(lossjax.trace(0.9), mask)
+    theirs = optax.masked(optax.trace(0.9), mask)
+    state = ours.init(params)
+    # One MaskedNode for the whole of "b", as optax's (a checkpoint restores into either).
+    assert str(jax.tree.structure(state)) == str(jax.tree.structure(theirs.init(params)))
+    assert isinstance(state.inner_state.trace["b"], optax.MaskedNode)
+    updates, _ = ours.update(params, state)
+    np.testing.assert_array_equal(updates["b"]["c"], params["b"]["c"])  # passed through
+    # optax.tree.map_params hands init a stand-in for the parameters (no mask applies).
+    doubled = optax.tree.map_params(ours, lambda x: 2 * x + 1, state)
+    np.testing.assert_array_equal(doubled.inner_state.trace["a"][0], jnp.ones(1))
+
+
+def test_masked_takes_a_callable_pytree_as_a_mask_tree():
+    # An equinox-like module is callable, but as a mask it is a tree of bools.
+    class Module:
+        def __init__(self, w):
+            self.w = w
+
+        def __call__(self, x):
+            return self.w * x
+
+    jax.tree_util.register_pytree_node(Module, lambda m: ((m.w,), None),
+                                       lambda _, c: Module(*c))
+    module = Module(jnp.array([1.0, 2.0]))
+    tx = lossjax.masked(lossjax.scale(10.0), Module(False))
+    updates, _ = tx.update(module, tx.init(module))
+    np.testing.assert_array_equal(updates.w, module.w)
+    tx = lossjax.masked(lossjax.scale(10.0), Module(True))
+    np.testing.assert_array_equal(tx.update(module, tx.init(module))[0].w, 10 * module.w)
