@@ -3,8 +3,9 @@
 A mask is ``None`` (every leaf), a pytree of bools with the structure of the parameters or a
 prefix of it (``{"dense": True, "norm": False}`` covers whole sub-trees), or a function
 ``params -> such a pytree`` (e.g. ``lambda p: jax.tree.map(lambda x: x.ndim > 1, p)`` to skip
-biases and norm scales). Mask leaves are Python bools: they decide, at trace time, which leaves
-are touched, so masked-out leaves cost nothing and pass through bit-for-bit.
+biases and norm scales). Mask leaves are Python bools (or NumPy bool scalars): they decide,
+at trace time, which leaves are touched, so masked-out leaves cost nothing and pass through
+bit-for-bit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ Mask = Any  # None | pytree of bools | Callable[[params], pytree of bools]
 def _as_bool(leaf: Any) -> bool:
     if isinstance(leaf, (bool, np.bool_)):
         return bool(leaf)
+    if isinstance(leaf, np.ndarray) and leaf.shape == () and leaf.dtype == np.bool_:
+        return bool(leaf)  # np.array(False): concrete, as optax accepts
     raise ValueError(
         "mask leaves must be Python bools (they select leaves at trace time), got "
         f"{type(leaf).__name__}; build the mask from shapes or names, e.g. "

@@ -509,3 +509,13 @@ def test_masked_takes_a_callable_pytree_as_a_mask_tree():
     np.testing.assert_array_equal(updates.w, module.w)
     tx = lossjax.masked(lossjax.scale(10.0), Module(True))
     np.testing.assert_array_equal(tx.update(module, tx.init(module))[0].w, 10 * module.w)
+
+
+def test_a_numpy_scalar_bool_is_a_mask():
+    g = {"a": jnp.ones(2), "b": jnp.ones(3)}
+    frozen = lossjax.freeze(np.array(True))
+    np.testing.assert_array_equal(frozen.update(g, frozen.init(g))[0]["b"], jnp.zeros(3))
+    free = lossjax.freeze(np.array(False))
+    np.testing.assert_array_equal(free.update(g, free.init(g))[0]["b"], g["b"])
+    with pytest.raises(ValueError, match="mask leaves must be Python bools"):
+        lossjax.freeze(np.array([True, False])).init(g)
