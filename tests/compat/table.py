@@ -342,6 +342,18 @@ LINESEARCH_CHECKS = ("lossjax's `scale_by_zoom_linesearch` checks its constants 
 LINESEARCH_WORDING = ("With `verbose=True` lossjax's zoom line search prints its own one-line "
                       "diagnosis (which condition failed and why); optax's tests look for "
                       "optax's wording.")
+MUON_LABELS = ("lossjax's `muon` chooses its Muon leaves from the parameters' paths and "
+               "shapes (`muon_labels`: 3-D attention kernels are Muon matrices, embeddings "
+               "and output heads are not); optax's sends exactly the 2-D leaves to Muon, and "
+               "its test expects a 3-D leaf on AdamW.")
+SCHEDULE_FREE_WARMUP = ("lossjax's `schedule_free_sgd` and `schedule_free_adamw` take a "
+                        "schedule as `learning_rate` (optax's take a float, so optax's test "
+                        "skips them) but not together with `warmup_steps` (`ValueError`: put "
+                        "the warm-up in the schedule); the test passes `warmup_steps=5000`.")
+INJECT_DTYPE = ("lossjax's `inject_hyperparams` stores float hyperparameters in float32 at "
+                "least (or `hyperparam_dtype`), also for bfloat16 parameters and for arrays "
+                "given in bfloat16 (0.999 is 1.0 in bfloat16); optax stores them in the "
+                "parameters' dtype and keeps an array's own.")
 VALIDATE_EARLY = ("lossjax checks an option when the transformation is built (`ValueError` "
                   "from `scale_by_lion(mode=...)`); optax only at the first `update`.")
 
@@ -383,6 +395,15 @@ DIFFERENCES: dict[str, str] = {
     _ZOOM + "test_failure_too_small_max_stepsize": LINESEARCH_WORDING,
     "optax/_src/transform_test.py::TransformTest::test_lion_invalid_mode_raises":
         VALIDATE_EARLY,
+    "optax/contrib/_muon_test.py::MuonTest::test_dim_nums_combinations*": MUON_LABELS,
+    "optax/contrib/_common_test.py::ContribTest::"
+    "test_optimizers_accept_learning_rate_schedule_if_type_annotated_as_such14":
+        SCHEDULE_FREE_WARMUP,
+    "optax/contrib/_common_test.py::ContribTest::"
+    "test_optimizers_accept_learning_rate_schedule_if_type_annotated_as_such15":
+        SCHEDULE_FREE_WARMUP,
+    "optax/schedules/_inject_test.py::InjectHyperparamsTest::test_hyperparam_default_dtype*":
+        INJECT_DTYPE,
 }
 
 # Open optimizer-side findings (lossjax/optimizers is another scope): reported by
