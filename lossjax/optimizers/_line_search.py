@@ -717,7 +717,10 @@ def lbfgs(
     :func:`scale_by_zoom_linesearch`); :func:`value_and_grad_from_state` reuses the line
     search's last evaluation, so a full-batch step costs only the line search's
     evaluations, usually one. It is a full-batch method: memory is ``2·memory_size``
-    copies of the parameters.
+    copies of the parameters. Complex parameters are optimized as their real and imaginary
+    parts (inner products ``Re Σ conj(a)·b``), as in optax: pass the conjugate of
+    ``jax.grad``'s gradient (``optax.tree.conj(grad)``), which is the descent direction's
+    negative for a real loss of complex parameters.
 
     PyTorch's ``torch.optim.LBFGS`` differs: ``step(closure)`` runs up to ``max_iter=20``
     iterations per call, with ``history_size=100``, stopping tolerances on the gradient and
