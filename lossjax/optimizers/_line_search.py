@@ -240,7 +240,7 @@ def _zoom_linesearch(
     """Search ``η`` along ``w + η·u`` for the strong Wolfe conditions; the final carry."""
     dtype = start.value.dtype
 
-    def cast(x):  # constants given as arrays of another dtype must not change the carry's
+    def cast(x: Any) -> Any:  # constants given as arrays of another dtype keep the carry's
         return None if x is None else jnp.asarray(x, dtype)
 
     wolfe = _Wolfe(*(cast(v) for v in wolfe))
