@@ -593,6 +593,14 @@ def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> A
     return jax.tree.structure(state)
 
 
+def _in_dtype_of(x: Any, like: Any) -> Any:
+    """``x`` in ``like``'s float dtype (other leaves, such as keys and counts, as they are)."""
+    dtype = getattr(like, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.inexact):
+        return jnp.asarray(x, dtype)
+    return x
+
+
 def _takes_schedule(factory: Callable[..., Any], name: str) -> bool:
     """Whether ``factory``'s argument ``name`` is annotated to take a schedule (lossjax's
     ``Schedule`` or optax's, alone or in a union such as ``ScalarOrSchedule``): only then
@@ -771,8 +779,7 @@ def inject_hyperparams(
                 new_updates, inner_state = run_injected(
                     rebuilt(hyperparams), updates, state.inner_state, params, extra_args)
                 # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
-                inner_state = jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), inner_state,
-                                           state.inner_state)
+                inner_state = jax.tree.map(_in_dtype_of, inner_state, state.inner_state)
             elif numbers:
                 shapes = jax.eval_shape(built)
 
