@@ -10,6 +10,9 @@ Read top to bottom, this file is the whole harness configuration:
   ``reduction="none"`` (the porting recipe of ``docs/coming_from.md``). rlax functions that
   lossjax renamed take their arguments through a small adapter below, which only renames
   and reorders; an option lossjax lacks is passed on as given, so it fails visibly.
+* :data:`ANNOTATIONS` maps lossjax's types to optax's, for the signatures optax's tests
+  read; :data:`CLASSES_IN_PRIVATE_MODULES` names the classes replaced in optax's private
+  modules too (where optax's tests build them).
 * :data:`TEST_FILES` lists the installed test files that are run, by group. The ``fast``
   groups run in the suite (``tests/compat/test_compat.py``); every group runs in
   ``python -m bench.compat``.
