@@ -37,7 +37,6 @@ from lossjax.optimizers._machinery import (
     full_like,
     increment_count,
     per_leaf,
-    reject_complex,
     scalar_dtype,
     scale_by_constant,
     scale_leaf,
@@ -51,6 +50,18 @@ from lossjax.optimizers._transforms import (
 
 Array = jax.Array
 _GUESS_STRATEGIES = ("one", "keep")
+
+
+def _real_dtype(params: Any) -> Any:
+    """The dtype of per-step scalars (step sizes, values, slopes): real even for complex
+    parameters (complex64 -> float32)."""
+    return jnp.finfo(scalar_dtype(params)).dtype
+
+
+def _inner(a: Any, b: Any) -> Array:
+    """``⟨a, b⟩ = Re Σ conj(a)·b``: the dot product of real leaves, and for complex leaves
+    that of their real and imaginary parts (``ℂⁿ`` as ``ℝ²ⁿ``)."""
+    return jnp.real(optax.tree.vdot(a, b))
 
 
 class ZoomLinesearchInfo(NamedTuple):
@@ -229,10 +240,19 @@ def _zoom_linesearch(
     """Search ``η`` along ``w + η·u`` for the strong Wolfe conditions; the final carry."""
     dtype = start.value.dtype
 
+    def cast(x: Any) -> Any:  # constants given as arrays of another dtype keep the carry's
+        return None if x is None else jnp.asarray(x, dtype)
+
+    wolfe = _Wolfe(*(cast(v) for v in wolfe))
+    max_stepsize, increase_factor, precision = map(cast, (max_stepsize, increase_factor,
+                                                          precision))
+
     def evaluate(stepsize):
         point = jax.tree.map(lambda w, u: w + stepsize.astype(w.dtype) * u, params, direction)
         value, g = value_and_grad_fn(point)
-        slope = optax.tree.vdot(g, direction)
+        # jax.grad of a real loss of complex w is conj(∂f/∂Re w + i ∂f/∂Im w): conjugated
+        # back, its inner product with the direction is the derivative along it.
+        slope = _inner(optax.tree.conj(g), direction)
         return _Point(stepsize, jnp.asarray(value, dtype), jnp.asarray(slope, dtype)), g
 
     def step(s: _Search) -> _Search:
@@ -300,8 +320,8 @@ def _split_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, A
         return kwargs
     unused = sorted(set(kwargs) - set(parameters))
     if unused:
-        raise TypeError(f"value_fn does not take the keyword arguments {unused} passed to "
-                        "update(); pass only what value_fn accepts")
+        raise TypeError(f"Unexpected keyword arguments {unused} passed to update(): value_fn "
+                        "does not take them; pass only what value_fn accepts")
     return kwargs
 
 
@@ -404,8 +424,7 @@ def scale_by_zoom_linesearch(
     scale = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        reject_complex("scale_by_zoom_linesearch", params)
-        dtype = scalar_dtype(params)
+        dtype = _real_dtype(params)
         def inf():  # a fresh buffer per leaf: a step that donates the state frees each once
             return jnp.full([], jnp.inf, dtype)
 
@@ -417,8 +436,8 @@ def scale_by_zoom_linesearch(
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
         updates, grad = without_float0(updates), without_float0(grad)
-        dtype = scalar_dtype(params)
-        slope = jnp.asarray(optax.tree.vdot(updates, grad), dtype)
+        dtype = _real_dtype(params)
+        slope = jnp.asarray(_inner(updates, grad), dtype)
         start = _Point(jnp.zeros([], dtype), jnp.asarray(value, dtype), slope)
         guess = state.learning_rate if initial_guess_strategy == "keep" else jnp.ones([], dtype)
         s = _zoom_linesearch(
@@ -431,7 +450,8 @@ def scale_by_zoom_linesearch(
         fallback = s.failed & ((s.safe.stepsize > 0.0) | jnp.isinf(s.decrease_error))
         final, final_grad = _select(fallback, (s.safe, s.safe_grad), (s.trial, s.grad))
         if verbose:
-            _report_failure(s, final.stepsize)
+            _report_failure(s, start, final.stepsize, tol, max_learning_rate,
+                            stepsize_precision)
         (scaled,) = scale((updates,), (final.stepsize,))
         info = ZoomLinesearchInfo(s.count, s.decrease_error, s.curvature_error)
         return scaled, ScaleByZoomLinesearchState(final.stepsize, final.value, final_grad, info)
@@ -439,15 +459,43 @@ def scale_by_zoom_linesearch(
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def _report_failure(s: _Search, stepsize: Array) -> None:
-    def report():
-        jax.debug.print(
-            "lossjax.scale_by_zoom_linesearch: no step size met both Wolfe conditions after "
-            "{n} evaluations (decrease error {d}, curvature error {c}, slope at 0 should be "
-            "negative); step size taken: {eta}", n=s.count, d=s.decrease_error,
-            c=s.curvature_error, eta=stepsize, ordered=True)
+_CAUSES = (
+    "the direction is not a descent direction (the slope at 0 should be negative)",
+    "the step reached max_learning_rate with the curvature condition still unmet",
+    "the bracket narrowed below stepsize_precision",
+    "max_linesearch_steps evaluations were used",
+)
 
-    jax.lax.cond(s.failed, report, lambda: None)
+
+def _report_failure(s: _Search, start: _Point, stepsize: Array, tol: float,
+                    max_stepsize: float | None, precision: float) -> None:
+    """Print, from inside ``jit``, why the step taken does not meet both Wolfe conditions
+    (nothing when it does)."""
+    unmet = s.failed | (jnp.maximum(s.decrease_error, s.curvature_error) > tol)
+    at_max = (jnp.asarray(False) if max_stepsize is None
+              else s.done & (s.trial.stepsize >= max_stepsize))
+    narrow = jnp.abs(s.high.stepsize - s.low.stepsize) <= precision
+    cause = jnp.select([start.slope >= 0.0, at_max, s.bracketed & narrow], [0, 1, 2], 3)
+
+    def report(text):
+        def print_it():
+            jax.debug.print(
+                "lossjax.scale_by_zoom_linesearch: no step size met both Wolfe conditions: "
+                + text + "; {n} evaluations (slope at 0 {slope}, decrease error {d}, "
+                "curvature error {c}); step size taken: {eta}", slope=start.slope, n=s.count,
+                d=s.decrease_error, c=s.curvature_error, eta=stepsize, ordered=True)
+        return print_it
+
+    jax.lax.cond(unmet, lambda: jax.lax.switch(cause, [report(t) for t in _CAUSES]),
+                 lambda: None)
+
+
+class AmbiguousStateError(ValueError, KeyError):
+    """More than one state holds ``value`` and ``grad``: a ``ValueError`` (lossjax's bad
+    input) that is also the ``KeyError`` optax raises there."""
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 def _find_value_and_grad(state: Any) -> tuple[Array, Any]:
@@ -458,7 +506,8 @@ def _find_value_and_grad(state: Any) -> tuple[Array, Any]:
 
     found = [n for n in jax.tree.leaves(state, is_leaf=holds_both) if holds_both(n)]
     if len(found) != 1:
-        raise ValueError(
+        error = ValueError if not found else AmbiguousStateError
+        raise error(
             f"state must hold exactly one state with `value` and `grad` fields (such as a "
             f"line search's), found {len(found)}")
     return found[0].value, found[0].grad
@@ -474,7 +523,8 @@ def value_and_grad_from_state(
     gradient at the new ``params`` when ``value_fn`` does not change between steps
     (full-batch). When the stored value is not finite (the first step: the state starts at
     ``inf``) it computes ``jax.value_and_grad(value_fn)(params, *args, **kwargs)``, under
-    ``jax.lax.cond``, so it jits. ``ValueError`` if ``state`` holds no such state or several.
+    ``jax.lax.cond``, so it jits. ``ValueError`` if ``state`` holds no such state or
+    several (for several, one that is also a ``KeyError``, the error optax raises there).
     With a stochastic loss (a new batch each step) use ``jax.value_and_grad`` instead.
 
     PyTorch's ``torch.optim.LBFGS`` instead takes a ``closure`` that recomputes the loss
@@ -544,7 +594,7 @@ def _two_loop_recursion(g: Any, s_memory: Any, y_memory: Any, rho: Array, gamma:
     slots = (oldest + jnp.arange(size)) % size  # oldest first
 
     def newest_to_oldest(q, slot):
-        alpha = rho[slot] * optax.tree.vdot(_slot(s_memory, slot), q)
+        alpha = rho[slot] * _inner(_slot(s_memory, slot), q)
         return _add_scaled(q, -alpha, _slot(y_memory, slot)), alpha
 
     q, alphas = jax.lax.scan(newest_to_oldest, g, slots, reverse=True)
@@ -552,7 +602,7 @@ def _two_loop_recursion(g: Any, s_memory: Any, y_memory: Any, rho: Array, gamma:
 
     def oldest_to_newest(r, slot_and_alpha):
         slot, alpha = slot_and_alpha
-        beta = rho[slot] * optax.tree.vdot(_slot(y_memory, slot), r)
+        beta = rho[slot] * _inner(_slot(y_memory, slot), r)
         return _add_scaled(r, alpha - beta, _slot(s_memory, slot)), None
 
     r, _ = jax.lax.scan(oldest_to_newest, r, (slots, alphas))
@@ -593,8 +643,6 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
         raise ValueError(f"memory_size must be an int >= 1, got {memory_size!r}")
 
     def init(params):
-        reject_complex("scale_by_lbfgs", params)
-
         def stacked(p):
             return jnp.zeros((memory_size, *shape_of(p)), compute_dtype(dtype_of(p)))
 
@@ -603,7 +651,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
         return ScaleByLBFGSState(
             jnp.zeros([], jnp.int32), zeros(), zeros(), jax.tree.map(stacked, params),
-            jax.tree.map(stacked, params), jnp.zeros([memory_size], scalar_dtype(params)))
+            jax.tree.map(stacked, params), jnp.zeros([memory_size], _real_dtype(params)))
 
     @_compiled_once
     def update(updates, state, params):
@@ -620,7 +668,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
         s = jax.tree.map(difference, params, state.params)
         y = jax.tree.map(difference, updates, state.updates)
-        sy = jnp.asarray(optax.tree.vdot(y, s), dtype)
+        sy = jnp.asarray(_inner(y, s), dtype)
         rho = jnp.where(sy == 0.0, 0.0, 1.0 / sy)
         newest = (k - 1) % memory_size
 
@@ -669,7 +717,10 @@ def lbfgs(
     :func:`scale_by_zoom_linesearch`); :func:`value_and_grad_from_state` reuses the line
     search's last evaluation, so a full-batch step costs only the line search's
     evaluations, usually one. It is a full-batch method: memory is ``2·memory_size``
-    copies of the parameters.
+    copies of the parameters. Complex parameters are optimized as their real and imaginary
+    parts (inner products ``Re Σ conj(a)·b``), as in optax: pass the conjugate of
+    ``jax.grad``'s gradient (``optax.tree.conj(grad)``), which is the descent direction's
+    negative for a real loss of complex parameters.
 
     PyTorch's ``torch.optim.LBFGS`` differs: ``step(closure)`` runs up to ``max_iter=20``
     iterations per call, with ``history_size=100``, stopping tolerances on the gradient and

@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, get_args
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lossjax._mask import Mask, mask_flags
+from lossjax._mask import Mask, mask_prefix
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     HeldNumber,
@@ -37,6 +37,7 @@ from lossjax.optimizers._machinery import (
 from lossjax.optimizers._transforms import (
     LearningRateState,
 )
+from lossjax.schedules import Schedule
 
 Array = jax.Array
 
@@ -375,8 +376,18 @@ MaskedNode = optax.MaskedNode
 MaskedState = optax.MaskedState
 
 
-def _hide(tree: Any, flags: Any) -> Any:
-    return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), flags, tree)
+def _hide(tree: Any, prefix: Any) -> Any:
+    """``tree`` with each sub-tree that a ``False`` of the bool tree ``prefix`` (a prefix of
+    ``tree``) covers replaced by one :class:`MaskedNode` (optax's state layout)."""
+    return jax.tree.map(lambda keep, x: x if keep else MaskedNode(), prefix, tree)
+
+
+def _is_map_params_placeholder(params: Any) -> bool:
+    """Whether ``init`` got the stand-in for the parameter tree that ``optax.tree.map_params``
+    passes to find the parameter-shaped parts of a state: a mask cannot apply to it, so
+    ``masked`` passes it to ``inner`` whole, as optax's does."""
+    kind = type(params)
+    return kind.__name__ == "_ParamsPlaceholder" and kind.__module__.startswith("optax.")
 
 
 def masked(
@@ -410,11 +421,13 @@ def masked(
     """
 
     def init(params):
-        return MaskedState(inner.init(_hide(params, mask_flags(mask, params))))
+        if _is_map_params_placeholder(params):
+            return MaskedState(inner.init(params))
+        return MaskedState(inner.init(_hide(params, mask_prefix(mask, params))))
 
     def update(updates, state, params=None, **extra_args):
         updates = without_float0(updates)
-        flags = mask_flags(mask, updates)
+        flags = mask_prefix(mask, updates)
         hidden_params = None if params is None else _hide(params, flags)
         if mask_compatible_extra_args:
             structure = jax.tree.structure(updates)
@@ -627,6 +640,26 @@ def _scalar_select_update(build, held, shapes, updates, inner_state, params, ext
     return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
 
 
+def _in_dtype_of(x: Any, like: Any) -> Any:
+    """``x`` in ``like``'s float dtype (other leaves, such as keys and counts, as they are)."""
+    dtype = getattr(like, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.inexact):
+        return jnp.asarray(x, dtype)
+    return x
+
+
+def _takes_schedule(factory: Callable[..., Any], name: str) -> bool:
+    """Whether ``factory``'s argument ``name`` is annotated to take a schedule (lossjax's
+    ``Schedule`` or optax's, alone or in a union such as ``ScalarOrSchedule``): only then
+    does :func:`inject_hyperparams` hand the schedule itself to the factory."""
+    try:
+        annotation = inspect.signature(factory, eval_str=True).parameters[name].annotation
+    except (NameError, TypeError, ValueError, KeyError, AttributeError):
+        return False
+    return any(member is Schedule or member == optax.schedules.Schedule
+               for member in (*get_args(annotation), annotation))
+
+
 def _branches_on(factory: Callable[..., Any], arguments: Mapping[str, Any], name: str) -> bool:
     """Whether ``factory`` needs ``arguments[name]`` as a Python number (it branches on it
     when it builds or runs the optimizer, e.g. ``lossjax.sgd``'s ``momentum``, or its state
@@ -671,9 +704,14 @@ def inject_hyperparams(
     more). A schedule is evaluated at its own step count (``state.hyperparams_states``)
     before each update; assigning to a scheduled hyperparameter has no effect. Bools,
     strings, ``None`` and ``static_args`` stay fixed Python values; any other callable is
-    taken as a schedule. A number the factory needs as a Python number while building the
-    optimizer (it branches on it) is detected when the optimizer is built (the factory is
-    traced once per number) and is kept fixed too, so it is not in ``state.hyperparams``.
+    taken as a schedule. An argument annotated to take a schedule (``learning_rate:
+    ScalarOrSchedule``) gets the schedule itself; for any other argument (``scale``'s
+    ``step_size``) the optimizer is rebuilt each step from the schedule's value. optax's
+    stateful schedules (``init``, ``update(state, **extra_args)``, ``__call__(state,
+    **extra_args)``) are taken too and see ``update``'s extra keyword arguments. A number
+    the factory needs as a Python number while building the optimizer (it branches on it)
+    is detected when the optimizer is built (the factory is traced once per number) and is
+    kept fixed too, so it is not in ``state.hyperparams``.
     Floats are stored in ``hyperparam_dtype``, by default the widest float dtype of the
     parameters, float32 at least (optax stores them in the parameters' dtype, bfloat16
     for bfloat16 parameters). The state is optax's ``InjectStatefulHyperparamsState``.
@@ -733,28 +771,49 @@ def inject_hyperparams(
                 fixed[name] = value
         for name in [n for n in numbers if _branches_on(inner_factory, bound.arguments, n)]:
             fixed[name] = numbers.pop(name)
+        # optax's stateful schedules (``init``/``update``/``__call__(state)``), and schedules
+        # for arguments that take numbers only (``scale``'s ``step_size``), are evaluated
+        # here each step and the optimizer is rebuilt from their values, as optax does.
+        stateful = {k: f for k, f in schedules.items()
+                    if isinstance(f, optax.schedules.StatefulSchedule)}
+        evaluated = [k for k in schedules
+                     if k in stateful or not _takes_schedule(inner_factory, k)]
 
-        def current(held, schedule_states, dtype) -> dict[str, jax.typing.ArrayLike]:
+        def current(held, schedule_states, dtype,
+                    extra_args=None) -> dict[str, jax.typing.ArrayLike]:
             values: dict[str, jax.typing.ArrayLike] = {
                 k: _as_hyperparam(v, dtype) for k, v in held.items() if k in numbers}
             values.update({k: _as_hyperparam(f(schedule_states[k].count), dtype)
-                           for k, f in schedules.items()})
+                           for k, f in schedules.items() if k not in stateful})
+            values.update({k: _as_hyperparam(f(schedule_states[k], **(extra_args or {})), dtype)
+                           for k, f in stateful.items()})
             return values
+
+        def next_schedule_states(states, extra_args):
+            return {k: f.update(states[k], **extra_args) if k in stateful
+                    else WrappedScheduleState(increment_count(states[k].count))
+                    for k, f in schedules.items()}
 
         # The optimizer exactly as built from the caller's numbers and schedules: while the
         # hyperparameters in the state still hold those numbers, each update runs it, so the
         # wrapped optimizer is bitwise the unwrapped one (optax #1532). Rebuilding it from
         # the float32 copies would compute e.g. ``1 − b1`` in float32, not from the float64
         # Python number, and drift by an ulp a step.
-        as_built = optax.with_extra_args_support(inner_factory(**fixed, **numbers, **schedules))
+        as_built = None if evaluated else optax.with_extra_args_support(
+            inner_factory(**fixed, **numbers, **schedules))
+
+        def rebuilt(hyperparams):
+            return optax.with_extra_args_support(inner_factory(**fixed, **hyperparams))
 
         def init(params):
             dtype = hyperparam_dtype or _float_dtype(params)
-            schedule_states = {k: WrappedScheduleState(jnp.zeros([], jnp.int32))
+            schedule_states = {k: stateful[k].init() if k in stateful
+                               else WrappedScheduleState(jnp.zeros([], jnp.int32))
                                for k in schedules}
-            return InjectHyperparamsState(
-                jnp.zeros([], jnp.int32), current(numbers, schedule_states, dtype),
-                schedule_states, as_built.init(params))
+            hyperparams = current(numbers, schedule_states, dtype)
+            inner = as_built if as_built is not None else rebuilt(hyperparams)
+            return InjectHyperparamsState(jnp.zeros([], jnp.int32), hyperparams,
+                                          schedule_states, inner.init(params))
 
         def run_injected(inner, updates, inner_state, params, extra_args):
             held = nodes_of_type(inner_state, LearningRateState)
@@ -769,29 +828,34 @@ def inject_hyperparams(
 
         def update(updates, state, params=None, **extra_args):
             dtype = hyperparam_dtype or _float_dtype(updates if params is None else params)
-            hyperparams = current(state.hyperparams, state.hyperparams_states, dtype)
+            hyperparams = current(state.hyperparams, state.hyperparams_states, dtype, extra_args)
 
             def built():
+                assert as_built is not None
                 return as_built.update(updates, state.inner_state, params, **extra_args)
 
             fast = None
-            if numbers:
+            if as_built is not None and numbers:
                 shapes = jax.eval_shape(built)
-            if numbers and not _compiles_differently(inner_factory) and not _zero_valued(numbers):
-                fast = _scalar_select_update(
-                    lambda held: inner_factory(**fixed, **held, **schedules),
-                    {k: HeldNumber(v, state.hyperparams[k],
-                                   jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype)))
-                     for k, v in numbers.items()},
-                    shapes, updates, state.inner_state, params, extra_args)
-            if numbers and fast is not None:
+                if not _compiles_differently(inner_factory) and not _zero_valued(numbers):
+                    fast = _scalar_select_update(
+                        lambda held: inner_factory(**fixed, **held, **schedules),
+                        {k: HeldNumber(v, state.hyperparams[k],
+                                       jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype)))
+                         for k, v in numbers.items()},
+                        shapes, updates, state.inner_state, params, extra_args)
+            if as_built is None:
+                new_updates, inner_state = run_injected(
+                    rebuilt(hyperparams), updates, state.inner_state, params, extra_args)
+                # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+                inner_state = jax.tree.map(_in_dtype_of, inner_state, state.inner_state)
+            elif numbers and fast is not None:
                 new_updates, inner_state = fast
             elif numbers:
 
                 def injected():
-                    inner = optax.with_extra_args_support(
-                        inner_factory(**fixed, **hyperparams))
-                    out = run_injected(inner, updates, state.inner_state, params, extra_args)
+                    out = run_injected(rebuilt(hyperparams), updates, state.inner_state, params,
+                                       extra_args)
                     # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
                     return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
 
@@ -805,8 +869,7 @@ def inject_hyperparams(
                 new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
             else:
                 new_updates, inner_state = built()
-            schedule_states = {k: WrappedScheduleState(increment_count(v.count))
-                               for k, v in state.hyperparams_states.items()}
+            schedule_states = next_schedule_states(state.hyperparams_states, extra_args)
             return new_updates, InjectHyperparamsState(increment_count(state.count),
                                                        hyperparams, schedule_states,
                                                        inner_state)

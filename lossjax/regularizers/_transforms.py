@@ -21,12 +21,18 @@ def _map_selected(
     name: str, fn: Callable[[jax.Array, jax.Array], jax.Array], mask: Mask, updates: Any,
     params: Any,
 ) -> Any:
-    """``fn(u, w)`` on the leaves ``mask`` selects (a function mask sees ``params``)."""
+    """``fn(u, w)`` on the leaves ``mask`` selects (a function mask sees ``params``); a
+    ``None`` in ``updates`` (no update for that sub-tree) stays ``None``, as in optax."""
     if params is None:
         raise ValueError(
             f"{name} needs the parameters: call update(updates, state, params) with params"
         )
-    return masked_map(fn, mask_flags(mask, params), updates, params)
+    flags = mask_flags(mask, params)
+    if not any(u is None for u in jax.tree.leaves(updates, is_leaf=lambda u: u is None)):
+        return masked_map(fn, flags, updates, params)
+    return jax.tree.map(
+        lambda u, keep, w: u if u is None else masked_map(fn, keep, u, w),
+        updates, flags, params, is_leaf=lambda u: u is None)
 
 
 def add_decayed_weights(weight_decay: float = 0.0, mask: Mask = None

@@ -9,11 +9,16 @@ name of :data:`tests.compat.table.SUBSTITUTIONS` before the test modules are imp
   dispatcher. Called from optax's or rlax's own library code it calls the original (so an
   optax function that lossjax does not provide keeps optax's arithmetic); called from
   anywhere else (the test modules, chex, ``jax.jit``, lossjax's wrappers) it calls lossjax's.
-  ``inspect.signature`` of the dispatcher is lossjax's.
+  ``inspect.signature`` of the dispatcher is lossjax's, read as optax's test code reads
+  optax's: lossjax's postponed (string) annotations evaluated, and the types of
+  :data:`tests.compat.table.ANNOTATIONS` spelled as optax's (so optax's check "is the
+  ``learning_rate`` annotated ``ScalarOrSchedule``" asks the same of lossjax).
 * Classes (state NamedTuples, ``MaskedNode``, ``LookaheadParams``): replaced in the public
   namespaces (``optax``, ``optax.contrib``, ``optax.transforms`` ...), not in optax's
   private modules: a class cannot tell who builds it, and optax's own code that lossjax
-  does not replace (``optax.MultiSteps``) must keep building optax's states.
+  does not replace (``optax.MultiSteps``) must keep building optax's states. The classes
+  of :data:`tests.compat.table.CLASSES_IN_PRIVATE_MODULES`, which only substituted
+  functions build, are replaced there too (tests build them from the private module).
 
 Nothing leaks: the child process ends with its test files.
 """
@@ -22,10 +27,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import json
 import os
 import pkgutil
 import sys
+import types
+import typing
 from typing import Any
 
 import pytest
@@ -59,6 +67,41 @@ def _resolve(path: str) -> Any:
     return getattr(importlib.import_module(module_name), attr)
 
 
+def _as_optax_type(annotation: Any, types_: dict[Any, Any]) -> Any:
+    """A lossjax annotation in optax's spelling: a type of ``types_`` as optax's, a union
+    (``X | Y``) as ``typing.Union`` of its members so spelled; anything else unchanged."""
+    if annotation in types_:
+        return types_[annotation]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.Union[tuple(_as_optax_type(a, types_)  # noqa: UP007
+                                  for a in typing.get_args(annotation))]
+    return annotation
+
+
+def _optax_signature(function: Any) -> inspect.Signature | None:
+    """lossjax's signature with evaluated annotations spelled as optax's (None: keep
+    lossjax's own, when an annotation cannot be evaluated)."""
+    from tests.compat.table import ANNOTATIONS
+
+    types_ = {_resolve_lossjax(ours): _resolve(theirs) for ours, theirs in ANNOTATIONS.items()}
+    try:
+        signature = inspect.signature(function, eval_str=True)
+    except (NameError, TypeError, ValueError):
+        return None
+    parameters = [p.replace(annotation=_as_optax_type(p.annotation, types_))
+                  for p in signature.parameters.values()]
+    return signature.replace(parameters=parameters)
+
+
+def _resolve_lossjax(path: str) -> Any:
+    import lossjax
+
+    obj: Any = lossjax
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def _dispatcher(original: Any, replacement: Any) -> Any:
     @functools.wraps(replacement)
     def dispatch(*args, **kwargs):
@@ -67,6 +110,9 @@ def _dispatcher(original: Any, replacement: Any) -> Any:
             return original(*args, **kwargs)
         return replacement(*args, **kwargs)
 
+    signature = _optax_signature(replacement)
+    if signature is not None:
+        dispatch.__signature__ = signature  # type: ignore[attr-defined]
     return dispatch
 
 
@@ -83,7 +129,7 @@ def _with_defaults(function: Any, defaults: dict[str, Any]) -> Any:
 
 def install() -> dict[str, int]:
     """Replace every name of the table; returns, per name, how many attributes changed."""
-    from tests.compat.table import SUBSTITUTIONS
+    from tests.compat.table import CLASSES_IN_PRIVATE_MODULES, SUBSTITUTIONS
 
     _import_all()
     modules = [m for name, m in list(sys.modules.items())
@@ -99,7 +145,7 @@ def install() -> dict[str, int]:
             replacement = _dispatcher(original, _with_defaults(lossjax_object, dict(sub.kwargs)))
         count = 0
         for module in modules:
-            if isinstance(original, type) and any(
+            if isinstance(original, type) and path not in CLASSES_IN_PRIVATE_MODULES and any(
                     part.startswith("_") for part in module.__name__.split(".")):
                 continue  # optax's own code keeps building its own states (MultiSteps)
             for attr, value in list(vars(module).items()):

@@ -10,6 +10,9 @@ Read top to bottom, this file is the whole harness configuration:
   ``reduction="none"`` (the porting recipe of ``docs/coming_from.md``). rlax functions that
   lossjax renamed take their arguments through a small adapter below, which only renames
   and reorders; an option lossjax lacks is passed on as given, so it fails visibly.
+* :data:`ANNOTATIONS` maps lossjax's types to optax's, for the signatures optax's tests
+  read; :data:`CLASSES_IN_PRIVATE_MODULES` names the classes replaced in optax's private
+  modules too (where optax's tests build them).
 * :data:`TEST_FILES` lists the installed test files that are run, by group. The ``fast``
   groups run in the suite (``tests/compat/test_compat.py``); every group runs in
   ``python -m bench.compat``.
@@ -61,6 +64,15 @@ class Sub:
 def _loss(name: str, **kwargs: Any) -> Sub:
     """An optax loss: lossjax's loss unreduced, like optax's."""
     return Sub(name, {"reduction": "none", **kwargs})
+
+
+# The types lossjax's annotations name where optax's name its own (lossjax's path: optax's
+# path). The dispatchers show lossjax's signatures with these types in optax's spelling,
+# since optax's tests compare annotations with optax's objects (``ScheduleAsLearningRate``
+# runs an optimizer only when its ``learning_rate`` is annotated ``ScalarOrSchedule``).
+ANNOTATIONS: dict[str, str] = {
+    "schedules.Schedule": "optax.schedules.Schedule",
+}
 
 
 # ----- rlax functions that lossjax renamed: argument renames and reorders only -----------
@@ -250,6 +262,18 @@ SUBSTITUTIONS: dict[str, Sub] = {
     "optax.contrib.schedule_free_sgd": Sub("schedule_free_sgd"),
 }
 
+# Classes also replaced in optax's private modules, where optax's tests build them
+# (``_reduce_on_plateau.ReduceLROnPlateauState(...)``, ``transform.ScaleByAdamState(...)``
+# as an expected state): lossjax's class has optax's fields, so optax code that lossjax
+# does not replace and that builds one (an optax-only optimizer chaining
+# ``scale_by_adam``) still works. Other classes stay optax's there (``optax.MultiSteps``,
+# which lossjax does not replace, needs its own ``MultiStepsState``).
+CLASSES_IN_PRIVATE_MODULES: frozenset[str] = frozenset({
+    "optax.contrib.ReduceLROnPlateauState",
+    "optax.ScaleByAdamState",
+    "optax.ZeroNansState",
+})
+
 TEST_FILES: dict[str, tuple[str, ...]] = {
     "losses": (
         "optax/losses/_classification_test.py",
@@ -314,9 +338,32 @@ SCHEDULE_STEPS = ("lossjax's schedules raise `ValueError` for a step count or de
 SCHEDULE_SIGN = ("lossjax's schedules are learning rates: a negative value (`init_value`, "
                  "`end_value`) raises `ValueError`, where optax computes it.")
 
+LINESEARCH_CHECKS = ("lossjax's `scale_by_zoom_linesearch` checks its constants when it is "
+                     "built (`ValueError` for `increase_factor` <= 1 or `curv_rtol` <= "
+                     "`slope_rtol`); optax's dtype test builds it with 1e-5 for every "
+                     "constant.")
+LINESEARCH_WORDING = ("With `verbose=True` lossjax's zoom line search prints its own one-line "
+                      "diagnosis (which condition failed and why); optax's tests look for "
+                      "optax's wording.")
+MUON_LABELS = ("lossjax's `muon` chooses its Muon leaves from the parameters' paths and "
+               "shapes (`muon_labels`: 3-D attention kernels are Muon matrices, embeddings "
+               "and output heads are not); optax's sends exactly the 2-D leaves to Muon, and "
+               "its test expects a 3-D leaf on AdamW.")
+SCHEDULE_FREE_WARMUP = ("lossjax's `schedule_free_sgd` and `schedule_free_adamw` take a "
+                        "schedule as `learning_rate` (optax's take a float, so optax's test "
+                        "skips them) but not together with `warmup_steps` (`ValueError`: put "
+                        "the warm-up in the schedule); the test passes `warmup_steps=5000`.")
+INJECT_DTYPE = ("lossjax's `inject_hyperparams` stores float hyperparameters in float32 at "
+                "least (or `hyperparam_dtype`), also for bfloat16 parameters and for arrays "
+                "given in bfloat16 (0.999 is 1.0 in bfloat16); optax stores them in the "
+                "parameters' dtype and keeps an array's own.")
+VALIDATE_EARLY = ("lossjax checks an option when the transformation is built (`ValueError` "
+                  "from `scale_by_lion(mode=...)`); optax only at the first `update`.")
+
 _CE = "optax/losses/_classification_test.py::"
 _RANK = "optax/losses/_ranking_test.py::RankingLossesTest::"
 _SCHED = "optax/schedules/_schedule_test.py::"
+_ZOOM = "optax/_src/linesearch_test.py::ZoomLinesearchTest::"
 
 DIFFERENCES: dict[str, str] = {
     _CE + "CTCTest::test_repeat_with_one_to_one_alignment": CTC,
@@ -345,13 +392,23 @@ DIFFERENCES: dict[str, str] = {
     _SCHED + "PolynomialTest::test_zero_steps_schedule": SCHEDULE_STEPS,
     _SCHED + "PiecewiseConstantTest::test_negative": SCHEDULE_SIGN,
     _SCHED + "WarmupCosineDecayTest::test_with_exponent": SCHEDULE_SIGN,
+    _ZOOM + "test_dtype_stability*": LINESEARCH_CHECKS,
+    _ZOOM + "test_failure_descent_direction": LINESEARCH_WORDING,
+    _ZOOM + "test_failure_flat_fun": LINESEARCH_WORDING,
+    _ZOOM + "test_failure_too_small_max_stepsize": LINESEARCH_WORDING,
+    "optax/_src/transform_test.py::TransformTest::test_lion_invalid_mode_raises":
+        VALIDATE_EARLY,
+    "optax/contrib/_muon_test.py::MuonTest::test_dim_nums_combinations*": MUON_LABELS,
+    "optax/contrib/_common_test.py::ContribTest::"
+    "test_optimizers_accept_learning_rate_schedule_if_type_annotated_as_such14":
+        SCHEDULE_FREE_WARMUP,
+    "optax/contrib/_common_test.py::ContribTest::"
+    "test_optimizers_accept_learning_rate_schedule_if_type_annotated_as_such15":
+        SCHEDULE_FREE_WARMUP,
+    "optax/schedules/_inject_test.py::InjectHyperparamsTest::test_hyperparam_default_dtype*":
+        INJECT_DTYPE,
 }
 
 # Open optimizer-side findings (lossjax/optimizers is another scope): reported by
 # ``python -m bench.compat`` in their own column, never excused in the suite.
-OPTIMIZER_SIDE: dict[str, str] = {
-    "optax/schedules/_schedule_test.py::ScheduleAsLearningRateTest::test_optimization*":
-        "skipped on lossjax: its optimizers' `learning_rate` annotation is the string "
-        "'ScalarOrSchedule' (postponed annotations), and optax's test runs only optimizers "
-        "annotated with optax's `base.ScalarOrSchedule` object",
-}
+OPTIMIZER_SIDE: dict[str, str] = {}

@@ -111,3 +111,35 @@ def test_defines_rejects_names_a_file_lacks():
     assert not _defines(source, "ExponentialTests")
     assert not _defines(source, "test_nonvalid_decay_rates")
     assert not _defines(source, "test_no_such_case*")
+
+
+def test_dispatchers_show_lossjax_annotations_in_optax_spelling():
+    # optax's ScheduleAsLearningRateTest runs an optimizer only when its `learning_rate`
+    # annotation is optax's ScalarOrSchedule; lossjax's is the postponed string
+    # "ScalarOrSchedule" (float | Array | lossjax's Schedule protocol).
+    import optax
+
+    import lossjax
+    from tests.compat.plugin import _optax_signature
+
+    def learning_rate(function):
+        return _optax_signature(function).parameters["learning_rate"].annotation
+
+    assert inspect.signature(lossjax.adam).parameters["learning_rate"].annotation == (
+        "ScalarOrSchedule")
+    assert learning_rate(lossjax.adam) == optax.ScalarOrSchedule
+    # Optional stays optional (optax's test skips adadelta on optax too), a float stays one.
+    assert learning_rate(lossjax.adadelta) != optax.ScalarOrSchedule
+    assert learning_rate(lossjax.rprop) is float
+
+
+def test_classes_replaced_in_private_modules_are_substituted_classes():
+    import importlib
+
+    from tests.compat.table import CLASSES_IN_PRIVATE_MODULES
+
+    for path in CLASSES_IN_PRIVATE_MODULES:
+        assert path in SUBSTITUTIONS and isinstance(SUBSTITUTIONS[path].resolve(), type), path
+        module, _, name = path.rpartition(".")
+        original = getattr(importlib.import_module(module), name)
+        assert SUBSTITUTIONS[path].resolve()._fields == original._fields, path  # optax's

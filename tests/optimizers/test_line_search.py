@@ -373,3 +373,106 @@ def test_curvature_condition_can_be_dropped():
                                                value_fn=f))()
     assert float(state.info.curvature_error) == 0.0
     assert float(f(w + updates)) < float(value)
+
+
+def test_lbfgs_on_complex_parameters_follows_optax_and_the_real_problem():
+    # A complex problem is the real problem in (Re w, Im w): L-BFGS's inner products are
+    # Re Σ conj(a)·b. The caller conjugates jax.grad's gradient, as optax asks.
+    mat = jnp.array([[1, -2], [3, 4], [-4 + 2j, 5 - 3j], [-2 - 2j, 6]], jnp.complex64)
+
+    def f(z):
+        return jnp.sum(jnp.abs(mat @ z) ** 1.5)
+
+    def f_real(x):
+        return f(x[0] + 1j * x[1])
+
+    def run(opt, fn, w, steps=8):
+        state, out = opt.init(w), []
+        for _ in range(steps):
+            value, grad = jax.value_and_grad(fn)(w)
+            grad = optax.tree.conj(grad)
+            updates, state = opt.update(grad, state, w, value=value, grad=grad, value_fn=fn)
+            w = optax.apply_updates(w, updates)
+            out.append(w)
+        return np.asarray(out), state
+
+    z0 = jnp.array([1 - 1j, 1j], jnp.complex64)
+    got, state = run(lossjax.lbfgs(), f, z0)
+    want, _ = run(optax.lbfgs(), f, z0)
+    real, _ = run(lossjax.lbfgs(), f_real, jnp.stack([z0.real, z0.imag]))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    np.testing.assert_allclose(got, real[:, 0] + 1j * real[:, 1], atol=1e-5)
+    assert f(got[-1]) < 1e-2 * f(z0)
+    assert state[0].weights_memory.dtype == jnp.float32  # ρ is real
+
+
+@pytest.mark.parametrize("params_dtype,constants_dtype",
+                         [(jnp.float32, jnp.float64), (jnp.float64, jnp.float16),
+                          (jnp.bfloat16, jnp.float32)])
+def test_zoom_linesearch_constants_as_arrays_of_another_dtype(x64, params_dtype,
+                                                              constants_dtype):
+    # Array constants of another dtype used to change the search loop's carry dtype.
+    constants = {"tol": 0.0, "increase_factor": 2.0, "slope_rtol": 1e-4, "curv_rtol": 0.9,
+                 "approx_dec_rtol": 1e-6, "stepsize_precision": 1e-5,
+                 "max_learning_rate": 4.0}
+    tx = lossjax.scale_by_zoom_linesearch(
+        5, **{k: jnp.asarray(v, constants_dtype) for k, v in constants.items()})
+
+    def f(w):
+        return jnp.sum((w - 3.0) ** 2).astype(constants_dtype)
+
+    w = jnp.array([0.0, 1.0], params_dtype)
+    state = tx.init(w)
+    grad = jax.grad(f)(w)
+    updates, new_state = jax.jit(lambda: tx.update(-grad, state, w, value=f(w), grad=grad,
+                                                   value_fn=f))()
+    assert jax.tree.map(lambda x: x.dtype, new_state) == jax.tree.map(lambda x: x.dtype, state)
+    np.testing.assert_allclose(np.asarray(updates, np.float64), -np.asarray(
+        grad, np.float64) * 0.5, rtol=1e-2)  # η = 1/2 is exact on this quadratic
+
+
+def test_value_and_grad_from_state_errors():
+    params = jnp.array([1.0, 2.0])
+    fetch = lossjax.value_and_grad_from_state(lambda w: jnp.sum(w**2))
+    with pytest.raises(ValueError, match="found 0") as none:
+        fetch(params, state=lossjax.scale_by_adam().init(params))
+    assert not isinstance(none.value, KeyError)
+    two = optax.chain(lossjax.scale_by_zoom_linesearch(3), lossjax.scale_by_zoom_linesearch(3))
+    for error in (ValueError, KeyError):  # lossjax's bad input, and optax's error there
+        with pytest.raises(error, match="found 2"):
+            fetch(params, state=two.init(params))
+
+
+def test_zoom_linesearch_names_keyword_arguments_value_fn_does_not_take():
+    tx = lossjax.scale_by_zoom_linesearch(3)
+    w = jnp.array([1.0, 2.0])
+    with pytest.raises(TypeError, match=r"Unexpected keyword arguments \['unused'\]"):
+        tx.update(-w, tx.init(w), w, value=1.0, grad=w, value_fn=lambda w, batch: 0.0,
+                  batch=1.0, unused=2)
+
+
+@pytest.mark.parametrize("case,cause", [
+    ("ascent", "not a descent direction"),
+    ("max_step", "reached max_learning_rate"),
+    ("evaluations", "max_linesearch_steps evaluations were used"),
+    ("accepted", None),
+])
+def test_verbose_search_names_why_the_step_misses_the_wolfe_conditions(capsys, case, cause):
+    # f(w) = |w|² from w = ∓60·e0 along e0: the strong Wolfe step (c2 = 0.5) is η ≥ 30.
+    def f(w):
+        return jnp.dot(w, w)
+
+    u = jnp.array([1.0, 0.0])
+    steps, max_rate, w = {"ascent": (18, None, 60 * u), "max_step": (10, 10.0, -60 * u),
+                          "evaluations": (5, None, -60 * u),
+                          "accepted": (30, None, -60 * u)}[case]
+    tx = lossjax.scale_by_zoom_linesearch(steps, max_learning_rate=max_rate, curv_rtol=0.5,
+                                          verbose=True)
+    _, state = jax.jit(lambda: tx.update(u, tx.init(w), w, value=f(w), grad=2 * w,
+                                         value_fn=f))()
+    jax.effects_barrier()
+    out = capsys.readouterr().out
+    if cause is None:
+        assert out == "" and float(state.learning_rate) >= 30.0
+    else:
+        assert "no step size met both Wolfe conditions" in out and cause in out, out

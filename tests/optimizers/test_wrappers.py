@@ -423,3 +423,99 @@ def test_compositions_train_inside_flax_nnx_optimizer():
 def test_bad_arguments_raise_naming_them(build, name):
     with pytest.raises(ValueError, match=name):
         build()
+
+
+def test_inject_hyperparams_evaluates_schedules_for_number_only_arguments():
+    # scale's step_size and trace's decay take numbers: the schedule is evaluated at its
+    # own count each step and the transformation rebuilt from the value (optax's rule).
+    sched = lossjax.schedules.piecewise_constant(3.0, {1: 5.0, 3: 2.0})  # 3, 15, 15, 30, ...
+    tx = lossjax.inject_hyperparams(lossjax.scale)(step_size=sched)
+    params = [jnp.zeros([], jnp.float32)]
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    got = []
+    for _ in range(5):
+        updates, state = update([jnp.ones([], jnp.float32)], state)
+        got.append(float(updates[0]))
+    assert got == [3.0, 15.0, 15.0, 30.0, 30.0]
+    momentum = lossjax.inject_hyperparams(lossjax.trace)(
+        decay=lossjax.schedules.piecewise_constant(0.5, {2: 0.0}))
+    state = momentum.init(params)
+    traces = []
+    for _ in range(3):  # t ← decay·t + g with decay 0.5, 0.5, 0.0
+        _, state = jax.jit(momentum.update)([jnp.ones([])], state)
+        traces.append(float(state.inner_state.trace[0]))
+    assert traces == [1.0, 1.5, 1.0]
+
+
+class _RunningSum:
+    """An optax stateful schedule: its value is the sum of the ``addend`` seen so far and
+    the current one (``init`` evaluates it without extra arguments, as optax's does)."""
+
+    def init(self):
+        return jnp.zeros([], jnp.float32)
+
+    def update(self, state, **extra_args):
+        return state + extra_args["addend"]
+
+    def __call__(self, state, **extra_args):
+        return state + extra_args.get("addend", 0.0)
+
+
+def test_inject_hyperparams_takes_optax_stateful_schedules():
+    tx = lossjax.inject_hyperparams(lossjax.scale)(step_size=_RunningSum())
+    params = (jnp.ones(3, jnp.float32),)
+    state = jax.jit(tx.init)(params)
+    step = jax.jit(tx.update)
+    updates, state = step(params, state, params, addend=jnp.float32(0.25))
+    np.testing.assert_allclose(updates[0], 0.25)  # value: state 0 + addend
+    updates, state = step(params, state, params, addend=jnp.float32(0.5))
+    np.testing.assert_allclose(updates[0], 0.75)  # state 0.25 + addend 0.5
+    np.testing.assert_allclose(state.hyperparams["step_size"], 0.75)
+    np.testing.assert_allclose(state.hyperparams_states["step_size"], 0.75)
+
+
+def test_masked_state_has_optaxs_layout_for_prefix_masks_and_works_with_map_params():
+    params = {"a": [jnp.ones(1), (jnp.ones(2), jnp.ones(3))],
+              "b": {"c": jnp.ones(4), "d": jnp.ones(5)}}
+    mask = {"a": [True, (True, False)], "b": False}  # "b": one bool for a sub-tree
+    ours = lossjax.masked(lossjax.trace(0.9), mask)
+    theirs = optax.masked(optax.trace(0.9), mask)
+    state = ours.init(params)
+    # One MaskedNode for the whole of "b", as optax's (a checkpoint restores into either).
+    assert str(jax.tree.structure(state)) == str(jax.tree.structure(theirs.init(params)))
+    assert isinstance(state.inner_state.trace["b"], optax.MaskedNode)
+    updates, _ = ours.update(params, state)
+    np.testing.assert_array_equal(updates["b"]["c"], params["b"]["c"])  # passed through
+    # optax.tree.map_params hands init a stand-in for the parameters (no mask applies).
+    doubled = optax.tree.map_params(ours, lambda x: 2 * x + 1, state)
+    np.testing.assert_array_equal(doubled.inner_state.trace["a"][0], jnp.ones(1))
+
+
+def test_masked_takes_a_callable_pytree_as_a_mask_tree():
+    # An equinox-like module is callable, but as a mask it is a tree of bools.
+    class Module:
+        def __init__(self, w):
+            self.w = w
+
+        def __call__(self, x):
+            return self.w * x
+
+    jax.tree_util.register_pytree_node(Module, lambda m: ((m.w,), None),
+                                       lambda _, c: Module(*c))
+    module = Module(jnp.array([1.0, 2.0]))
+    tx = lossjax.masked(lossjax.scale(10.0), Module(False))
+    updates, _ = tx.update(module, tx.init(module))
+    np.testing.assert_array_equal(updates.w, module.w)
+    tx = lossjax.masked(lossjax.scale(10.0), Module(True))
+    np.testing.assert_array_equal(tx.update(module, tx.init(module))[0].w, 10 * module.w)
+
+
+def test_a_numpy_scalar_bool_is_a_mask():
+    g = {"a": jnp.ones(2), "b": jnp.ones(3)}
+    frozen = lossjax.freeze(np.array(True))
+    np.testing.assert_array_equal(frozen.update(g, frozen.init(g))[0]["b"], jnp.zeros(3))
+    free = lossjax.freeze(np.array(False))
+    np.testing.assert_array_equal(free.update(g, free.init(g))[0]["b"], g["b"])
+    with pytest.raises(ValueError, match="mask leaves must be Python bools"):
+        lossjax.freeze(np.array([True, False])).init(g)

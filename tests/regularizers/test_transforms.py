@@ -215,3 +215,13 @@ def test_lasso_proximal_l1_gives_exact_zeros_and_the_subgradient_does_not():
     assert np.count_nonzero(sub[off] == 0.0) == 0
     assert np.abs(sub[off]).max() < lr * alpha * 2
     np.testing.assert_allclose(sub[support], reference.coef_[support], atol=0.05)
+
+
+def test_add_decayed_weights_keeps_none_updates_none():
+    # optax's convention: a None update (a sub-tree without gradients) stays None.
+    w = (jnp.ones(2), {"a": jnp.full(2, 2.0), "b": jnp.ones(2)})
+    tx = lossjax.add_decayed_weights(0.1)
+    assert tx.update(None, tx.init(w), w)[0] is None
+    out = tx.update((None, {"a": jnp.ones(2), "b": None}), tx.init(w), w)[0]
+    assert out[0] is None and out[1]["b"] is None
+    np.testing.assert_allclose(out[1]["a"], 1.0 + 0.1 * 2.0)
