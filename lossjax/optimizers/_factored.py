@@ -28,6 +28,7 @@ from lossjax.optimizers._machinery import (
     increment_count,
     negate,
     per_leaf,
+    reject_complex,
     shape_of,
     upcast,
     update_dtype,
@@ -234,7 +235,8 @@ def adafactor(
     each leaf's RMS by ``clipping_threshold`` (:func:`clip_by_block_rms`; ``None``: off);
     ``s = max(rms(w), 1e-3)`` when ``multiply_by_parameter_scale`` (the paper's relative
     step size); ``momentum`` (``None``: off) keeps an EMA of the steps in
-    ``dtype_momentum``; ``weight_decay_rate`` (not multiplied by ``lr``) decays the leaves
+    ``dtype_momentum`` (a real one refuses complex parameters with a ``ValueError``: it
+    would drop their imaginary parts); ``weight_decay_rate`` (not multiplied by ``lr``) decays the leaves
     ``weight_decay_mask`` selects. ``learning_rate=None`` leaves the step unscaled
     (optax's convention). The paper's ``lr = min(1e-2, 1/√t)`` is a schedule you pass in.
     PyTorch's ``Adafactor`` (2.5+) and Keras' differ in defaults (``beta2_decay = −0.8``
@@ -264,8 +266,22 @@ def adafactor(
     if multiply_by_parameter_scale:
         parts.append(scale_by_param_block_rms())
     if momentum is not None:
-        parts.append(exponential_average(momentum, dtype_momentum))
+        parts.append(_real_momentum(momentum, dtype_momentum))
     if weight_decay_rate is not None:
         parts.append(add_decayed_weights(weight_decay_rate, weight_decay_mask))
     parts.append(negate())
     return optax.chain(*parts)
+
+
+def _real_momentum(momentum: float, dtype: Any) -> optax.GradientTransformation:
+    """Adafactor's momentum, an EMA of the steps held in ``dtype``; complex parameters are
+    refused (``ValueError``): a real ``dtype_momentum`` would drop the steps' imaginary
+    parts (optax casts them away, a complex-to-real cast JAX deprecates)."""
+    ema = exponential_average(momentum, dtype)
+
+    def init(params):
+        if dtype is None or not jnp.issubdtype(dtype, jnp.complexfloating):
+            reject_complex("adafactor with momentum", params)
+        return ema.init(params)
+
+    return optax.GradientTransformation(init, ema.update)

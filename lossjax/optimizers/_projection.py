@@ -24,6 +24,7 @@ from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_array_leaves,
     increment_count,
+    reject_complex,
     shape_of,
     weight_decay_parts,
 )
@@ -94,6 +95,8 @@ def scale_by_galore(
         :class:`GaLoreDimensionNumbers` for every leaf of rank >= 2, a tree of them (``None``
         leaves are not projected), or a function ``params -> such a tree``.
 
+    Complex parameters are refused (``ValueError``): the projector comes from a real SVD.
+
     References: Zhao et al., "GaLore: Memory-Efficient LLM Training by Gradient Low-Rank
     Projection" (2024).
 
@@ -142,6 +145,9 @@ def scale_by_galore(
 
     def init(params):
         params = as_array_leaves(params)
+        # The projector comes from a real SVD (as optax's, which casts a complex gradient's
+        # imaginary part away): complex parameters are refused instead.
+        reject_complex("galore", params)
         if not jax.tree.leaves(params):
             return GaLoreState(jnp.zeros([], jnp.int32), base.init(params), params)
         pairs = jax.tree.map(shapes, params, dims_of(params), is_leaf=_is_dims)
