@@ -233,3 +233,15 @@ def test_fsdp_buffers_on_a_2x4_mesh_need_no_communication():
         assert report[f"grad_{mode}_buffer_copies"] == []
         assert report[f"grad_{mode}_bitwise"]
         assert report[f"grad_{mode}_specs"]["float32/fsdp(data)"] == "P('data', None)"
+
+
+def test_the_docs_page_example_runs_and_matches_the_per_leaf_training(capsys):
+    import pathlib
+    import re
+
+    page = pathlib.Path(__file__).resolve().parents[2] / "docs" / "many_leaves.md"
+    (code,) = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    exec(compile(code, str(page), "exec"), {"__name__": "many_leaves_page"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "['decay/float32', 'no_decay/float32']"
+    assert "False" not in printed[1] and printed[1].count("True") == 6
