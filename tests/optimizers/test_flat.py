@@ -96,6 +96,20 @@ def test_buffers_hold_the_raveled_leaves_grouped_by_label_and_dtype():
     _assert_bitwise(jax.jit(layout.unflatten)(buffers, layout.offsets), params)
 
 
+def test_max_bytes_splits_a_group_between_leaves():
+    params = {"a": jnp.arange(6.0), "b": jnp.arange(4.0).reshape(2, 2), "c": jnp.ones(5)}
+    buffers, layout = lossjax.flatten_params(params, max_bytes=10 * 4)
+    # a (24 bytes) + b (16) fit in 40 bytes; c starts the next buffer
+    assert {n: b.shape for n, b in buffers.items()} == {"float32": (10,), "float32#1": (5,)}
+    np.testing.assert_array_equal(buffers["float32"], np.r_[np.arange(6.0), np.arange(4.0)])
+    _assert_bitwise(layout.unflatten(buffers), params)
+    _assert_bitwise(layout.unflatten(buffers, layout.offsets), params)
+    buffers, _ = lossjax.flatten_params(params, max_bytes=4)  # a leaf is never split
+    assert [b.shape for b in buffers.values()] == [(6,), (4,), (5,)]
+    with pytest.raises(ValueError, match="max_bytes"):
+        lossjax.flatten_params(params, max_bytes=0)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_flat_update_equals_per_leaf_update_bit_for_bit(name):
     params = _tree(0)
