@@ -152,6 +152,9 @@ class FlatLayout:
             n: jax.ShapeDtypeStruct(b.shape, b.dtype, sharding=b.sharding)
             for n, b in buffers.items()}
         self._unflatten_static, self._unflatten_dynamic = self._make_unflatten()
+        # outside a trace, slices with constant offsets would compile one program per leaf
+        # (eagerly) or one kernel per leaf (jitted): read with the offsets as arguments
+        self._read_eagerly = jax.jit(self._read)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{n!r}: {b.dtype}{list(b.shape)}" for n, b in self._buffers.items())
@@ -192,6 +195,8 @@ class FlatLayout:
             runtime arguments, leaves of one shape share their kernels. Results are the same.
         """
         self._check_buffers(buffers, "buffers")
+        if offsets is None and not _traced(buffers):
+            return self._read_eagerly(buffers, self.offsets)
         if offsets is None:
             return self._unflatten_static(buffers)
         if len(offsets) != len(self._slots):
@@ -308,7 +313,8 @@ class FlatLayout:
         masked = {n for n in self._buffers if _is_masked(node[n])}
         present = {n: (jnp.zeros(b.shape, b.dtype) if n in masked else node[n])
                    for n, b in self._buffers.items()}
-        leaves = jax.tree.leaves(self._read(present))
+        leaves = jax.tree.leaves(self._read(present) if _traced(present)
+                                 else self._read_eagerly(present, self.offsets))
         leaves = [node[s.buffer] if s.buffer in masked else x
                   for s, x in zip(self._slots, leaves, strict=True)]
         return self._treedef.unflatten(leaves)
@@ -335,6 +341,10 @@ class FlatLayout:
             if tuple(np.shape(buffers[name])) != spec.shape:
                 raise ValueError(f"{what}[{name!r}] must have shape {spec.shape}, got "
                                  f"{np.shape(buffers[name])}")
+
+
+def _traced(buffers: dict[str, Any]) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in buffers.values())
 
 
 def _is_masked(node: Any) -> bool:
