@@ -37,8 +37,11 @@ trace + lower + compile of the step in a fresh Python process (nothing warm), be
 threads), which a loaded machine stretches much less than wall time, and in wall seconds.
 ``--profile`` prints one contender's trace / lower / compile CPU seconds and the size of
 its program before and after XLA's passes (instructions, fusions). ``--model-gradient``
-measures what a flat-parameter layout costs the model instead: the gradient of a toy loss
-on the ``flat`` tree with its parameters held as the tree or sliced from one vector.
+measures what a flat-parameter layout costs the model instead: the gradient of the ``flat``
+tree's toy loss and of the ``layers`` stack with the parameters held as the tree, as one
+vector (``ravel_pytree``) or as flat buffers (constant or runtime offsets); compile CPU
+seconds in a fresh process each, and step time (one program per process: compare step
+times across processes with care on a loaded machine).
 """
 
 from __future__ import annotations
