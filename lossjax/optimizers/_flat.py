@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.core import Tracer
 
 Array = jax.Array
 
@@ -344,7 +345,7 @@ class FlatLayout:
 
 
 def _traced(buffers: dict[str, Any]) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in buffers.values())
+    return any(isinstance(x, Tracer) for x in buffers.values())
 
 
 def _is_masked(node: Any) -> bool:
