@@ -207,13 +207,14 @@ class FlatLayout:
 
     def _pack(self, name: str, leaves: list[Any]) -> Array:
         spec = self._buffers[name]
+        # the leaves' own dtype: a state's moments may be stored in another (mu_dtype)
         if self._slots[self._members[name][0]].own:
-            return jnp.asarray(leaves[0], spec.dtype)
+            return jnp.asarray(leaves[0])
         if spec.rows == 1:
-            parts = [jnp.ravel(jnp.asarray(x, spec.dtype)) for x in leaves]
+            parts = [jnp.ravel(jnp.asarray(x)) for x in leaves]
             axis = 0
         else:
-            parts = [jnp.reshape(jnp.asarray(x, spec.dtype), (spec.rows, -1)) for x in leaves]
+            parts = [jnp.reshape(jnp.asarray(x), (spec.rows, -1)) for x in leaves]
             axis = 1
         buffer = parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
         if spec.sharding is not None:

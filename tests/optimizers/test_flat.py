@@ -176,6 +176,17 @@ def test_optax_state_converts_to_flat_and_back():
     _assert_bitwise(layout.unflatten(resumed), per_leaf)
 
 
+def test_state_conversion_keeps_the_moments_dtype():
+    params = _tree(0)
+    buffers, layout = lossjax.flatten_params(params)
+    opt = lossjax.adam(1e-2, mu_dtype=jnp.bfloat16)
+    _, per_leaf = _steps(opt, params, [_tree(1)])
+    flat = layout.to_flat(per_leaf)
+    assert {x.dtype for x in flat[0].mu.values()} == {jnp.dtype(jnp.bfloat16)}
+    _assert_bitwise(flat, _steps(opt, buffers, [layout.flatten(_tree(1))])[1])
+    _assert_bitwise(layout.to_tree(flat), per_leaf)
+
+
 def test_masked_state_converts_with_its_masked_nodes():
     params = _tree(0)
     buffers, layout = lossjax.flatten_params(params, labels=LABELS)
