@@ -419,12 +419,17 @@ def flatten_params(params: Any, *, labels: Any = None, max_bytes: int | None = 1
     continues in a next buffer (``"...#1"``, ``"...#2"``). ``buffers`` is
     ``{name: array}``, named ``"<label>/<dtype>[/<sharding>][#<chunk>]"``.
 
-    Train on the buffers: ``layout.unflatten(buffers)`` gives the model its tree (slices,
-    no copy), ``jax.grad`` with respect to the buffers concatenates the gradients once per
-    buffer, and an **elementwise** optimizer (Adam family, SGD and momentum, RMSprop,
-    Adagrad, Lion, sign methods, weight decay; see :func:`check_elementwise`) updates a
-    handful of buffers instead of every leaf: its compile time no longer grows with the
-    number of leaves, and its results equal the per-leaf update's bit for bit.
+    Train on the buffers: ``layout.unflatten(buffers, offsets)`` gives the model its tree
+    (slices; pass ``layout.offsets`` in as an argument of the jitted step, see
+    :meth:`FlatLayout.unflatten`), ``jax.grad`` with respect to the buffers concatenates
+    the gradients once per buffer, and an **elementwise** optimizer (Adam family, SGD and
+    momentum, RMSprop, Adagrad, Lion, sign methods, weight decay; see
+    :func:`check_elementwise`) updates a handful of buffers instead of every leaf: its
+    compile time no longer grows with the number of leaves, and its results equal the
+    per-leaf update's bit for bit (as far as XLA compiles the step's scalars alike; see
+    the docs page "Many parameter leaves").
+    The model pays instead: on CPU a weight read by a matrix product is copied out of its
+    buffer, and its gradient copied into the concatenation.
     ``layout.to_tree(state)`` / ``layout.to_flat(state)`` convert optimizer states between
     the two layouts (checkpoints).
 
