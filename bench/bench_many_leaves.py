@@ -3,6 +3,7 @@
     python -m bench.bench_many_leaves [--quick] [--tries N]
     python -m bench.bench_many_leaves --profile flat lossjax   # where one compile's time goes
     python -m bench.bench_many_leaves --model-gradient         # a flat layout's cost to the model
+    python -m bench.bench_many_leaves --train-step             # gradient + update, tree vs flat
 
 Trees (float32), each with the optimizer the issue names:
 
@@ -19,9 +20,16 @@ Contenders, one donated jitted step ``params, state <- step(params, state, grads
 - ``optax.flatten``: optax's wrapper that ravels the gradients (and parameters) into one
   vector per step, runs the optimizer on it and splits the result again: flat state
   buffers, bought with concatenating and slicing every leaf every step;
-- ``lossjax, one leaf``: lossjax's optimizer on one leaf holding all the tree's floats:
-  the floor of a flat-parameter representation, leaving out what the model would pay to
-  slice its parameters out of that leaf and to concatenate its gradients into one.
+- ``lossjax, flat``: lossjax's optimizer on the buffers ``lossjax.flatten_params`` packs
+  the tree into (one float32 buffer here): parameters and state held flat by the user;
+- ``lossjax, one leaf``: lossjax's optimizer on one leaf holding all the tree's floats (the
+  same program as ``lossjax, flat`` on these one-dtype trees, kept for the earlier runs).
+
+``--train-step`` measures the whole step a user compiles, the model's gradient and the
+update in one program, on ``flat`` (a toy loss) and ``layers`` (a Transformer-like stack of
+matrix products): parameters as the tree with optax's or lossjax's per-leaf optimizer,
+against flat buffers read with ``layout.unflatten`` (offsets as compile-time constants, or
+passed in as runtime arguments, ``layout.offsets``).
 
 Step times are medians of donated calls timed in alternation in one process. Compile is
 trace + lower + compile of the step in a fresh Python process (nothing warm), best of
@@ -29,14 +37,18 @@ trace + lower + compile of the step in a fresh Python process (nothing warm), be
 threads), which a loaded machine stretches much less than wall time, and in wall seconds.
 ``--profile`` prints one contender's trace / lower / compile CPU seconds and the size of
 its program before and after XLA's passes (instructions, fusions). ``--model-gradient``
-measures what a flat-parameter layout costs the model instead: the gradient of a toy loss
-on the ``flat`` tree with its parameters held as the tree or sliced from one vector.
+measures what a flat-parameter layout costs the model instead: the gradient of the ``flat``
+tree's toy loss and of the ``layers`` stack with the parameters held as the tree, as one
+vector (``ravel_pytree``) or as flat buffers (constant or runtime offsets); compile CPU
+seconds in a fresh process each, and step time (one program per process: compare step
+times across processes with care on a loaded machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import re
 import subprocess
 import sys
@@ -56,7 +68,7 @@ from bench._timing import interleaved_medians, print_table
 
 Array = jax.Array
 REPO = Path(__file__).resolve().parents[1]
-CONTENDERS = ("lossjax", "optax", "optax.flatten", "lossjax, one leaf")
+CONTENDERS = ("lossjax", "optax", "lossjax, flat", "optax.flatten")  # "lossjax, one leaf" too
 D_MODEL = 128
 LAYER = {"q": (D_MODEL, D_MODEL), "k": (D_MODEL, D_MODEL), "v": (D_MODEL, D_MODEL),
          "o": (D_MODEL, D_MODEL), "ln1": (D_MODEL,), "ln1_bias": (D_MODEL,),
@@ -95,8 +107,19 @@ def optimizer(tree: str, contender: str) -> optax.GradientTransformation:
     return optax.flatten(opt) if contender == "optax.flatten" else opt
 
 
+def flat_layout(shapes: Any) -> lossjax.FlatLayout:
+    """The ``lossjax.flatten_params`` layout of a tree of shapes (from zeros: cheap)."""
+    return lossjax.flatten_params(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                               shapes))[1]
+
+
+@functools.cache
 def contender_shapes(tree: str, contender: str, quick: bool) -> dict[str, Any]:
+    """The leaves the contender's step takes (for ``lossjax, flat``: the buffers; the
+    layout is built once, outside the compile timings: ``setup`` below measures it)."""
     shapes = tree_shapes(tree, quick)
+    if contender == "lossjax, flat":
+        return dict(flat_layout(shapes).shapes)
     if contender != "lossjax, one leaf":
         return shapes
     size = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(shapes))
@@ -143,6 +166,7 @@ def _lowered(tree: str, contender: str, quick: bool):
 def _child_compile(tree: str, contender: str, quick: bool) -> None:
     """Print ``cpu_seconds wall_seconds`` of one cold trace + lower + compile."""
     jax.devices()  # start the backend first: its start-up is not the step's compile
+    contender_shapes(tree, contender, quick)  # the flat layout: set-up, not the step
     cpu, wall = time.process_time(), time.perf_counter()
     _lowered(tree, contender, quick).lower().compile()
     print(time.process_time() - cpu, time.perf_counter() - wall)
@@ -163,6 +187,7 @@ def _op_counts(hlo_text: str) -> collections.Counter:
 def profile(tree: str, contender: str, quick: bool) -> None:
     """Where one cold compile's time goes: phases in CPU seconds, and the program's size."""
     jax.devices()
+    contender_shapes(tree, contender, quick)
     start = time.process_time()
     traced = _lowered(tree, contender, quick)
     traced_at = time.process_time()
@@ -185,33 +210,133 @@ def _toy_loss(params: Any) -> Array:
     return sum(jnp.sum(jnp.sin(x) * x) for x in jax.tree.leaves(params))
 
 
-def _child_model_gradient(layout: str, quick: bool) -> None:
-    """Print compile CPU seconds and step ms of a toy model's gradient on ``flat``, its
-    parameters held as the tree (``layout = "tree"``) or as one vector they are sliced from
-    (``"vector"``, ``jax.flatten_util.ravel_pytree``)."""
-    params = _random_like(tree_shapes("flat", quick), 0)
-    vector, unravel = ravel_pytree(params)
-    grad, arg = ((jax.jit(jax.grad(_toy_loss)), params) if layout == "tree"
-                 else (jax.jit(jax.grad(lambda v: _toy_loss(unravel(v)))), vector))
+def _layers_loss(params: Any) -> Array:
+    """A Transformer-like stack on the ``layers`` tree (no attention across positions: the
+    matrix products and elementwise terms of one, on 8 positions)."""
+    x = jnp.cos(jnp.arange(8 * D_MODEL, dtype=jnp.float32).reshape(8, D_MODEL))
+    for name in sorted(params):
+        p = params[name]
+        h = x * p["ln1"] + p["ln1_bias"]
+        x = x + ((h @ p["q"]) * jnp.tanh(h @ p["k"]) + h @ p["v"]) @ p["o"]
+        h = x * p["ln2"] + p["ln2_bias"]
+        x = x + jax.nn.gelu(h @ p["up"] + p["up_bias"]) @ p["down"] + p["down_bias"]
+    return jnp.mean(x * x)
+
+
+MODEL_LOSSES = {"flat": _toy_loss, "layers": _layers_loss}
+LAYOUTS = ("tree", "vector", "flat", "flat, offsets")
+TRAIN_CONTENDERS = ("optax, tree", "lossjax, tree", "lossjax, flat", "lossjax, flat, offsets")
+
+
+def _scaled_random(shapes: Any) -> Any:
+    return jax.tree.map(lambda x: 0.02 * x, _random_like(shapes, 0))
+
+
+def _gradient_program(tree: str, layout: str, quick: bool) -> tuple[Callable, tuple]:
+    """The jitted gradient of the tree's model loss with its parameters held as ``layout``:
+    the tree; one vector sliced with ``jax.flatten_util.ravel_pytree``; flat buffers read
+    with ``layout.unflatten`` (offsets constant, or runtime arguments)."""
+    loss = MODEL_LOSSES[tree]
+    params = _scaled_random(tree_shapes(tree, quick))
+    if layout == "tree":
+        return jax.jit(jax.grad(loss)), (params,)
+    if layout == "vector":
+        vector, unravel = ravel_pytree(params)
+        return jax.jit(jax.grad(lambda v: loss(unravel(v)))), (vector,)
+    buffers, flat = lossjax.flatten_params(params)
+    if layout == "flat":
+        return jax.jit(jax.grad(lambda b: loss(flat.unflatten(b)))), (buffers,)
+    return (jax.jit(jax.grad(lambda b, o: loss(flat.unflatten(b, o)))),
+            (buffers, flat.offsets))
+
+
+def _train_program(tree: str, contender: str, quick: bool) -> tuple[Callable, tuple]:
+    """One donated train step ``params, state <- step(params, state)`` (gradient of the
+    model loss, adamw update) with the parameters held as ``contender`` says."""
+    loss = MODEL_LOSSES[tree]
+    library = optax if contender.startswith("optax") else lossjax
+    opt = library.adamw(1e-3, weight_decay=1e-4)
+    params = _scaled_random(tree_shapes(tree, quick))
+    if contender.endswith("tree"):
+        def step(params, state):
+            updates, state = opt.update(jax.grad(loss)(params), state, params)
+            return optax.apply_updates(params, updates), state
+
+        return jax.jit(step, donate_argnums=(0, 1)), (params, opt.init(params))
+    buffers, flat = lossjax.flatten_params(params)
+
+    def flat_step(buffers, state, offsets=None):
+        grads = jax.grad(lambda b: loss(flat.unflatten(b, offsets)))(buffers)
+        updates, state = opt.update(grads, state, buffers)
+        return optax.apply_updates(buffers, updates), state
+
+    args = (buffers, opt.init(buffers))
+    if contender.endswith("offsets"):
+        args = (*args, flat.offsets)
+    return jax.jit(flat_step, donate_argnums=(0, 1)), args
+
+
+def _child_program(kind: str, tree: str, who: str, quick: bool) -> None:
+    """Print ``compile_cpu_s step_ms`` of one program (``kind``: "gradient" or "train"),
+    compiled cold in this process, then timed (donated programs feed their outputs back)."""
+    build = _gradient_program if kind == "gradient" else _train_program
+    fn, args = build(tree, who, quick)
+    jax.block_until_ready(args)
     jax.devices()
     cpu = time.process_time()
-    compiled = grad.lower(arg).compile()
+    compiled = fn.lower(*args).compile()
     cpu = time.process_time() - cpu
-    (ms,) = interleaved_medians([(compiled, (arg,))], repeats=5 if quick else 20)
-    print(cpu, 1e3 * ms)
+    holder = {"args": args}
+
+    def call():
+        if kind == "gradient":
+            return compiled(*holder["args"])
+        out = compiled(*holder["args"])
+        holder["args"] = (*out, *holder["args"][2:])
+        return out
+
+    (seconds,) = interleaved_medians([(call, ())], repeats=5 if quick else 20)
+    print(cpu, 1e3 * seconds)
 
 
-def model_gradient(quick: bool) -> None:
-    """What a flat-parameter layout costs the model: its gradient, tree against vector."""
-    rows = []
-    for layout in ("tree", "vector"):
-        command = [sys.executable, "-m", "bench.bench_many_leaves", "--model-gradient", layout]
-        out = subprocess.run(command + (["--quick"] if quick else []), cwd=REPO,
-                             capture_output=True, text=True, check=True)
-        cpu, ms = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
-        rows.append([layout, cpu, ms])
-    print_table(f"Gradient of sum(sin(x)·x) over {describe('flat', quick).split(',')[0]}",
-                ["parameters held as", "compile CPU s", "step ms"], rows)
+def _programs(kind: str, trees: tuple[str, ...], contenders: tuple[str, ...], quick: bool,
+              tries: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """Best-of-``tries`` compile CPU s and step ms per (tree, contender), each measured in a
+    fresh process, contenders taking turns."""
+    results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for _ in range(tries):
+        for tree in trees:
+            for who in contenders:
+                command = [sys.executable, "-m", "bench.bench_many_leaves", "--program", kind,
+                           tree, who] + (["--quick"] if quick else [])
+                out = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                                     check=True)
+                cpu, ms = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
+                results.setdefault((tree, who), []).append((cpu, ms))
+    return {key: (min(c for c, _ in v), min(m for _, m in v)) for key, v in results.items()}
+
+
+def model_gradient(quick: bool, tries: int = 1) -> None:
+    """What a flat-parameter layout costs the model: its gradient, tree against flat."""
+    trees = ("flat", "layers")
+    got = _programs("gradient", trees, LAYOUTS, quick, tries)
+    print_table("Model gradient: compile CPU s (step ms), by how the parameters are held",
+                ["tree", *LAYOUTS],
+                [[describe(tree, quick).split(",")[0] + f" ({tree})",
+                  *(f"{got[tree, who][0]:.3g} s ({got[tree, who][1]:.3g} ms)"
+                    for who in LAYOUTS)] for tree in trees])
+
+
+def train_step(quick: bool, tries: int = 1) -> None:
+    """The whole train step (model gradient + adamw), per-leaf against flat buffers."""
+    trees = ("flat", "layers")
+    got = _programs("train", trees, TRAIN_CONTENDERS, quick, tries)
+    print_table("Train step (gradient + adamw): compile CPU s (step ms); ratio to optax",
+                ["tree", *TRAIN_CONTENDERS],
+                [[tree, *(f"{got[tree, who][0]:.3g} s ({got[tree, who][1]:.3g} ms); "
+                          f"{got[tree, who][0] / got[tree, 'optax, tree'][0]:.2f} / "
+                          f"{got[tree, who][1] / got[tree, 'optax, tree'][1]:.2f}"
+                          for who in TRAIN_CONTENDERS)] for tree in trees])
 
 
 def _case(tree: str, quick: bool, repeats: int, tries: int,
@@ -229,6 +354,9 @@ def _case(tree: str, quick: bool, repeats: int, tries: int,
         row[f"{who} compile cpu s"] = cpu[i]
         row[f"{who} compile wall s"] = wall[i]
     row["compile_ratio"] = cpu[0] / cpu[1]
+    for i, who in enumerate(contenders[2:], start=2):
+        row[f"{who} compile ratio"] = cpu[i] / cpu[1]
+        row[f"{who} step ratio"] = step_ms[i] / step_ms[1]
     return row
 
 
@@ -246,6 +374,16 @@ def main(quick: bool = False, tries: int | None = None,
         [[r["name"], f"{r['lossjax compile cpu s']:.3g} / {r['optax compile cpu s']:.3g}",
           r["compile_ratio"], f"{r['lossjax_ms']:.3g} / {r['optax_ms']:.3g}", r["ratio"]]
          for r in rows])
+    if "lossjax, flat" in contenders:
+        print_table(
+            "Update step on flat buffers (lossjax.flatten_params) / optax per leaf",
+            ["tree", "compile CPU s flat / optax", "compile ratio", "step ms flat / optax",
+             "step ratio"],
+            [[r["name"],
+              f"{r['lossjax, flat compile cpu s']:.3g} / {r['optax compile cpu s']:.3g}",
+              r["lossjax, flat compile ratio"],
+              f"{r['lossjax, flat step ms']:.3g} / {r['optax_ms']:.3g}",
+              r["lossjax, flat step ratio"]] for r in rows])
     print_table(
         "All contenders: step ms, compile CPU s (compile wall s)",
         ["tree", *contenders],
@@ -264,22 +402,29 @@ if __name__ == "__main__":
                         help="leave out optax.flatten (its 1000-leaf compile takes minutes)")
     parser.add_argument("--profile", nargs=2, metavar=("TREE", "CONTENDER"),
                         help="phases and program size of one cold compile")
-    parser.add_argument("--model-gradient", nargs="?", const="both",
-                        choices=("both", "tree", "vector"),
-                        help="a toy model's gradient with its parameters as the tree or as "
-                             "one vector (what a flat-parameter layout costs the model)")
+    parser.add_argument("--model-gradient", action="store_true",
+                        help="the models' gradient with the parameters as the tree, one "
+                             "vector or flat buffers (what a flat layout costs the model)")
+    parser.add_argument("--train-step", action="store_true",
+                        help="the whole train step (gradient + adamw), tree against flat")
+    parser.add_argument("--program", nargs=3, metavar=("KIND", "TREE", "WHO"),
+                        help="(internal) print one program's compile CPU s and step ms")
+    parser.add_argument("--only", nargs="+", choices=CONTENDERS + ("lossjax, one leaf",),
+                        help="contenders of the update table (lossjax and optax first)")
     parser.add_argument("--cold-compile", nargs=2, metavar=("TREE", "CONTENDER"),
                         help="(internal) print one cold compile's CPU and wall seconds")
     args = parser.parse_args()
     if args.cold_compile:
         _child_compile(*args.cold_compile, args.quick)
-    elif args.model_gradient == "both":
-        model_gradient(args.quick)
+    elif args.program:
+        _child_program(*args.program, args.quick)
     elif args.model_gradient:
-        _child_model_gradient(args.model_gradient, args.quick)
+        model_gradient(args.quick, args.tries or 1)
+    elif args.train_step:
+        train_step(args.quick, args.tries or 1)
     elif args.profile:
         profile(*args.profile, args.quick)
     else:
-        chosen = tuple(c for c in CONTENDERS
+        chosen = tuple(c for c in (args.only or CONTENDERS)
                        if not (args.without_flatten and c == "optax.flatten"))
         main(args.quick, args.tries, chosen)

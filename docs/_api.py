@@ -56,6 +56,7 @@ _NAMESPACES = (
             "_clipping": "Transforms",
             "_line_search": "Line search",
             "_lr_find": "Learning-rate finder",
+            "_flat": "Flat parameter buffers",
             "_states": "Optimizer states",
         },
         "Optimizers",
@@ -86,6 +87,7 @@ _NAMESPACES = (
 )
 
 STATES = "Optimizer states"
+NOT_STATES = {"_flat"}  # optimizer modules whose classes are not states: their own section
 ALIASES = "optax's names (aliases of the schedules above)"
 
 
@@ -137,7 +139,7 @@ def pages() -> list[Page]:
             target = f"lossjax.{name}" if flat else f"lossjax.{namespace}.{name}"
             defined_in = getattr(obj, "__module__", None) or module.__name__
             suffix = defined_in.rsplit(".", 1)[-1]
-            if namespace == "optimizers" and inspect.isclass(obj):
+            if namespace == "optimizers" and inspect.isclass(obj) and suffix not in NOT_STATES:
                 section = STATES
             elif namespace == "schedules" and getattr(obj, "__name__", name) != name:
                 section = ALIASES

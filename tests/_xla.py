@@ -7,6 +7,7 @@ a long-running program or a notebook kernel.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -58,3 +59,16 @@ def optimized_codegen_env() -> dict[str, str]:
     whose time goes into running programs rather than compiling them (a notebook kernel)."""
     flags = os.environ.get("XLA_FLAGS", "").replace(LLVM_O0_FLAG, "")
     return dict(os.environ, XLA_FLAGS=" ".join(flags.split()))
+
+
+# Collectives that move parameters between devices (an all-reduce of a scalar norm or loss is
+# not one of them).
+DATA_MOVING_COLLECTIVES = ("all-gather", "all-to-all", "collective-permute", "reduce-scatter")
+
+
+def hlo_ops(hlo_text: str, kinds: tuple[str, ...]) -> list[str]:
+    """The instructions of compiled HLO text whose opcode is one of ``kinds`` (async
+    ``-start`` forms included), one line each, e.g. to assert that a sharded program
+    gathers nothing: ``hlo_ops(compiled.as_text(), DATA_MOVING_COLLECTIVES) == []``."""
+    pattern = re.compile(r"=\s*\S.*?\s(" + "|".join(map(re.escape, kinds)) + r")(?:-start)?\(")
+    return [line.strip()[:200] for line in hlo_text.splitlines() if pattern.search(line)]

@@ -105,6 +105,11 @@ from lossjax.optimizers._factored import (
     scale_by_factored_rms,
     scale_by_param_block_rms,
 )
+from lossjax.optimizers._flat import (
+    FlatLayout,
+    check_elementwise,
+    flatten_params,
+)
 from lossjax.optimizers._kron import (
     ScaleByKronState,
     kron,
@@ -285,6 +290,7 @@ __all__ = [
     "averaged_params",
     "cautious",
     "centralize",
+    "check_elementwise",
     "clip",
     "clip_by_block_rms",
     "clip_by_global_norm",
@@ -306,6 +312,8 @@ __all__ = [
     "EmaParamsState",
     "EmaState",
     "FactoredState",
+    "FlatLayout",
+    "flatten_params",
     "freeze",
     "ftrl",
     "FtrlState",
