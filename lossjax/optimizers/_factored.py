@@ -236,8 +236,8 @@ def adafactor(
     ``s = max(rms(w), 1e-3)`` when ``multiply_by_parameter_scale`` (the paper's relative
     step size); ``momentum`` (``None``: off) keeps an EMA of the steps in
     ``dtype_momentum`` (a real one refuses complex parameters with a ``ValueError``: it
-    would drop their imaginary parts); ``weight_decay_rate`` (not multiplied by ``lr``) decays the leaves
-    ``weight_decay_mask`` selects. ``learning_rate=None`` leaves the step unscaled
+    would drop their imaginary parts); ``weight_decay_rate`` (not multiplied by ``lr``)
+    decays the leaves ``weight_decay_mask`` selects. ``learning_rate=None`` leaves the step unscaled
     (optax's convention). The paper's ``lr = min(1e-2, 1/√t)`` is a schedule you pass in.
     PyTorch's ``Adafactor`` (2.5+) and Keras' differ in defaults (``beta2_decay = −0.8``
     as here, but ``eps = (1e-30, 1e-3)`` split in two and ``lr = 1e-2`` / ``1e-3``).
