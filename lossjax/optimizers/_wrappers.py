@@ -636,7 +636,12 @@ def _scalar_select_update(build, held, shapes, updates, inner_state, params, ext
             jnp.shape(x) != s.shape for x, s in zip(jax.tree.leaves(out),
                                                     jax.tree.leaves(shapes), strict=True)):
         return None
-    # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+    return _in_dtypes_of(out, shapes)
+
+
+def _in_dtypes_of(out: Any, shapes: Any) -> Any:
+    """``out`` with each leaf in the dtype of ``shapes``' leaf: the state keeps its dtypes
+    whatever the hyperparameters' (tunix #1880)."""
     return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
 
 
@@ -837,11 +842,13 @@ def inject_hyperparams(
             fast = None
             if as_built is not None and numbers:
                 shapes = jax.eval_shape(built)
+                # per hyperparameter: does the state still hold the number given here?
+                same = {k: jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
+                        for k, v in numbers.items()}
                 if not _compiles_differently(inner_factory) and not _zero_valued(numbers):
                     fast = _scalar_select_update(
                         lambda held: inner_factory(**fixed, **held, **schedules),
-                        {k: HeldNumber(v, state.hyperparams[k],
-                                       jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype)))
+                        {k: HeldNumber(v, state.hyperparams[k], same[k])
                          for k, v in numbers.items()},
                         shapes, updates, state.inner_state, params, extra_args)
             if as_built is None:
@@ -856,12 +863,9 @@ def inject_hyperparams(
                 def injected():
                     out = run_injected(rebuilt(hyperparams), updates, state.inner_state, params,
                                        extra_args)
-                    # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
-                    return jax.tree.map(lambda x, s: jnp.asarray(x, s.dtype), out, shapes)
+                    return _in_dtypes_of(out, shapes)
 
-                unchanged = functools.reduce(jnp.logical_and, [
-                    jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
-                    for k, v in numbers.items()])
+                unchanged = functools.reduce(jnp.logical_and, list(same.values()))
                 # Each path in its own branch: computed together, XLA would share and fuse
                 # their arithmetic and the unchanged path could round differently. The
                 # price on CPU: a conditional blocks fusing the step with apply_updates
