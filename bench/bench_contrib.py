@@ -1,7 +1,7 @@
 """The rest of optax.contrib, the PyTorch/Keras optimizers and the precision controls:
 step time and state bytes vs optax, microbatching's memory.
 
-    python -m bench.bench_contrib [--quick] [--inject-designs]
+    python -m bench.bench_contrib [--quick] [--inject-designs | --inject-registry]
 
 1. Step time: one donated jitted ``params, state <- step(params, state, grads)`` on 40
    float32 matrices [256, 256] (2.6M parameters; quick: 8 of [64, 64]), lossjax and optax
@@ -82,7 +82,7 @@ CASES: dict[str, tuple[Any, Any, tuple[str, ...]]] = {  # name: (lossjax, optax,
     "inject_hyperparams(adamw)": (
         lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3),
         lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), ()),
-    "inject_hyperparams(nadam) (lax.cond form)": (
+    "inject_hyperparams(nadam)": (
         lambda: lossjax.inject_hyperparams(lossjax.nadam)(learning_rate=1e-3),
         lambda: optax.inject_hyperparams(optax.nadam)(learning_rate=1e-3), ()),
     "multi_steps(adamw, 4, skip)": (
@@ -184,16 +184,30 @@ def microbatch_rows(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _force_cond(forced: bool) -> Any:
+    """Make ``inject_hyperparams`` take its ``lax.cond`` fallback (``forced``) or not;
+    returns the function to restore."""
+    from lossjax.optimizers import _wrappers
+
+    original = _wrappers._scalar_select_update
+    if forced:
+        _wrappers._scalar_select_update = lambda *args, **kwargs: None
+    return original
+
+
+def _restore_scalar_select(original: Any) -> None:
+    from lossjax.optimizers import _wrappers
+
+    _wrappers._scalar_select_update = original
+
+
 def inject_design_rows(quick: bool) -> list[dict[str, Any]]:
     """``inject_hyperparams(adamw)`` as built (scalar selects) and forced into its
     ``lax.cond`` fallback, and plain AdamW, each against optax's inject(adamw), in one
     alternation."""
-    from lossjax.optimizers import _wrappers
-
     matrices, size = (8, 64) if quick else (40, 256)
     params = make_params(matrices, size)
     grads = jax.tree.map(lambda p: 0.01 * jnp.cos(p), params)
-    forced = _wrappers._compiles_differently
     builds = {
         "inject(adamw), scalar selects": (
             lambda: lossjax.inject_hyperparams(lossjax.adamw)(learning_rate=1e-3), False),
@@ -205,18 +219,91 @@ def inject_design_rows(quick: bool) -> list[dict[str, Any]]:
             lambda: optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3), False),
     }
     calls = []
-    try:
-        for build, use_cond in builds.values():
-            _wrappers._compiles_differently = (lambda f: True) if use_cond else forced
+    for build, use_cond in builds.values():
+        original = _force_cond(use_cond)
+        try:
             opt = build()
             call = _donated(make_step(opt, ()), params, opt.init(params), grads)
             call[0]()  # traced and compiled now, under this choice
-            calls.append(call)
-    finally:
-        _wrappers._compiles_differently = forced
+        finally:
+            _restore_scalar_select(original)
+        calls.append(call)
     times = interleaved_medians(calls, repeats=5 if quick else 40)
     return [{"name": name, "ms": 1e3 * t, "ratio": t / times[-1]}
             for name, t in zip(builds, times, strict=True)]
+
+
+def _shared_optimizers() -> list[tuple[str, Any, Any, dict[str, Any], tuple[str, ...]]]:
+    """Registry optimizers optax has by the same name (``optax`` or ``optax.contrib``) that
+    need no extra ``update`` arguments: ``(name, lossjax factory, optax factory, args,
+    optax's static_args)``,
+    every argument at its default but a learning rate of 1e-3 (1.0 for adadelta, whose
+    ``None`` means 1.0 in lossjax and no sign flip in optax)."""
+    import inspect
+
+    from tests.optimizers._registry import ENTRIES
+
+    out, seen = [], set()
+    for entry in ENTRIES:
+        if entry.kind != "optimizer" or entry.id or entry.params is not None:
+            continue
+        name = entry.name
+        theirs = getattr(optax, name, None) or getattr(optax.contrib, name, None)
+        if (name in seen or not callable(theirs) or entry.update_kwargs is not None
+                or name == "dpsgd"):  # dpsgd's update takes per-example gradients
+            continue
+        seen.add(name)
+        args = {}
+        if "learning_rate" in inspect.signature(entry.fn).parameters:
+            args["learning_rate"] = 1.0 if name == "adadelta" else 1e-3
+        # optax's wrapper holds every number and calls every callable as a schedule: its
+        # users name integer counts and callables that are not schedules as static_args
+        static = tuple(k for k, p in inspect.signature(theirs).parameters.items()
+                       if (isinstance(p.default, int) and not isinstance(p.default, bool))
+                       or callable(p.default))
+        out.append((name, entry.fn, theirs, args, static))
+    return out
+
+
+def inject_registry_rows(quick: bool) -> list[dict[str, Any]]:
+    """For each optimizer lossjax and optax share: lossjax's ``inject_hyperparams(X)``
+    against optax's ``inject_hyperparams(X)`` and against lossjax's plain ``X``, timed in
+    alternation (the three in one process), with the path lossjax's wrapper takes."""
+    from lossjax.optimizers import _wrappers
+
+    matrices, size = (8, 64) if quick else (40, 256)
+    params = make_params(matrices, size)
+    grads = jax.tree.map(lambda p: 0.01 * jnp.cos(p), params)
+    rows = []
+    for name, ours, theirs, args, static in _shared_optimizers():
+        taken = []
+        original = _wrappers._scalar_select_update
+
+        def spy(*a, _original=original, _taken=taken, **k):
+            out = _original(*a, **k)
+            _taken.append("scalar selects" if out is not None else "lax.cond")
+            return out
+
+        _wrappers._scalar_select_update = spy
+        try:
+            opts = (lossjax.inject_hyperparams(ours)(**args),
+                    optax.inject_hyperparams(theirs, static_args=static)(**args),
+                    ours(**args))
+            calls = [_donated(make_step(opt, ()), params, opt.init(params), grads)
+                     for opt in opts]
+            for call, _ in calls:
+                call()  # traced and compiled now, with the spy in place
+        except Exception as error:  # noqa: BLE001  (a row that cannot run says why)
+            reason = f"{type(error).__name__}: {str(error)[:90]}"
+            rows.append({"name": name, "path": f"not timed: {reason}"})
+            continue
+        finally:
+            _wrappers._scalar_select_update = original
+        t_ours, t_theirs, t_plain = interleaved_medians(calls, repeats=5 if quick else 20)
+        rows.append({"name": name, "path": taken[0] if taken else "no numbers held",
+                     "lossjax_ms": 1e3 * t_ours, "optax_ms": 1e3 * t_theirs,
+                     "ratio": t_ours / t_theirs, "vs_plain": t_ours / t_plain})
+    return rows
 
 
 def main(quick: bool = False) -> list[dict[str, Any]]:
@@ -241,8 +328,16 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--inject-designs", action="store_true",
                         help="only inject_hyperparams(adamw)'s two designs (40 repeats)")
+    parser.add_argument("--inject-registry", action="store_true",
+                        help="only inject_hyperparams(X) for every optimizer optax shares")
     args = parser.parse_args()
-    if args.inject_designs:
+    if args.inject_registry:
+        rows = inject_registry_rows(args.quick)
+        print_table("inject_hyperparams(X): lossjax's vs optax's, and vs plain lossjax X",
+                    ["optimizer", "path", "lossjax ms", "optax ms", "ratio", "vs plain X"],
+                    [[r["name"], r["path"], r.get("lossjax_ms", ""), r.get("optax_ms", ""),
+                      r.get("ratio", ""), r.get("vs_plain", "")] for r in rows])
+    elif args.inject_designs:
         rows = inject_design_rows(args.quick)
         print_table("inject_hyperparams(adamw) designs vs optax's inject(adamw)",
                     ["case", "ms", "ratio"], [[r["name"], r["ms"], r["ratio"]] for r in rows])

@@ -23,6 +23,7 @@ from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     abs_sq,
     adam_moments,
+    as_scalar,
     as_update,
     bias_correction_factor,
     check_moment_hyperparameters,
@@ -706,7 +707,7 @@ def scale_by_adopt(
         dtype = g32.dtype
         b1_t, b2_t = b1_t.astype(dtype), b2_t.astype(dtype)
         v32 = b2_t * v_old + (1.0 - b2_t) * abs_sq(g32)
-        normalised = g32 / jnp.maximum(jnp.sqrt(v_old), eps)
+        normalised = g32 / jnp.maximum(jnp.sqrt(v_old), as_scalar(eps, g32.dtype))
         if use_clipping:
             c = clip_value.astype(dtype)
             normalised = jnp.clip(normalised, -c, c)
@@ -724,8 +725,8 @@ def scale_by_adopt(
         del params
         dtype = scalar_dtype(updates)
         started = state.count > 0
-        scalars = (jnp.where(started, b1, 1.0).astype(dtype),
-                   jnp.where(started, b2, 0.0).astype(dtype),
+        scalars = (jnp.where(started, as_scalar(b1, dtype), 1.0).astype(dtype),
+                   jnp.where(started, as_scalar(b2, dtype), 0.0).astype(dtype),
                    jnp.asarray(clip_value_fn(state.count), dtype))
         out, mu, nu = apply((updates, state.mu, state.nu), scalars)
         return out, ScaleByAdamState(increment_count(state.count), mu, nu)

@@ -19,6 +19,7 @@ from lossjax.optimizers._machinery import (
     full_like,
     increment_count,
     per_leaf,
+    real_scalar_dtype,
     scalar_dtype,
     upcast,
     without_float0,
@@ -151,7 +152,7 @@ def ema_params(decay: float) -> optax.GradientTransformation:
         updates = without_float0(updates)
         count = increment_count(state.count)
         # real even for complex parameters (the weight is a real number)
-        t = count.astype(jnp.finfo(scalar_dtype(updates)).dtype)
+        t = count.astype(real_scalar_dtype(updates))
         weight = 1.0 / t if decay == 1.0 else (1.0 - decay) / bias_correction_factor(decay, t)
         (average,) = apply((updates, params, state.average), (weight,))
         return updates, EmaParamsState(count, average)

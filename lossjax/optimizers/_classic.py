@@ -17,6 +17,7 @@ from lossjax._validation import check_in_range, check_non_negative, check_positi
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     abs_sq,
+    as_scalar,
     as_update,
     dtype_of,
     full_like,
@@ -246,8 +247,10 @@ def scale_by_rprop(
     def leaf(g, eta, previous):
         g32, eta32 = upcast(g), upcast(eta)
         s = g32 * upcast(previous)
-        factor = jnp.where(s > 0, eta_plus, eta_minus)
-        eta32 = jnp.where(s == 0, eta32, jnp.clip(eta32 * factor, min_step_size, max_step_size))
+        dtype = s.dtype
+        factor = jnp.where(s > 0, as_scalar(eta_plus, dtype), as_scalar(eta_minus, dtype))
+        eta32 = jnp.where(s == 0, eta32, jnp.clip(eta32 * factor, as_scalar(min_step_size, dtype),
+                                                  as_scalar(max_step_size, dtype)))
         step = jnp.where(s < 0, 0.0, eta32 * jnp.sign(g32))
         return as_update(step, g), eta32.astype(eta.dtype), step.astype(previous.dtype)
 

@@ -24,6 +24,7 @@ from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     as_array_leaves,
+    as_scalar,
     as_update,
     bias_correction_factor,
     dtype_of,
@@ -172,11 +173,14 @@ def scale_by_sophia(
     def direction_leaf(g, m, h, correction):
         g32 = upcast(g)
         m32 = b1 * upcast(m) + (1.0 - b1) * g32
-        u = (m32 / correction.astype(m32.dtype)) / jnp.maximum(gamma * upcast(h), eps)
+        dtype = m32.dtype
+        u = (m32 / correction.astype(dtype)) / jnp.maximum(gamma * upcast(h),
+                                                           as_scalar(eps, dtype))
         unclipped = jnp.zeros([], jnp.int32)
         if clip_threshold is not None:
-            unclipped = jnp.sum(jnp.abs(u) < clip_threshold)
-            u = jnp.clip(u, -clip_threshold, clip_threshold)
+            threshold = as_scalar(clip_threshold, dtype)
+            unclipped = jnp.sum(jnp.abs(u) < threshold)
+            u = jnp.clip(u, -threshold, threshold)
         return as_update(u, g), m32.astype(m.dtype), unclipped
 
     def moment_leaf(estimate, h):

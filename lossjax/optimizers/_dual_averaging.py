@@ -18,6 +18,7 @@ import optax
 from lossjax._validation import check_in_range, check_non_negative, concrete_value
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    as_scalar,
     as_update,
     full_like,
     increment_count,
@@ -204,7 +205,7 @@ def ftrl(
         sigma = (n_new ** power - n32 ** power) / lr
         z32 = upcast(z) + g32 + 2 * l2_shrinkage_regularization_strength * w32 - sigma * w32
         quadratic = n_new ** power / lr + 2 * (l2_regularization_strength + beta / (2 * lr))
-        l1 = l1_regularization_strength
+        l1 = as_scalar(l1_regularization_strength, z32.dtype)
         w_new = (jnp.clip(z32, -l1, l1) - z32) / quadratic
         return as_update(w_new - w32, g), n_new.astype(n.dtype), z32.astype(z.dtype)
 

@@ -37,7 +37,7 @@ from lossjax.optimizers._machinery import (
     full_like,
     increment_count,
     per_leaf,
-    scalar_dtype,
+    real_scalar_dtype,
     scale_by_constant,
     scale_leaf,
     shape_of,
@@ -50,12 +50,6 @@ from lossjax.optimizers._transforms import (
 
 Array = jax.Array
 _GUESS_STRATEGIES = ("one", "keep")
-
-
-def _real_dtype(params: Any) -> Any:
-    """The dtype of per-step scalars (step sizes, values, slopes): real even for complex
-    parameters (complex64 -> float32)."""
-    return jnp.finfo(scalar_dtype(params)).dtype
 
 
 def _inner(a: Any, b: Any) -> Array:
@@ -424,7 +418,7 @@ def scale_by_zoom_linesearch(
     scale = per_leaf(scale_leaf, 1, trace_once=False)
 
     def init(params):
-        dtype = _real_dtype(params)
+        dtype = real_scalar_dtype(params)
         def inf():  # a fresh buffer per leaf: a step that donates the state frees each once
             return jnp.full([], jnp.inf, dtype)
 
@@ -436,7 +430,7 @@ def scale_by_zoom_linesearch(
     def update(updates, state, params, *, value, grad, value_fn, **kwargs):
         fn_kwargs = _split_kwargs(value_fn, kwargs)
         updates, grad = without_float0(updates), without_float0(grad)
-        dtype = _real_dtype(params)
+        dtype = real_scalar_dtype(params)
         slope = jnp.asarray(_inner(updates, grad), dtype)
         start = _Point(jnp.zeros([], dtype), jnp.asarray(value, dtype), slope)
         guess = state.learning_rate if initial_guess_strategy == "keep" else jnp.ones([], dtype)
@@ -651,7 +645,7 @@ def scale_by_lbfgs(memory_size: int = 10, scale_init_precond: bool = True,
 
         return ScaleByLBFGSState(
             jnp.zeros([], jnp.int32), zeros(), zeros(), jax.tree.map(stacked, params),
-            jax.tree.map(stacked, params), jnp.zeros([memory_size], _real_dtype(params)))
+            jax.tree.map(stacked, params), jnp.zeros([memory_size], real_scalar_dtype(params)))
 
     @_compiled_once
     def update(updates, state, params):

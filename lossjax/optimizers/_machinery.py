@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lossjax._held import HeldNumber, is_held_zero
 from lossjax._validation import check_in_range, check_non_negative, concrete_value
 from lossjax.regularizers import add_decayed_weights
 from lossjax.schedules import Schedule
@@ -49,84 +50,6 @@ class TraceState(NamedTuple):
     """``trace``: the running (momentum) buffer, shaped like the parameters."""
 
     trace: Any
-
-
-class HeldNumber:
-    """A hyperparameter inside :func:`inject_hyperparams`' update: ``number``, the Python
-    number the optimizer was built with, and ``held``, the value the state holds now
-    (``unchanged`` says whether they are still equal).
-
-    Arithmetic with Python numbers and other held numbers runs on both: on ``number`` in
-    float64 on the host, exactly as the unwrapped optimizer computes ``1 − b1``, and on
-    ``held`` traced. Meeting an array, it becomes the scalar
-    ``where(unchanged, number, held)`` in the array's dtype, so the per-element code and
-    the scalar values it sees are the unwrapped optimizer's while nothing is changed:
-    bitwise equal results, and only scalars are selected (nothing blocks XLA's fusion).
-    Code that needs a Python number from it (``float()``, ``math.log``, ``if``) raises
-    ``TypeError``, as a tracer would; :func:`host_or_traced` maps host functions.
-    """
-
-    __slots__ = ("number", "held", "unchanged")
-    __array_priority__ = 1000  # NumPy defers to the reflected operators
-
-    def __init__(self, number: Any, held: Any, unchanged: Any):
-        self.number, self.held, self.unchanged = number, held, unchanged
-
-    def value(self, dtype: Any = None) -> Array:
-        """``where(unchanged, number, held)`` as a 0-d array of ``dtype`` (the held one)."""
-        held = jnp.asarray(self.held)
-        dtype = dtype or held.dtype
-        if jnp.iscomplexobj(held) and not jnp.issubdtype(dtype, jnp.complexfloating):
-            held = jnp.real(held)  # held in a complex dtype for complex parameters
-        return jnp.where(self.unchanged, jnp.asarray(self.number, dtype), held.astype(dtype))
-
-    def __jax_array__(self) -> Array:
-        return self.value()
-
-    def _binary(self, other: Any, op: Callable[[Any, Any], Any], reflected: bool,
-                commutes: bool = False) -> Any:
-        def apply(a, b):
-            return op(b, a) if reflected else op(a, b)
-
-        if isinstance(other, HeldNumber):
-            return HeldNumber(apply(self.number, other.number), apply(self.held, other.held),
-                              self.unchanged & other.unchanged)
-        if isinstance(other, (int, float)) and not isinstance(other, bool):
-            return HeldNumber(apply(self.number, other), apply(self.held, other),
-                              self.unchanged)
-        if isinstance(other, (jax.Array, np.ndarray, np.generic)):
-            value = self.value(jnp.result_type(other, self.number))
-            # the array first where the order is free: XLA puts a Python number's constant
-            # second, and the same operand order compiles to the same machine arithmetic
-            return op(other, value) if commutes or reflected else op(value, other)
-        return NotImplemented
-
-    def __add__(self, o): return self._binary(o, lambda a, b: a + b, False, True)  # noqa: E704
-    def __radd__(self, o): return self._binary(o, lambda a, b: a + b, True, True)  # noqa: E704
-    def __sub__(self, o): return self._binary(o, lambda a, b: a - b, False)  # noqa: E704
-    def __rsub__(self, o): return self._binary(o, lambda a, b: a - b, True)  # noqa: E704
-    def __mul__(self, o): return self._binary(o, lambda a, b: a * b, False, True)  # noqa: E704
-    def __rmul__(self, o): return self._binary(o, lambda a, b: a * b, True, True)  # noqa: E704
-    def __truediv__(self, o): return self._binary(o, lambda a, b: a / b, False)  # noqa: E704
-    def __rtruediv__(self, o): return self._binary(o, lambda a, b: a / b, True)  # noqa: E704
-    def __pow__(self, o): return self._binary(o, lambda a, b: a ** b, False)  # noqa: E704
-    def __rpow__(self, o): return self._binary(o, lambda a, b: a ** b, True)  # noqa: E704
-
-    def __neg__(self) -> HeldNumber:
-        return HeldNumber(-self.number, -self.held, self.unchanged)
-
-    def __pos__(self) -> HeldNumber:
-        return self
-
-    def __abs__(self) -> HeldNumber:
-        return HeldNumber(abs(self.number), jnp.abs(self.held), self.unchanged)
-
-    def _not_a_number(self, *args):
-        raise TypeError("an injected hyperparameter is not a Python number while the "
-                        "optimizer is built")
-
-    __float__ = __int__ = __index__ = __bool__ = _not_a_number
-    __lt__ = __le__ = __gt__ = __ge__ = _not_a_number
 
 
 def as_scalar(x: Any, dtype: Any) -> Array:
@@ -202,6 +125,12 @@ def scalar_dtype(tree: Any) -> Any:
     dtypes = [dtype_of(x) for x in jax.tree.leaves(tree)]
     return jnp.result_type(jnp.float32, *(d for d in dtypes if d != jax.dtypes.float0
                                            and jnp.issubdtype(d, jnp.inexact)))
+
+
+def real_scalar_dtype(tree: Any) -> Any:
+    """:func:`scalar_dtype`, real even for complex leaves (complex64 -> float32): the dtype
+    of per-step scalars that are real by nature (step sizes, counts, loss values)."""
+    return jnp.finfo(scalar_dtype(tree)).dtype
 
 
 def full_like(p: Any, value: float = 0.0, dtype: Any = None) -> Array:
@@ -364,10 +293,13 @@ def root_of_corrected(v32: Array, correction: Array, eps_root: Any) -> Array:
     """``√(v/c + eps_root)``; for a known ``eps_root = 0`` as ``√v/√c``, so that ``v/c``
     (up to ``|g|²`` for a huge gradient on the first step) is never formed."""
     correction = correction.astype(v32.dtype)
-    if isinstance(eps_root, HeldNumber) and eps_root.number == 0:
-        # √(v + eps_root·c)/√c: √v/√c exactly while eps_root holds 0, and still right
-        # once it is changed
-        return jnp.sqrt(v32 + eps_root * correction) / jnp.sqrt(correction)
+    if is_held_zero(eps_root):
+        # √(v + s)/√c with the scalar s = where(unchanged, 0, eps_root·c): √v/√c while it
+        # holds 0 (one square root per element, and the arithmetic around it contracts as
+        # the plain optimizer's does), √(v/c + eps_root) once it is changed
+        held = jnp.asarray(eps_root.held).astype(v32.dtype)
+        shift = jnp.where(eps_root.unchanged, 0.0, held * correction).astype(v32.dtype)
+        return jnp.sqrt(v32 + shift) / jnp.sqrt(correction)
     value = concrete_value(eps_root)
     if value is not None and value == 0:
         return jnp.sqrt(v32) / jnp.sqrt(correction)

@@ -23,6 +23,7 @@ import optax
 from lossjax._validation import check_in_range, check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
+    as_scalar,
     as_update,
     bias_correction_factor,
     dtype_of,
@@ -150,7 +151,7 @@ def momo(
         # an integer leaf (float0 gradient) adds nothing and gets a zero update
         updates, params = without_float0(updates), trained_leaves(updates, params)
         dtype = state.barf.dtype
-        b = jnp.where(state.count == 0, 0.0, beta).astype(dtype)
+        b = jnp.where(state.count == 0, 0.0, as_scalar(beta, dtype)).astype(dtype)
         barf = b * state.barf + (1 - b) * jnp.asarray(value, dtype)
         d, gw, dd, dw = average((updates, state.exp_avg, params), (b,))
         gamma = b * state.gamma + (1 - b) * _total(gw).astype(dtype)

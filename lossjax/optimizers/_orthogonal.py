@@ -43,6 +43,7 @@ from lossjax.optimizers._machinery import (
     increment_count,
     is_float0,
     per_leaf,
+    real_scalar_dtype,
     scalar_dtype,
     scale_by_constant,
     shape_of,
@@ -483,7 +484,7 @@ def scale_by_muon(
 
     def update(updates, state, params=None):
         del params
-        dtype = jnp.finfo(scalar_dtype(updates)).dtype   # real, for complex leaves too
+        dtype = real_scalar_dtype(updates)
         count = increment_count(state.count)
         c1 = bias_correction_factor(beta, count, dtype)
         c1_next = bias_correction_factor(beta, increment_count(count), dtype)

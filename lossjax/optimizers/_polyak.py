@@ -17,6 +17,7 @@ from lossjax._validation import check_non_negative
 from lossjax.optimizers._machinery import (
     ScalarOrSchedule,
     abs_sq,
+    as_scalar,
     per_leaf,
     scalar_dtype,
     scale_leaf,
@@ -94,7 +95,8 @@ def scale_by_polyak(
             gap = jnp.maximum(gap, 0.0)
         denominator = squared_norm + eps
         step = jnp.where(denominator <= _TINY_SQUARED_NORM, 0.0,
-                         jnp.minimum(gap / denominator, max_learning_rate))
+                         jnp.minimum(gap / denominator,
+                                     as_scalar(max_learning_rate, squared_norm.dtype)))
         (updates,) = apply((updates,), (step.astype(squared_norm.dtype),))
         return updates, state
 

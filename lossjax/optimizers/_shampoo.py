@@ -29,6 +29,7 @@ from lossjax.optimizers._machinery import (
     bias_correction_factor,
     compute_dtype,
     full_like,
+    host_or_traced,
     increment_count,
     upcast,
     without_float0,
@@ -55,6 +56,13 @@ class ScaleByShampooState(NamedTuple):
     diagonal_momentum: Any
     momentum: Any
 
+
+
+def _new_statistic_weight(beta2: Any) -> Any:
+    """The weight of a new statistic in ``beta2·s + w·new``: ``1 − beta2``, and 1 for
+    ``beta2 = 1`` (a plain sum, as Adagrad); on the host for a known ``beta2``."""
+    return host_or_traced(beta2, lambda b: 1.0 if b == 1.0 else 1.0 - b,
+                          lambda b: jnp.where(b == 1.0, 1.0, 1.0 - b))
 
 def _check_int(name: str, value: Any, low: int) -> int:
     try:
@@ -276,7 +284,7 @@ def scale_by_shampoo(
         blocks = plan.partition(upcast(g).reshape(plan.shape))
         axes = range(len(plan.shape))
         grams = [axis_gram(b, k) for b in blocks for k in axes]
-        w2 = jnp.where(beta2 == 1.0, 1.0, 1.0 - beta2)
+        w2 = _new_statistic_weight(beta2)
         return (tuple(beta2 * s + w2 * gram for s, gram in zip(stats, grams, strict=True)),)
 
     def graft(g32, v, t):
@@ -285,7 +293,7 @@ def scale_by_shampoo(
         if graft_type == "adagrad":
             v = v + g32 * g32
             return g32 / (jnp.sqrt(v) + diagonal_epsilon), v
-        w2 = jnp.where(beta2 == 1.0, 1.0, 1.0 - beta2)
+        w2 = _new_statistic_weight(beta2)
         if graft_type == "rmsprop_normalized":
             g32 = g32 / (jnp.linalg.norm(g32) + _NORM_FLOOR)
             v = beta2 * v + w2 * (g32 * g32)

@@ -601,27 +601,6 @@ def _probe_state(factory: Callable[..., Any], arguments: Mapping[str, Any]) -> A
     return jax.tree.structure(state)
 
 
-# lossjax optimizers whose scalar-select update XLA compiles to other roundings than the
-# optimizer built from Python numbers (nadam: eps_root's held form; adadelta: its default
-# weight_decay = 0): they keep the lax.cond (tests/optimizers/test_inject_registry.py
-# finds them).
-_NOT_BITWISE_WITH_SCALAR_SELECT = frozenset({"nadam", "adadelta"})
-
-
-def _zero_valued(numbers: Mapping[str, Any]) -> bool:
-    """Whether a hyperparameter other than ``eps_root`` is 0: an optimizer skips work for a
-    known 0 (``weight_decay=0`` adds nothing), which a held value cannot skip, and the two
-    programs may round differently; ``eps_root = 0`` has its held form
-    (:func:`root_of_corrected`)."""
-    return any(name != "eps_root" and np.size(value) == 1 and float(np.ravel(value)[0]) == 0
-               for name, value in numbers.items())
-
-
-def _compiles_differently(factory: Callable[..., Any]) -> bool:
-    return (getattr(factory, "__module__", "").startswith("lossjax.")
-            and getattr(factory, "__name__", "") in _NOT_BITWISE_WITH_SCALAR_SELECT)
-
-
 def _scalar_select_update(build, held, shapes, updates, inner_state, params, extra_args):
     """The update of the optimizer built from :class:`HeldNumber` hyperparameters (each
     the built-with Python number or the held value, selected per scalar), or ``None``
@@ -732,18 +711,20 @@ def inject_hyperparams(
     (optax's drifts by an ulp a step: it rebuilds from float32 copies, optax #1532), and
     only scalars are selected, so the step fuses as the plain one does. On this path an
     ``eps`` that was not 0 when built gets no 0/0 guard if it is later set to 0 (as in
-    optax, which has none). A factory that needs a hyperparameter as a Python number while building
-    (``float()``, ``math``, ``if``), a hyperparameter given as 0 (other than
-    ``eps_root``: the optimizer skips work for a known 0, which a held value cannot), and
-    ``nadam`` and ``adadelta`` (whose two forms XLA compiles to different roundings)
-    instead run the optimizer as built or the one rebuilt from the held values under a
-    ``lax.cond``: bitwise too, slower (the conditional blocks fusing the step with
-    ``apply_updates``). Either way the state keeps the dtypes ``init`` gave it (tunix
-    #1880). A number the factory checks or branches on when building or running the
-    optimizer (an integer count, ``weight_decay=0`` dropping a chain element,
-    ``lossjax.sgd``'s ``momentum``) is detected on a small probe when the optimizer is
-    built and kept fixed; a callable that is the factory's default (e.g. ``adopt``'s
-    ``clip_value_fn``) is not a schedule.
+    optax, which has none). A hyperparameter given as 0 is held too: where the optimizer
+    skips work for a known 0 (``weight_decay = 0`` adds nothing and reads no parameter,
+    ``eps_root = 0`` takes ``√v/√c``), the wrapped one adds the term through
+    ``where(unchanged, 0, term)``, placed so that the arithmetic around it (and the fused
+    multiply-adds XLA forms from it) is the plain optimizer's. A factory that needs
+    a hyperparameter as a Python number while building (``float()``, ``math``, ``if``,
+    ``==``) instead runs the optimizer as built or the one rebuilt from the held values
+    under a ``lax.cond``: bitwise too, slower (the conditional blocks fusing the step with
+    ``apply_updates``); lossjax's optimizers take the scalar path. Either way the state
+    keeps the dtypes ``init`` gave it (tunix #1880). A number the factory checks or
+    branches on when building or running the optimizer (an integer count,
+    ``weight_decay=0`` dropping a chain element, ``lossjax.sgd``'s ``momentum``) is
+    detected on a small probe when the optimizer is built and kept fixed; a callable that
+    is the factory's default (e.g. ``adopt``'s ``clip_value_fn``) is not a schedule.
 
     Examples:
       >>> import jax.numpy as jnp
@@ -845,12 +826,11 @@ def inject_hyperparams(
                 # per hyperparameter: does the state still hold the number given here?
                 same = {k: jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
                         for k, v in numbers.items()}
-                if not _compiles_differently(inner_factory) and not _zero_valued(numbers):
-                    fast = _scalar_select_update(
-                        lambda held: inner_factory(**fixed, **held, **schedules),
-                        {k: HeldNumber(v, state.hyperparams[k], same[k])
-                         for k, v in numbers.items()},
-                        shapes, updates, state.inner_state, params, extra_args)
+                fast = _scalar_select_update(
+                    lambda held: inner_factory(**fixed, **held, **schedules),
+                    {k: HeldNumber(v, state.hyperparams[k], same[k])
+                     for k, v in numbers.items()},
+                    shapes, updates, state.inner_state, params, extra_args)
             if as_built is None:
                 new_updates, inner_state = run_injected(
                     rebuilt(hyperparams), updates, state.inner_state, params, extra_args)

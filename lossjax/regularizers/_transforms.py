@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lossjax._held import is_held_zero
 from lossjax._mask import Mask, mask_flags, masked_map
 from lossjax._validation import check_non_negative, concrete_value
 
@@ -73,6 +74,11 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Mask = None
             return jnp.zeros(u.shape, jnp.float32)
         if not jnp.issubdtype(jnp.result_type(w), jnp.inexact):
             return u
+        if is_held_zero(weight_decay):
+            # held by inject_hyperparams and given as 0: u + 0 (u, up to the sign of a zero)
+            # while it still holds 0, no product by a parameter that could be inf
+            decay = jnp.asarray(weight_decay.held).astype(u.dtype) * w
+            return (u + jnp.where(weight_decay.unchanged, 0.0, decay)).astype(u.dtype)
         return (u + weight_decay * w).astype(u.dtype)
 
     value = concrete_value(weight_decay)

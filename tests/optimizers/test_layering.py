@@ -16,6 +16,7 @@ SHARED = {"_machinery", "_transforms", "_kronecker"}
 # what a family module may import from lossjax, by module: None means any name
 ALLOWED = {
     "lossjax._validation": None,
+    "lossjax._held": None,
     "lossjax._mask": None,
     "lossjax.optimizers._machinery": None,
     "lossjax.optimizers._kronecker": None,
