@@ -29,17 +29,22 @@ def median_seconds(fn: Callable[..., Any], *args: Any, repeats: int = 20, warmup
 def interleaved_medians(
     calls: list[tuple[Callable[..., Any], tuple[Any, ...]]], *, repeats: int = 20, warmup: int = 3
 ) -> list[float]:
-    """Median wall time of each ``fn(*args)``, timed in alternation (A, B, A, B, ...).
+    """Median wall time of each ``fn(*args)``, timed in alternation, each round starting
+    one call later (A, B, C, then B, C, A, then C, A, B, ...).
 
     Alternating spreads any background load evenly over the contenders, so their ratio
-    stays meaningful on a shared machine.
+    stays meaningful on a shared machine; rotating the order spreads the cost of coming
+    first in a round (measured: the same compiled program read 4% slower in first place
+    than in second, every round).
     """
     for fn, args in calls:
         for _ in range(warmup):
             jax.block_until_ready(fn(*args))
     times: list[list[float]] = [[] for _ in calls]
-    for _ in range(repeats):
-        for i, (fn, args) in enumerate(calls):
+    for round_ in range(repeats):
+        for k in range(len(calls)):
+            i = (round_ + k) % len(calls)
+            fn, args = calls[i]
             start = time.perf_counter()
             jax.block_until_ready(fn(*args))
             times[i].append(time.perf_counter() - start)

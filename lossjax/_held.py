@@ -24,8 +24,10 @@ class HeldNumber:
     ``where(unchanged, number, held)`` in the array's dtype, so the per-element code and
     the scalar values it sees are the unwrapped optimizer's while nothing is changed:
     bitwise equal results, and only scalars are selected (nothing blocks XLA's fusion).
-    Code that needs a Python number from it (``float()``, ``math.log``, ``if``) raises
-    ``TypeError``, as a tracer would; :func:`host_or_traced` maps host functions.
+    Code that needs a Python number from it (``float()``, ``math.log``, ``if``, ``==``)
+    raises ``TypeError``, as a tracer would (``==`` too: answering ``False`` for an
+    object that is not a number would pick a branch silently); ``host_or_traced`` in the
+    optimizers' machinery maps host functions, and :func:`is_held_zero` finds a held 0.
     """
 
     __slots__ = ("number", "held", "unchanged")
