@@ -426,8 +426,9 @@ def flatten_params(params: Any, *, labels: Any = None, max_bytes: int | None = 1
     momentum, RMSprop, Adagrad, Lion, sign methods, weight decay; see
     :func:`check_elementwise`) updates a handful of buffers instead of every leaf: its
     compile time no longer grows with the number of leaves, and its results equal the
-    per-leaf update's bit for bit (as far as XLA compiles the step's scalars alike; see
-    the docs page "Many parameter leaves").
+    per-leaf update's bit for bit (as far as XLA compiles the step's scalars alike, and on
+    CPU a loop's vectorised body and its scalar remainder alike: a last-bit difference in
+    a few elements is possible; see the docs page "Many parameter leaves").
     The model pays instead: on CPU a weight read by a matrix product is copied out of its
     buffer, and its gradient copied into the concatenation.
     ``layout.to_tree(state)`` / ``layout.to_flat(state)`` convert optimizer states between

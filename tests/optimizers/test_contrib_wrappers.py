@@ -223,8 +223,13 @@ def test_sam_value_and_grad_feeds_multi_steps():
         grads = [sam_grad(p, (x[i::2], y[i::2]))[1] for i in (0, 1)]
         _, state = opt.update(grads[0], state, p)
         updates, _ = opt.update(grads[1], state, p)
-        return updates, jax.tree.map(lambda a, b: -(a + b) / 2, *grads)
+        scale = jax.tree.map(lambda a, b: jnp.maximum(jnp.abs(a), jnp.abs(b)), *grads)
+        return updates, jax.tree.map(lambda a, b: -(a + b) / 2, *grads), scale
 
-    updates, expected = run(params)
-    for a, b in zip(jax.tree.leaves(updates), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-8)
+    updates, expected, scale = run(params)
+    # float32 noise of the running mean g1 + (g2 − g1)/2 against (g1 + g2)/2, relative to
+    # the half-batch gradients (their mean can be much smaller where they nearly cancel)
+    for a, b, c in zip(jax.tree.leaves(updates), jax.tree.leaves(expected),
+                       jax.tree.leaves(scale), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0,
+                                   atol=float(4 * np.finfo(np.float32).eps * np.max(c)))

@@ -15,9 +15,12 @@ ENTRIES = [
         block_size=4, graft_type="adagrad", start_preconditioning_step=1,
         preconditioning_compute_steps=2), kind="transform"),
     Entry("kron", build=lambda: lossjax.kron(1e-2, preconditioner_update_probability=0.5),
-          exempt={"inject_bitwise": "inside inject_hyperparams' lax.cond XLA compiles kron's "
-                  "triangular solves and products into a different program: the trajectory "
-                  "agrees to 1 ulp (4.8e-7 after 300 steps), not bit for bit"}),
+          exempt={"inject_bitwise": "held, preconditioner_lr is a runtime scalar in the "
+                  "factor fit (q - lr*triu(t1 - t2)/norm @ q, vmapped over a group), where "
+                  "the plain optimizer has a compile-time constant, and XLA compiles the two "
+                  "fits to different roundings: the trajectory agrees to 1 ulp (7e-7 after "
+                  "300 steps), not bit for bit; each other held hyperparameter of kron, "
+                  "held alone, is bitwise"}),
     # diagonal factors here (the cheaper program; kron's entry has triangular ones)
     Entry("scale_by_kron", build=lambda: lossjax.scale_by_kron(
         memory_save_mode="all_diag",
