@@ -28,6 +28,8 @@ class HeldNumber:
     raises ``TypeError``, as a tracer would (``==`` too: answering ``False`` for an
     object that is not a number would pick a branch silently); ``host_or_traced`` in the
     optimizers' machinery maps host functions, and :func:`is_held_zero` finds a held 0.
+    It is a pytree (children ``held`` and ``unchanged``, the number as static data), so a
+    jitted helper that takes it as an argument sees a held number again inside.
     """
 
     __slots__ = ("number", "held", "unchanged")
@@ -99,3 +101,27 @@ def is_held_zero(x: Any) -> TypeGuard[HeldNumber]:
     term for a known 0 adds it through ``where(unchanged, 0, term)`` instead: the value the
     skipped form gives while the held value still holds 0, and the term once it changes."""
     return isinstance(x, HeldNumber) and x.number == 0
+
+
+class _HostNumber:
+    """A held number's Python number as pytree auxiliary data (compared by identity: the
+    same object within one trace, and arrays are not hashable)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _HostNumber) and other.value is self.value
+
+
+# A pytree: a held number passed to a jitted helper (optax's ``tree.bias_correction``,
+# ``jnp.where``) crosses the jit boundary as its traced parts and is rebuilt inside.
+jax.tree_util.register_pytree_node(
+    HeldNumber,
+    lambda x: ((x.held, x.unchanged), _HostNumber(x.number)),
+    lambda aux, children: HeldNumber(aux.value, *children))

@@ -719,7 +719,9 @@ def inject_hyperparams(
     a hyperparameter as a Python number while building (``float()``, ``math``, ``if``,
     ``==``) instead runs the optimizer as built or the one rebuilt from the held values
     under a ``lax.cond``: bitwise too, slower (the conditional blocks fusing the step with
-    ``apply_updates``); lossjax's optimizers take the scalar path. Either way the state
+    ``apply_updates``); lossjax's optimizers take the scalar path, and so do optax's
+    (a held number is a pytree: it passes through jitted helpers such as
+    ``optax.tree.bias_correction``). Either way the state
     keeps the dtypes ``init`` gave it (tunix #1880). A number the factory checks or
     branches on when building or running the optimizer (an integer count,
     ``weight_decay=0`` dropping a chain element, ``lossjax.sgd``'s ``momentum``) is

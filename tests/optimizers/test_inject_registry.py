@@ -189,3 +189,26 @@ def test_a_hyperparameter_given_as_zero_takes_effect_once_changed(name):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-6), u, want)
     assert not all(np.allclose(a, b, rtol=1e-4) for a, b in
                    zip(jax.tree.leaves(u), jax.tree.leaves(unchanged), strict=True))
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "lamb", "yogi", "sgd", "lion"])
+def test_optax_factories_take_the_scalar_path_and_are_bitwise_optaxs(name, monkeypatch):
+    """optax's own optimizers through lossjax's wrapper: a held number crosses optax's
+    jitted helpers (``optax.tree.bias_correction``) as a pytree, so they take the fast
+    path too, and stay bitwise the plain optax optimizer."""
+    paths = []
+    scalar_select = _wrappers._scalar_select_update
+
+    def recording(*args, **kwargs):
+        out = scalar_select(*args, **kwargs)
+        paths.append(out is not None)
+        return out
+
+    monkeypatch.setattr(_wrappers, "_scalar_select_update", recording)
+    fn = getattr(optax, name)
+    params = {k: v for k, v in _other_tree().items() if k in ("w0", "b")}
+    plain = _tree_trajectory(fn(1e-3), params, 50, DEFAULT_CODEGEN)
+    injected = _tree_trajectory(lossjax.inject_hyperparams(fn)(learning_rate=1e-3), params,
+                                50, DEFAULT_CODEGEN)
+    jax.tree.map(np.testing.assert_array_equal, injected, plain)
+    assert paths and all(paths)
