@@ -46,6 +46,12 @@ class HeldNumber:
             held = jnp.real(held)  # held in a complex dtype for complex parameters
         return jnp.where(self.unchanged, jnp.asarray(self.number, dtype), held.astype(dtype))
 
+    def term_once_changed(self, x: Any, dtype: Any) -> Array:
+        """``where(unchanged, 0, held·x)``, with ``held`` in ``dtype``: for a hyperparameter
+        given as 0, the term the plain optimizer skips, 0 while the state still holds 0
+        (see :func:`is_held_zero`)."""
+        return jnp.where(self.unchanged, 0.0, jnp.asarray(self.held).astype(dtype) * x)
+
     def __jax_array__(self) -> Array:
         return self.value()
 
@@ -98,8 +104,9 @@ class HeldNumber:
 
 def is_held_zero(x: Any) -> TypeGuard[HeldNumber]:
     """Whether ``x`` is a :class:`HeldNumber` built with the number 0. Code that skips a
-    term for a known 0 adds it through ``where(unchanged, 0, term)`` instead: the value the
-    skipped form gives while the held value still holds 0, and the term once it changes."""
+    term for a known 0 adds it through :meth:`HeldNumber.term_once_changed` instead: the
+    value the skipped form gives while the held value still holds 0, and the term once it
+    changes."""
     return isinstance(x, HeldNumber) and x.number == 0
 
 

@@ -297,8 +297,7 @@ def root_of_corrected(v32: Array, correction: Array, eps_root: Any) -> Array:
         # √(v + s)/√c with the scalar s = where(unchanged, 0, eps_root·c): √v/√c while it
         # holds 0 (one square root per element, and the arithmetic around it contracts as
         # the plain optimizer's does), √(v/c + eps_root) once it is changed
-        held = jnp.asarray(eps_root.held).astype(v32.dtype)
-        shift = jnp.where(eps_root.unchanged, 0.0, held * correction).astype(v32.dtype)
+        shift = eps_root.term_once_changed(correction, v32.dtype)
         return jnp.sqrt(v32 + shift) / jnp.sqrt(correction)
     value = concrete_value(eps_root)
     if value is not None and value == 0:

@@ -822,8 +822,14 @@ def inject_hyperparams(
                 assert as_built is not None
                 return as_built.update(updates, state.inner_state, params, **extra_args)
 
-            fast = None
-            if as_built is not None and numbers:
+            if as_built is None:
+                new_updates, inner_state = run_injected(
+                    rebuilt(hyperparams), updates, state.inner_state, params, extra_args)
+                # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
+                inner_state = jax.tree.map(_in_dtype_of, inner_state, state.inner_state)
+            elif not numbers:
+                new_updates, inner_state = built()
+            else:
                 shapes = jax.eval_shape(built)
                 # per hyperparameter: does the state still hold the number given here?
                 same = {k: jnp.all(state.hyperparams[k] == _as_hyperparam(v, dtype))
@@ -833,28 +839,21 @@ def inject_hyperparams(
                     {k: HeldNumber(v, state.hyperparams[k], same[k])
                      for k, v in numbers.items()},
                     shapes, updates, state.inner_state, params, extra_args)
-            if as_built is None:
-                new_updates, inner_state = run_injected(
-                    rebuilt(hyperparams), updates, state.inner_state, params, extra_args)
-                # The state keeps its dtypes whatever the hyperparameters' (tunix #1880).
-                inner_state = jax.tree.map(_in_dtype_of, inner_state, state.inner_state)
-            elif numbers and fast is not None:
-                new_updates, inner_state = fast
-            elif numbers:
+                if fast is not None:
+                    new_updates, inner_state = fast
+                else:
 
-                def injected():
-                    out = run_injected(rebuilt(hyperparams), updates, state.inner_state, params,
-                                       extra_args)
-                    return _in_dtypes_of(out, shapes)
+                    def injected():
+                        out = run_injected(rebuilt(hyperparams), updates, state.inner_state,
+                                           params, extra_args)
+                        return _in_dtypes_of(out, shapes)
 
-                unchanged = functools.reduce(jnp.logical_and, list(same.values()))
-                # Each path in its own branch: computed together, XLA would share and fuse
-                # their arithmetic and the unchanged path could round differently. The
-                # price on CPU: a conditional blocks fusing the step with apply_updates
-                # and updating in place (see bench/README.md).
-                new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
-            else:
-                new_updates, inner_state = built()
+                    unchanged = functools.reduce(jnp.logical_and, list(same.values()))
+                    # Each path in its own branch: computed together, XLA would share and
+                    # fuse their arithmetic and the unchanged path could round differently.
+                    # The price on CPU: a conditional blocks fusing the step with
+                    # apply_updates and updating in place (see bench/README.md).
+                    new_updates, inner_state = jax.lax.cond(unchanged, built, injected)
             schedule_states = next_schedule_states(state.hyperparams_states, extra_args)
             return new_updates, InjectHyperparamsState(increment_count(state.count),
                                                        hyperparams, schedule_states,

@@ -77,8 +77,7 @@ def add_decayed_weights(weight_decay: float = 0.0, mask: Mask = None
         if is_held_zero(weight_decay):
             # held by inject_hyperparams and given as 0: u + 0 (u, up to the sign of a zero)
             # while it still holds 0, no product by a parameter that could be inf
-            decay = jnp.asarray(weight_decay.held).astype(u.dtype) * w
-            return (u + jnp.where(weight_decay.unchanged, 0.0, decay)).astype(u.dtype)
+            return (u + weight_decay.term_once_changed(w, u.dtype)).astype(u.dtype)
         return (u + weight_decay * w).astype(u.dtype)
 
     value = concrete_value(weight_decay)
